@@ -1,0 +1,3 @@
+from retailflow.cli import entry
+
+entry()

@@ -1,0 +1,72 @@
+"""Read-side of the audit trail: reconcile counts per batch and summarise quarantine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+
+from retailflow.backends import Backend
+from retailflow.model import ENTITIES
+
+
+@dataclass
+class BatchBalance:
+    """Where one batch's raw rows ended up."""
+
+    batch_id: int
+    entity: str
+    source_file: str
+    status: str
+    raw_rows: int
+    staged_rows: int
+    superseded_rows: int
+    quarantined_rows: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.status == "validated" and self.raw_rows == (
+            self.staged_rows + self.superseded_rows + self.quarantined_rows)
+
+
+def _counts_by_batch(backend: Backend, schema: str, table: str) -> dict[int, int]:
+    rows = backend.fetch_dicts(f"SELECT _batch_id AS batch, count(*) AS n FROM {backend.qualified(schema, table)} "
+                               "GROUP BY _batch_id")
+    return {int(row["batch"]): int(row["n"]) for row in rows}
+
+
+def reconcile(backend: Backend) -> list[BatchBalance]:
+    """Per batch: rows in raw against rows now in staging (+ replaced by newer master rows) and quarantine."""
+    counts = {
+        (schema, name): _counts_by_batch(backend, schema, name)
+        for name in ENTITIES for schema in ("raw", "staging", "quarantine")
+    }
+    balances = []
+    for batch in backend.fetch_dicts("SELECT batch_id, entity, source_file, status, superseded_rows "
+                                     "FROM audit.batches ORDER BY batch_id"):
+        batch_id, entity = int(batch["batch_id"]), batch["entity"]
+        balances.append(BatchBalance(
+            batch_id, entity, batch["source_file"], batch["status"],
+            counts[("raw", entity)].get(batch_id, 0), counts[("staging", entity)].get(batch_id, 0),
+            int(batch["superseded_rows"] or 0), counts[("quarantine", entity)].get(batch_id, 0)))
+    return balances
+
+
+def quarantine_summary(backend: Backend) -> list[dict]:
+    """Per entity and rule: rows quarantined, an example key and an example reason."""
+    summary = []
+    for entity in ENTITIES.values():
+        table = backend.raw_table("quarantine", entity.name)
+        key = ibis.literal("|").join([table[name].fill_null("") for name in entity.primary_key])
+        exploded = table.select(rule_id=table._rule_ids.split(",").unnest(), key=key, reasons=table._reasons,
+                                line=table._source_line, file=table._source_file)
+        grouped = exploded.group_by("rule_id").aggregate(
+            rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
+        summary += [{"entity": entity.name, **row} for row in backend.fetch_dicts(grouped.order_by("rule_id"))]
+    return sorted(summary, key=lambda row: (-row["rows"], row["entity"], row["rule_id"]))
+
+
+def quarantined_rows(backend: Backend, entity_name: str, limit: int = 20) -> list[dict]:
+    """Quarantined rows of one entity with their reasons, in file order."""
+    table = backend.raw_table("quarantine", entity_name)
+    return backend.fetch_dicts(table.order_by(["_batch_id", "_source_line"]).limit(limit))

@@ -1,0 +1,226 @@
+"""The interface every engine implements, and the DDL derived from the data model."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import sqlglot.expressions as sge
+
+from retailflow.model import ENTITIES, IBIS_TYPES, LINEAGE_COLUMNS, TYPE_PATTERNS, Entity
+
+SCHEMAS = ("raw", "staging", "quarantine", "audit")
+
+AUDIT_TABLES = {
+    "batches": (
+        ("batch_id", "BIGINT PRIMARY KEY"),
+        ("entity", "VARCHAR NOT NULL"),
+        ("source_file", "VARCHAR NOT NULL"),
+        ("sha256", "VARCHAR NOT NULL"),
+        ("size_bytes", "BIGINT"),
+        ("rows", "BIGINT"),
+        ("columns", "VARCHAR"),
+        ("extra_columns", "VARCHAR"),
+        ("status", "VARCHAR NOT NULL"),
+        ("loaded_at", "TIMESTAMP"),
+        ("load_seconds", "DOUBLE PRECISION"),
+        ("validated_at", "TIMESTAMP"),
+        ("validate_seconds", "DOUBLE PRECISION"),
+        ("staged_rows", "BIGINT"),
+        ("quarantined_rows", "BIGINT"),
+        ("superseded_rows", "BIGINT"),
+        ("warned_rows", "BIGINT"),
+    ),
+    "rule_results": (
+        ("batch_id", "BIGINT NOT NULL"),
+        ("entity", "VARCHAR NOT NULL"),
+        ("rule_id", "VARCHAR NOT NULL"),
+        ("severity", "VARCHAR NOT NULL"),
+        ("phase", "VARCHAR NOT NULL"),
+        ("checked", "BIGINT NOT NULL"),
+        ("failed", "BIGINT NOT NULL"),
+        ("recorded_at", "TIMESTAMP"),
+    ),
+    "warnings": (
+        ("entity", "VARCHAR NOT NULL"),
+        ("row_key", "VARCHAR"),
+        ("rule_ids", "VARCHAR NOT NULL"),
+        ("reasons", "VARCHAR NOT NULL"),
+        ("_batch_id", "BIGINT NOT NULL"),
+        ("_source_line", "BIGINT NOT NULL"),
+    ),
+}
+
+QUARANTINE_COLUMNS = (("_rule_ids", "VARCHAR"), ("_reasons", "VARCHAR"), ("_quarantined_at", "TIMESTAMP"))
+
+
+class Backend(abc.ABC):
+    """A database retailflow runs on: execution, transactions, DDL, safe casts and bulk load."""
+
+    #: sqlglot/Ibis dialect name used to compile expressions.
+    dialect: str
+    #: Whether staging tables declare FOREIGN KEY constraints.
+    supports_foreign_keys = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ibis = self._connect()
+
+    @property
+    def display_url(self) -> str:
+        from retailflow.backends import mask_url
+
+        return mask_url(self.url)
+
+    @abc.abstractmethod
+    def _connect(self) -> ibis.BaseBackend: ...
+
+    @abc.abstractmethod
+    def execute(self, sql: str) -> int:
+        """Run one statement; returns the affected row count where the engine reports it."""
+
+    @abc.abstractmethod
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """Run a query; returns (column names, rows)."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """Everything executed inside commits together or not at all."""
+
+    @abc.abstractmethod
+    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
+                  batch_id: int, source_name: str) -> int:
+        """Append a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
+
+    @abc.abstractmethod
+    def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        """Cast well-formed text to a date or timestamp, NULL where the value does not exist (2024-02-30)."""
+
+    def close(self) -> None:
+        self.ibis.disconnect()
+
+    # -- queries ------------------------------------------------------------------
+
+    def compile(self, expr: ir.Expr) -> str:
+        return ibis.to_sql(expr, dialect=self.dialect)
+
+    def fetch_dicts(self, sql_or_expr: str | ir.Expr) -> list[dict[str, Any]]:
+        sql = sql_or_expr if isinstance(sql_or_expr, str) else self.compile(sql_or_expr)
+        names, rows = self.fetch(sql)
+        return [dict(zip(names, row)) for row in rows]
+
+    def scalar(self, sql: str) -> Any:
+        _, rows = self.fetch(sql)
+        return rows[0][0] if rows else None
+
+    def quote(self, identifier: str) -> str:
+        return sge.to_identifier(identifier, quoted=True).sql(self.dialect)
+
+    def literal(self, value: str) -> str:
+        return sge.Literal.string(value).sql(self.dialect)
+
+    def qualified(self, schema: str, table: str) -> str:
+        return f"{self.quote(schema)}.{self.quote(table)}"
+
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        """Column names of schema.table in order, [] when the table does not exist."""
+        _, rows = self.fetch(
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = {self.literal(schema)} AND table_name = {self.literal(table)} "
+            "ORDER BY ordinal_position"
+        )
+        return [row[0] for row in rows]
+
+    def has_table(self, schema: str, table: str) -> bool:
+        return bool(self.table_columns(schema, table))
+
+    def raw_table(self, schema: str, table: str) -> ir.Table:
+        """An Ibis table over a raw or quarantine table: every column text, lineage typed."""
+        types = {"_batch_id": "int64", "_source_line": "int64", "_quarantined_at": "timestamp"}
+        columns = self.table_columns(schema, table)
+        return ibis.table({name: types.get(name, "string") for name in columns}, name=table, database=schema)
+
+    def insert(self, schema: str, table: str, expr: ir.Table) -> int:
+        """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted."""
+        columns = ", ".join(self.quote(name) for name in expr.columns)
+        return self.execute(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {self.compile(expr)}")
+
+    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        """Materialise expr as a temporary table and return an Ibis table over it."""
+        self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
+        self.execute(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
+        return ibis.table(expr.schema(), name=name)
+
+    def parse(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        """Typed value of a text cell (trimmed), NULL when it is not a valid value of that type."""
+        trimmed = value.strip().nullif("")
+        if logical_type == "text":
+            return trimmed
+        ibis_type = IBIS_TYPES[logical_type]
+        if logical_type in ("date", "timestamp"):
+            typed = self.try_cast_temporal(trimmed, logical_type)
+        elif logical_type == "percent":
+            # Exports write 15% as 15.00 or as 0.15; staging keeps percent.
+            number = trimmed.cast("decimal(12, 4)")
+            typed = ibis.ifelse(number.abs() < 1, number * 100, number).cast(ibis_type)
+        else:
+            typed = trimmed.cast(ibis_type)
+        return ibis.ifelse(trimmed.re_search(TYPE_PATTERNS[logical_type]), typed, ibis.null(ibis_type))
+
+    # -- schema ---------------------------------------------------------------------
+
+    def create_schemas(self) -> None:
+        """Create the schemas and tables retailflow needs where they are missing."""
+        with self.transaction():
+            for schema in SCHEMAS:
+                self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+            self._create_support_functions()
+            for name, columns in AUDIT_TABLES.items():
+                self._create_table("audit", name, columns)
+            for entity in ENTITIES.values():
+                text_columns = [(name, "VARCHAR") for name in entity.column_names]
+                lineage = [("_batch_id", "BIGINT NOT NULL"), ("_source_file", "VARCHAR NOT NULL"),
+                           ("_source_line", "BIGINT NOT NULL")]
+                self._create_table("raw", entity.name, text_columns + lineage)
+                self._create_table("quarantine", entity.name, text_columns + lineage + list(QUARANTINE_COLUMNS))
+            for entity in ENTITIES.values():
+                if not self.has_table("staging", entity.name):
+                    self.execute(self.staging_ddl(entity))
+
+    def _create_support_functions(self) -> None:
+        """Engine-specific helpers (e.g. safe casts) created once per database."""
+
+    def _create_table(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        body = ", ".join(f"{self.quote(name)} {sql_type}" for name, sql_type in columns)
+        self.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table)} ({body})")
+
+    def staging_ddl(self, entity: Entity) -> str:
+        """CREATE TABLE for staging.<entity>: typed columns, lineage, primary and foreign keys."""
+        parts = [
+            f"{self.quote(column.name)} {column.sql_type}{'' if column.nullable else ' NOT NULL'}"
+            for column in entity.columns
+        ]
+        parts += ['"_batch_id" BIGINT NOT NULL', '"_source_line" BIGINT NOT NULL']
+        parts.append(f"PRIMARY KEY ({', '.join(self.quote(name) for name in entity.primary_key)})")
+        if self.supports_foreign_keys:
+            for foreign_key in entity.foreign_keys:
+                target = ENTITIES[foreign_key.references]
+                parts.append(
+                    f"FOREIGN KEY ({self.quote(foreign_key.column)}) REFERENCES "
+                    f"{self.qualified('staging', target.name)} ({self.quote(target.primary_key[0])})"
+                )
+        return f"CREATE TABLE {self.qualified('staging', entity.name)} ({', '.join(parts)})"
+
+    def add_text_columns(self, table: str, names: Sequence[str]) -> None:
+        """Add extra file columns to raw.<table> and quarantine.<table> (kept as text)."""
+        for schema in ("raw", "quarantine"):
+            existing = set(self.table_columns(schema, table))
+            for name in names:
+                if name not in existing:
+                    self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(name)} VARCHAR")
+

@@ -1,0 +1,93 @@
+"""DuckDB: the embedded default, a single database file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.backends import csv_reader
+from retailflow.backends.base import Backend
+from retailflow.errors import UserError
+
+
+def database_path(url: str) -> str:
+    """duckdb:///relative.duckdb and duckdb:////absolute/path.duckdb, as for SQLAlchemy URLs."""
+    path = url.split("://", 1)[1]
+    return path[1:] if path.startswith("/") else path
+
+
+class DuckDBBackend(Backend):
+    """An embedded DuckDB database file; reads CSV natively."""
+
+    dialect = "duckdb"
+
+    def _connect(self) -> ibis.BaseBackend:
+        path = database_path(self.url) or ":memory:"
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = ibis.duckdb.connect(path)
+        except duckdb.IOException as error:
+            raise UserError(f"cannot open DuckDB file {path}: {str(error).splitlines()[0]}; "
+                            "is another retailflow process using it?") from None
+        for setting, variable in (("memory_limit", "RETAILFLOW_DUCKDB_MEMORY_LIMIT"),
+                                  ("threads", "RETAILFLOW_DUCKDB_THREADS")):
+            if os.environ.get(variable):
+                connection.con.execute(f"SET {setting} = {self.literal(os.environ[variable])}")
+        self._depth = 0
+        return connection
+
+    @property
+    def _raw(self) -> duckdb.DuckDBPyConnection:
+        return self.ibis.con
+
+    def execute(self, sql: str) -> int:
+        cursor = self._raw.execute(sql)
+        try:
+            row = cursor.fetchone()
+        except duckdb.InvalidInputError:
+            return 0
+        return int(row[0]) if row and len(row) == 1 and isinstance(row[0], int) else 0
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cursor = self._raw.execute(sql)
+        return [column[0] for column in cursor.description], cursor.fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._raw.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._raw.execute("ROLLBACK")
+            raise
+        else:
+            self._raw.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        return value.try_cast(logical_type)
+
+    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
+                  batch_id: int, source_name: str) -> int:
+        columns = ", ".join(self.quote(name) for name in [*file_columns, "_batch_id", "_source_file", "_source_line"])
+        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        try:
+            return self.execute(f"INSERT INTO {self.qualified('raw', table)} ({columns}) {select}")
+        except duckdb.Error as error:
+            raise csv_reader.explain_read_error(path, error) from None

@@ -1,0 +1,102 @@
+"""PostgreSQL: the team's shared database, reached with psycopg 3."""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import psycopg
+
+from retailflow.backends import csv_reader
+from retailflow.backends.base import Backend
+from retailflow.errors import UserError
+
+COPY_CHUNK = 1 << 20
+
+# Ibis compiles try_cast to a plain CAST on PostgreSQL, so one impossible date would abort
+# the whole statement; these functions return NULL instead.
+SAFE_CAST_FUNCTIONS = {"date": "rf_try_date", "timestamp": "rf_try_timestamp"}
+
+
+@ibis.udf.scalar.builtin(name="rf_try_date", database="audit")
+def _rf_try_date(value: str) -> dt.date: ...
+
+
+@ibis.udf.scalar.builtin(name="rf_try_timestamp", database="audit")
+def _rf_try_timestamp(value: str) -> dt.timestamp: ...
+
+
+class PostgresBackend(Backend):
+    """A PostgreSQL database; created on first use when the server allows it."""
+
+    dialect = "postgres"
+
+    def _connect(self) -> ibis.BaseBackend:
+        parts = urlsplit(self.url)
+        database = parts.path.lstrip("/") or "retailflow"
+        params = dict(host=parts.hostname or "localhost", port=parts.port or 5432,
+                      user=parts.username or "postgres", password=parts.password, database=database)
+        try:
+            return ibis.postgres.connect(**params)
+        except psycopg.OperationalError as error:
+            if f'database "{database}" does not exist' not in str(error):
+                raise UserError(f"cannot connect to {self.display_url}: {str(error).strip().splitlines()[-1]}") from None
+        with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {self.quote(database)}")
+        return ibis.postgres.connect(**params)
+
+    @property
+    def _raw(self) -> psycopg.Connection:
+        return self.ibis.con
+
+    def execute(self, sql: str) -> int:
+        with self._raw.cursor() as cursor:
+            cursor.execute(sql)
+            return max(cursor.rowcount, 0)
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        with self._raw.cursor() as cursor:
+            cursor.execute(sql)
+            return [column.name for column in cursor.description], cursor.fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._raw.transaction():
+            yield
+
+    def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)
+
+    def _create_support_functions(self) -> None:
+        for sql_type, function in SAFE_CAST_FUNCTIONS.items():
+            self.execute(
+                f"CREATE OR REPLACE FUNCTION audit.{function}(value text) RETURNS {sql_type} "
+                "LANGUAGE plpgsql IMMUTABLE AS $body$ BEGIN "
+                f"RETURN value::{sql_type}; EXCEPTION WHEN others THEN RETURN NULL; END $body$"
+            )
+
+    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
+                  batch_id: int, source_name: str) -> int:
+        columns = [*file_columns, "_batch_id", "_source_file", "_source_line"]
+        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
+            parsed = Path(folder) / "rows.csv"
+            try:
+                # DuckDB writes NULL as an empty field and an empty string as "", which is
+                # exactly how COPY ... CSV tells them apart.
+                duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT csv, HEADER false)")
+            except duckdb.Error as error:
+                raise csv_reader.explain_read_error(path, error) from None
+            target = f"{self.qualified('raw', table)} ({', '.join(self.quote(name) for name in columns)})"
+            with self._raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+                with parsed.open("rb") as handle:
+                    while chunk := handle.read(COPY_CHUNK):
+                        copy.write(chunk)
+            return self.scalar(f"SELECT count(*) FROM {self.qualified('raw', table)} WHERE _batch_id = {batch_id}")

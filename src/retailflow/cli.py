@@ -1,0 +1,146 @@
+"""The retailflow command line: thin commands that call a stage and render its result."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from retailflow import audit
+from retailflow.backends import Backend, connect
+from retailflow.config import Settings
+from retailflow.errors import UserError
+from retailflow.ingest import discover, ingest
+from retailflow.output import Format, console, errors, render
+from retailflow.quality.engine import RouteOutcome, route_all
+from retailflow.quality.rules import load_rules
+
+app = typer.Typer(help="retailflow: retail CSV exports to validated, analysed data.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+quarantine_app = typer.Typer(help="What was rejected, by rule, with examples; `replay` re-validates it.",
+                             invoke_without_command=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+FORMAT_OPTION = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    db: Optional[str] = typer.Option(None, "--db", help="Database URL (env RETAILFLOW_DB); default duckdb:///./retailflow.duckdb."),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="YAML file adding or overriding data-quality rules (env RETAILFLOW_RULES)."),
+) -> None:
+    """retailflow: retail CSV exports to validated, analysed data."""
+    ctx.obj = Settings.resolve(db, rules)
+
+
+def open_backend(ctx: typer.Context) -> Backend:
+    """Connect to the database the command line or environment names."""
+    return connect(ctx.obj.db_url)
+
+
+def _show_ingest(results) -> None:
+    rows = [{"file": str(r.path), "entity": r.entity, "status": r.status, "batch": r.batch_id, "rows": r.rows,
+             "seconds": round(r.seconds, 3), "note": r.note} for r in results]
+    render(rows, Format.table, title="Ingested files")
+
+
+def _show_route(outcome: RouteOutcome, output_format: Format) -> None:
+    rows = [asdict(entity) for entity in outcome.entities if entity.checked]
+    render(rows, output_format, title=f"{outcome.phase}: {outcome.checked} rows checked, "
+                                      f"{outcome.quarantined} quarantined in {outcome.seconds:.2f}s",
+           columns=["entity", "checked", "staged", "quarantined", "warned"])
+
+
+@app.command("ingest")
+def ingest_command(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
+    entity: Optional[str] = typer.Option(None, "--entity", help="Entity of every file, when names do not tell."),
+) -> None:
+    """Load files into the raw layer as they are (no validation); identical files are skipped."""
+    backend = open_backend(ctx)
+    _show_ingest(ingest(backend, discover(paths, entity)))
+
+
+@app.command("validate")
+def validate_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """Apply the data-quality rules to pending batches: clean rows to staging, the rest to quarantine."""
+    rules = load_rules(ctx.obj.rules_path)
+    _show_route(route_all(open_backend(ctx), rules, "validate"), output_format)
+
+
+@quarantine_app.callback()
+def quarantine_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """Summarise quarantine: rows per entity and rule, with an example key and reason."""
+    if ctx.invoked_subcommand:
+        return
+    render(audit.quarantine_summary(open_backend(ctx)), output_format, title="Quarantine by rule",
+           columns=["entity", "rule_id", "rows", "example_key", "example_reasons"])
+
+
+@quarantine_app.command("replay")
+def replay_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """Re-validate quarantined rows (after masters were fixed) and stage those that now pass."""
+    rules = load_rules(ctx.obj.rules_path)
+    _show_route(route_all(open_backend(ctx), rules, "replay"), output_format)
+
+
+@quarantine_app.command("show")
+def show_command(ctx: typer.Context, entity: str = typer.Argument(..., help="Entity, e.g. store_sales_header."),
+                 limit: int = typer.Option(20, help="Rows to show."), output_format: Format = FORMAT_OPTION) -> None:
+    """List quarantined rows of one entity with every reason."""
+    from retailflow.model import ENTITIES
+
+    if entity not in ENTITIES:
+        raise UserError(f"unknown entity {entity!r}; use one of {', '.join(ENTITIES)}")
+    render(audit.quarantined_rows(open_backend(ctx), entity, limit), output_format, title=f"quarantine.{entity}")
+
+
+@app.command("reconcile")
+def reconcile_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """Prove every raw row is staged or quarantined, per batch; exit 1 when a batch does not balance."""
+    balances = audit.reconcile(open_backend(ctx))
+    rows = [{**asdict(b), "balanced": b.balanced} for b in balances]
+    render(rows, output_format, title="Reconcile: raw = staged + superseded + quarantined")
+    unbalanced = [b for b in balances if not b.balanced]
+    if unbalanced:
+        pending = [b for b in unbalanced if b.status != "validated"]
+        hint = " (run `retailflow validate`)" if pending else ""
+        errors.print(f"[red]{len(unbalanced)} batch(es) do not balance{hint}[/red]")
+        raise typer.Exit(1)
+    if output_format is Format.table:
+        console.print(f"[green]all {len(balances)} batches balance[/green]")
+
+
+@app.command("rules")
+def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """List every data-quality rule in force: model-derived, shipped defaults and your overrides."""
+    rows = [rule.model_dump() for rule in load_rules(ctx.obj.rules_path)]
+    render(rows, output_format, title="Data-quality rules",
+           columns=["id", "entity", "kind", "column", "severity", "description"])
+
+
+@app.command("run")
+def run_command(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
+    output_format: Format = FORMAT_OPTION,
+) -> None:
+    """Ingest files and validate them (later stages run as they are available)."""
+    rules = load_rules(ctx.obj.rules_path)
+    backend = open_backend(ctx)
+    _show_ingest(ingest(backend, discover(paths)))
+    _show_route(route_all(backend, rules, "validate"), output_format)
+
+
+def entry() -> None:
+    """Console-script entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as error:
+        errors.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)

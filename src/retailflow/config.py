@@ -1,0 +1,24 @@
+"""Settings: command-line options first, then environment variables, then defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DB = "duckdb:///./retailflow.duckdb"
+
+
+@dataclass
+class Settings:
+    """What every command needs to know: which database and which rules."""
+
+    #: Database URL (RETAILFLOW_DB): duckdb:///relative.duckdb, duckdb:////abs/path.duckdb or postgresql://...
+    db_url: str = DEFAULT_DB
+    #: Extra or overriding data-quality rules (RETAILFLOW_RULES), a YAML file.
+    rules_path: Path | None = None
+
+    @classmethod
+    def resolve(cls, db_url: str | None = None, rules_path: Path | None = None) -> "Settings":
+        rules = rules_path or (Path(os.environ["RETAILFLOW_RULES"]) if os.environ.get("RETAILFLOW_RULES") else None)
+        return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules)

@@ -1,0 +1,255 @@
+"""The retailflow data model: entities, columns, types and keys, declared once.
+
+DDL, CSV header checks, casting, type rules and documentation are all derived from
+`ENTITIES`; nothing else in the package lists an entity's columns.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Logical column types and the SQL type each becomes in staging.
+SQL_TYPES = {
+    "text": "VARCHAR",
+    "int": "BIGINT",
+    "money": "DECIMAL(10,2)",
+    "rate": "DECIMAL(12,4)",
+    "percent": "DECIMAL(7,2)",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+#: The Ibis dtype of each logical type.
+IBIS_TYPES = {
+    "text": "string",
+    "int": "int64",
+    "money": "decimal(10, 2)",
+    "rate": "decimal(12, 4)",
+    "percent": "decimal(7, 2)",
+    "date": "date",
+    "timestamp": "timestamp",
+}
+#: Text a value must match before it is cast, so every engine accepts the same inputs.
+#: The digit limits make the numeric casts total (a value that matches always fits its
+#: type), so only dates and timestamps need the engine's error-free cast.
+TYPE_PATTERNS = {
+    "int": r"^[+-]?[0-9]{1,18}$",
+    "money": r"^[+-]?([0-9]{1,8}(\.[0-9]{0,2})?|\.[0-9]{1,2})$",
+    "rate": r"^[+-]?([0-9]{1,8}(\.[0-9]{0,4})?|\.[0-9]{1,4})$",
+    "percent": r"^[+-]?([0-9]{1,3}(\.[0-9]{0,4})?|\.[0-9]{1,4})$",
+    "date": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    "timestamp": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?$",
+}
+TYPE_WORDS = {
+    "int": "a whole number",
+    "money": "an amount like 12.50 (at most 8 digits before and 2 after the point)",
+    "rate": "a number like 1.25 (at most 4 decimals)",
+    "percent": "a percentage like 15.00 (or the fraction 0.15)",
+    "date": "a date YYYY-MM-DD",
+    "timestamp": "a date-time YYYY-MM-DD HH:MM:SS",
+}
+
+LINEAGE_COLUMNS = ("_batch_id", "_source_file", "_source_line")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of an entity: name, logical type and meaning."""
+
+    name: str
+    type: str
+    description: str
+    nullable: bool = False
+    #: Optional columns may be absent from a file; they are NULL then.
+    optional: bool = False
+
+    @property
+    def sql_type(self) -> str:
+        return SQL_TYPES[self.type]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A reference from `column` to the primary key of entity `references`."""
+
+    column: str
+    references: str
+    #: True when the child belongs to its parent: a failure on either side rejects both.
+    atomic: bool = False
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An input entity: one CSV file kind, one raw, staging and quarantine table."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    #: Masters are full snapshots: a re-sent key updates the staged row. Facts never repeat.
+    master: bool = False
+    file_patterns: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns if not column.optional)
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
+
+def _c(name: str, type_: str, description: str, **kwargs) -> Column:
+    return Column(name, type_, description, **kwargs)
+
+
+ENTITIES: dict[str, Entity] = {
+    entity.name: entity
+    for entity in (
+        Entity(
+            "stores",
+            "One row per store.",
+            (
+                _c("store_id", "text", "Store identifier, e.g. ST001."),
+                _c("store_name", "text", "Display name of the store.", nullable=True),
+                _c("store_city", "text", "City the store is in.", nullable=True),
+                _c("store_region", "text", "Region or state of the store.", nullable=True),
+                _c("opening_date", "date", "Date the store opened.", nullable=True),
+            ),
+            ("store_id",),
+            master=True,
+        ),
+        Entity(
+            "products",
+            "One row per product.",
+            (
+                _c("product_id", "text", "Product identifier, e.g. P001."),
+                _c("product_name", "text", "Display name of the product.", nullable=True),
+                _c("product_category", "text", "Category the product belongs to."),
+                _c("unit_price", "money", "List price of one unit."),
+                _c("current_stock_level", "int", "Stock level at export time.", nullable=True),
+            ),
+            ("product_id",),
+            master=True,
+        ),
+        Entity(
+            "customer_details",
+            "One row per loyalty customer.",
+            (
+                _c("customer_id", "text", "Customer identifier, e.g. C001."),
+                _c("first_name", "text", "First name used in e-mails.", nullable=True),
+                _c("email", "text", "E-mail address for loyalty messages.", nullable=True),
+                _c("loyalty_status", "text", "Loyalty tier (Bronze, Silver, Gold, Platinum).", nullable=True),
+                _c("total_loyalty_points", "int", "Point balance at export time.", nullable=True),
+                _c("last_purchase_date", "date", "Date of the customer's last purchase.", nullable=True),
+                _c("segment_id", "text", "Segment code: HS, AR or empty.", nullable=True),
+            ),
+            ("customer_id",),
+            master=True,
+            file_patterns=("customer_details*", "customers*"),
+        ),
+        Entity(
+            "promotion_details",
+            "One row per promotion.",
+            (
+                _c("promotion_id", "text", "Promotion identifier, e.g. PR001."),
+                _c("promotion_name", "text", "Display name of the promotion.", nullable=True),
+                _c("start_date", "date", "First day the promotion runs."),
+                _c("end_date", "date", "Last day the promotion runs (inclusive)."),
+                _c(
+                    "discount_percentage",
+                    "percent",
+                    "Discount in percent (15.00 = 15%); a value below 1 is read as a fraction (0.15 = 15%).",
+                ),
+                _c("applicable_category", "text", "Product category it applies to; ALL = every category."),
+            ),
+            ("promotion_id",),
+            master=True,
+            file_patterns=("promotion_details*", "promotions*"),
+        ),
+        Entity(
+            "loyalty_rules",
+            "One row per loyalty earning rule.",
+            (
+                _c("rule_id", "text", "Rule identifier."),
+                _c("rule_name", "text", "Display name of the rule.", nullable=True),
+                _c("points_per_unit_spend", "rate", "Points earned per currency unit spent."),
+                _c("min_spend_threshold", "money", "Minimum transaction total for the rule to apply."),
+                _c("bonus_points", "int", "Flat bonus points when the rule applies."),
+                _c("valid_days", "text", "Weekdays the rule applies on, e.g. 'Sat,Sun'; empty = every day.",
+                   nullable=True, optional=True),
+                _c("start_date", "date", "First day the rule applies; empty = always.", nullable=True, optional=True),
+                _c("end_date", "date", "Last day the rule applies; empty = always.", nullable=True, optional=True),
+                _c("applicable_category", "text", "Only transactions with a product of this category; empty = all.",
+                   nullable=True, optional=True),
+            ),
+            ("rule_id",),
+            master=True,
+        ),
+        Entity(
+            "store_sales_header",
+            "One row per sales transaction (a till receipt).",
+            (
+                _c("transaction_id", "text", "Transaction identifier, unique across all days."),
+                _c("customer_id", "text", "Customer who bought."),
+                _c("store_id", "text", "Store where the sale happened."),
+                _c("transaction_date", "timestamp", "Date and time of the sale."),
+                _c("total_amount", "money", "Receipt total; equals the sum of its line items."),
+            ),
+            ("transaction_id",),
+            (ForeignKey("customer_id", "customer_details"), ForeignKey("store_id", "stores")),
+            file_patterns=("store_sales_header*", "sales_header*"),
+        ),
+        Entity(
+            "store_sales_line_items",
+            "One row per line of a sales transaction.",
+            (
+                _c("line_item_id", "text", "Line identifier, unique across all days."),
+                _c("transaction_id", "text", "Transaction the line belongs to."),
+                _c("product_id", "text", "Product sold."),
+                _c("promotion_id", "text", "Promotion applied; empty = not promoted.", nullable=True),
+                _c("quantity", "int", "Units sold."),
+                _c("line_item_amount", "money", "Amount charged for the line after discount."),
+            ),
+            ("line_item_id",),
+            (
+                ForeignKey("transaction_id", "store_sales_header", atomic=True),
+                ForeignKey("product_id", "products"),
+                ForeignKey("promotion_id", "promotion_details"),
+            ),
+            file_patterns=("store_sales_line_items*", "sales_line_items*", "line_items*"),
+        ),
+        Entity(
+            "inventory_daily",
+            "One row per store, product and day: the stock on hand at the daily snapshot.",
+            (
+                _c("snapshot_date", "date", "Day of the snapshot."),
+                _c("store_id", "text", "Store holding the stock."),
+                _c("product_id", "text", "Product counted."),
+                _c("stock_on_hand", "int", "Units on hand at the snapshot."),
+            ),
+            ("snapshot_date", "store_id", "product_id"),
+            (ForeignKey("store_id", "stores"), ForeignKey("product_id", "products")),
+            file_patterns=("inventory*",),
+        ),
+    )
+}
+
+#: Validation order: referenced entities before the entities that reference them.
+VALIDATION_ORDER = tuple(ENTITIES)
+
+
+def entity_for_file(path: Path) -> Entity | None:
+    """The entity a file holds, recognised from its name (e.g. store_sales_header_2024-12-13.csv)."""
+    stem = path.name.lower()
+    for entity in ENTITIES.values():
+        patterns = entity.file_patterns or (f"{entity.name}*",)
+        if any(fnmatch.fnmatch(stem, f"{pattern}.csv") or fnmatch.fnmatch(stem, f"{pattern}.parquet")
+               for pattern in patterns):
+            return entity
+    return None

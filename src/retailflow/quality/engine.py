@@ -1,0 +1,325 @@
+"""Route candidate rows: evaluate every rule in one pass per table, stage the clean rows and
+quarantine the rejected ones with all their reasons, atomically for a whole transaction.
+
+Candidates are the raw rows of batches not yet validated (`validate`) or the rows sitting in
+quarantine (`replay`); both go through the same `route_all`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.backends import Backend
+from retailflow.model import ENTITIES, VALIDATION_ORDER, Entity, ForeignKey
+from retailflow.quality.context import CheckContext, staging_table
+from retailflow.quality.kinds import KINDS, sentence, shown
+from retailflow.quality.rules import Rule
+
+NULL_TEXT = ibis.null("string")
+
+
+@dataclass
+class EntityOutcome:
+    """How many candidate rows of one entity went where."""
+
+    entity: str
+    checked: int = 0
+    staged: int = 0
+    quarantined: int = 0
+    warned: int = 0
+
+
+@dataclass
+class RouteOutcome:
+    """The result of one validate or replay run."""
+
+    phase: str
+    entities: list[EntityOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def checked(self) -> int:
+        return sum(outcome.checked for outcome in self.entities)
+
+    @property
+    def quarantined(self) -> int:
+        return sum(outcome.quarantined for outcome in self.entities)
+
+
+def _atomic_child(entity: Entity) -> tuple[Entity, ForeignKey] | None:
+    """The entity whose rows belong to `entity`'s rows (line items of a header), if any."""
+    for other in ENTITIES.values():
+        for foreign_key in other.foreign_keys:
+            if foreign_key.atomic and foreign_key.references == entity.name:
+                return other, foreign_key
+    return None
+
+
+def _atomic_parent(entity: Entity) -> ForeignKey | None:
+    return next((foreign_key for foreign_key in entity.foreign_keys if foreign_key.atomic), None)
+
+
+def _joined(expressions: Sequence[ir.StringValue], separator: str) -> ir.StringValue:
+    if not expressions:
+        return NULL_TEXT
+    return ibis.literal(separator).join(list(expressions)).nullif("")
+
+
+def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequence[Rule],
+          pending: dict[str, ir.Table]) -> ir.Table:
+    """Candidates plus typed values (_v_*), and per rule i a failure flag _fail{i} and reason _why{i}."""
+    context = CheckContext(backend, entity, candidates, pending, [rule.id for rule in rules])
+    for rule in rules:
+        prepare = KINDS[rule.kind].prepare
+        if prepare:
+            prepare(context, rule)
+    columns = {}
+    for index, rule in enumerate(rules):
+        fails = KINDS[rule.kind].fails(context, rule).fill_null(False)
+        columns[f"_fail{index}"] = fails
+        columns[f"_why{index}"] = ibis.ifelse(fails, KINDS[rule.kind].reason(context, rule), NULL_TEXT)
+    return context.table.mutate(**columns)
+
+
+@dataclass
+class Checked:
+    """A materialised check of one entity, and the rules whose flags it holds."""
+
+    entity: Entity
+    table: ir.Table
+    rules: list[Rule]
+
+    def failed(self, severity: str | None = None, cascading: bool | None = None) -> ir.BooleanValue:
+        flags = [self.table[f"_fail{index}"] for index, rule in enumerate(self.rules)
+                 if (severity is None or rule.severity == severity)
+                 and (cascading is None or KINDS[rule.kind].cascades == cascading)]
+        return ibis.or_(*flags) if flags else ibis.literal(False)
+
+    def ids_and_reasons(self) -> tuple[ir.StringValue, ir.StringValue]:
+        ids = [ibis.ifelse(self.table[f"_fail{index}"], rule.id, NULL_TEXT) for index, rule in enumerate(self.rules)]
+        reasons = [self.table[f"_why{index}"] for index in range(len(self.rules))]
+        return _joined(ids, ","), _joined(reasons, "; ")
+
+    def warn_ids_and_reasons(self) -> tuple[ir.StringValue, ir.StringValue]:
+        warns = [(index, rule) for index, rule in enumerate(self.rules) if rule.severity == "warn"]
+        ids = [ibis.ifelse(self.table[f"_fail{index}"], rule.id, NULL_TEXT) for index, rule in warns]
+        reasons = [self.table[f"_why{index}"] for index, _ in warns]
+        return _joined(ids, ","), _joined(reasons, "; ")
+
+
+def _verdict(checked: Checked, sibling_failed: ir.BooleanValue, sibling_reason: ir.StringValue) -> ir.Table:
+    """Add _rejected, _rule_ids and _reasons, counting a failed sibling as a rejection."""
+    table = checked.table
+    ids, reasons = checked.ids_and_reasons()
+    sibling_failed = sibling_failed.fill_null(False)
+    sibling_id = f"{checked.entity.name}.transaction.atomic"
+    return table.mutate(
+        _sibling=sibling_failed,
+        _rejected=checked.failed("reject") | sibling_failed,
+        _rule_ids=_joined([ids, ibis.ifelse(sibling_failed, sibling_id, NULL_TEXT)], ","),
+        _reasons=_joined([reasons, ibis.ifelse(sibling_failed, sibling_reason, NULL_TEXT)], "; "),
+    )
+
+
+def _atomic_verdicts(parent: Checked, child: Checked, foreign_key: ForeignKey) -> tuple[ir.Table, ir.Table]:
+    """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows."""
+    parent_key = "_v_" + parent.entity.primary_key[0]
+    child_key = "_v_" + child.entity.primary_key[0]
+    link = "_v_" + foreign_key.column
+    # A duplicate header (unique fails) is rejected alone: it must not drag the original's lines.
+    bad_parents = (parent.table.filter(parent.failed("reject", cascading=True) & ~parent.failed(cascading=False))
+                   .group_by(_pkey=parent.table[parent_key])
+                   .aggregate(_parent_line=parent.table._source_line.min()))
+    bad_children = (child.table.filter(child.failed("reject") & child.table[link].notnull())
+                    .group_by(_ckey=child.table[link])
+                    .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
+                               _child_line=child.table._source_line.min()))
+
+    parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
+    parents = parents.select(*parent.table.columns, "_ckey", "_child_first", "_child_count", "_child_line")
+    parent_view = Checked(parent.entity, parents, parent.rules)
+    parent_reason = sentence(
+        f"{child.entity.name} ", shown(parents._child_first), " (line ", parents._child_line.cast("string"),
+        ") of this transaction was rejected", ibis.ifelse(parents._child_count > 1, sentence(
+            " with ", (parents._child_count - 1).cast("string"), " more"), ""))
+    parent_final = _verdict(parent_view, parents._ckey.notnull() & ~parent_view.failed(cascading=False),
+                            parent_reason)
+
+    children = child.table.left_join(bad_parents, child.table[link] == bad_parents._pkey)
+    children = children.select(*child.table.columns, "_pkey", "_parent_line")
+    children = children.left_join(bad_children, children[link] == bad_children._ckey)
+    children = children.select(*child.table.columns, "_pkey", "_parent_line", "_ckey", "_child_first", "_child_line")
+    child_view = Checked(child.entity, children, child.rules)
+    own_failure = child_view.failed("reject")
+    child_reason = ibis.ifelse(
+        children._pkey.notnull(),
+        sentence(f"its {parent.entity.name} ", shown(children[link]), " (line ",
+                 children._parent_line.cast("string"), ") was rejected"),
+        sentence(f"{child.entity.name} ", shown(children._child_first), " (line ",
+                 children._child_line.cast("string"), ") of the same transaction was rejected"),
+    )
+    child_final = _verdict(child_view, ~own_failure & (children._pkey.notnull() | children._ckey.notnull()),
+                           child_reason)
+    return parent_final, child_final
+
+
+def _route(backend: Backend, entity: Entity, final_expr: ir.Table, rules: list[Rule], phase: str,
+           batch_ids: Sequence[int]) -> EntityOutcome:
+    """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters."""
+    final = backend.create_temp_table(f"rf_final_{entity.name}", final_expr)
+    view = Checked(entity, final, rules)
+    raw_columns = backend.table_columns("raw", entity.name)
+    clean = final.filter(~final._rejected)
+    typed_clean = clean.select(**{column.name: clean["_v_" + column.name] for column in entity.columns},
+                               _batch_id=clean._batch_id, _source_line=clean._source_line)
+    if entity.master:
+        _upsert_master(backend, entity, typed_clean)
+    else:
+        backend.insert("staging", entity.name, typed_clean)
+    if phase == "replay":
+        backend.execute(f"DELETE FROM {backend.qualified('quarantine', entity.name)}")
+    rejected = final.filter(final._rejected)
+    backend.insert("quarantine", entity.name,
+                   rejected.select(*raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now()))
+    warn_ids, warn_reasons = view.warn_ids_and_reasons()
+    key = ibis.literal("|").join([final[name].fill_null("") for name in entity.primary_key])
+    warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons, _key=key)
+    warned = warned.filter(~warned._rejected & warned._warn_ids.notnull())
+    backend.insert("audit", "warnings", warned.select(
+        entity=ibis.literal(entity.name), row_key=warned._key, rule_ids=warned._warn_ids,
+        reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
+    return _record_counts(backend, entity, view, phase, batch_ids, warned_ids=warn_ids)
+
+
+def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
+    """Masters are snapshots: the newest batch's row for a key replaces the staged one."""
+    keys = [clean[name] for name in entity.primary_key]
+    ranked = clean.mutate(_newest=ibis.row_number().over(group_by=keys, order_by=clean._batch_id.desc()) == 0)
+    rows = ranked.filter(ranked._newest).select(*clean.columns)
+    staged = staging_table(entity.name)
+    new_keys = rows.select(*[rows[name].name(f"_k_{name}") for name in entity.primary_key])
+    replaced = staged.join(new_keys, [staged[name] == new_keys[f"_k_{name}"] for name in entity.primary_key])
+    superseded = [(int(row["batch"]), int(row["n"])) for row in backend.fetch_dicts(
+        replaced.group_by(batch=replaced._batch_id).aggregate(n=replaced.count()))]
+    superseded += [(int(row["batch"]), int(row["n"])) for row in backend.fetch_dicts(
+        ranked.filter(~ranked._newest).group_by(batch=ibis._._batch_id).aggregate(n=ibis._.count()))]
+    for batch_id, count in superseded:
+        backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + {count} "
+                        f"WHERE batch_id = {batch_id}")
+    columns = list(clean.columns)
+    updates = ", ".join(f"{backend.quote(name)} = EXCLUDED.{backend.quote(name)}"
+                        for name in columns if name not in entity.primary_key)
+    conflict = ", ".join(backend.quote(name) for name in entity.primary_key)
+    backend.execute(
+        f"INSERT INTO {backend.qualified('staging', entity.name)} ({', '.join(backend.quote(c) for c in columns)}) "
+        f"{backend.compile(rows)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
+    )
+
+
+def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str, batch_ids: Sequence[int],
+                   warned_ids: ir.StringValue) -> EntityOutcome:
+    """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters."""
+    table = view.table
+    sums = {f"c{index}": table[f"_fail{index}"].cast("int64").sum() for index in range(len(view.rules))}
+    rows = backend.fetch_dicts(table.group_by("_batch_id").aggregate(
+        _n=table.count(), _sibling=table._sibling.cast("int64").sum(),
+        _quarantined=table._rejected.cast("int64").sum(),
+        _warned=(~table._rejected & warned_ids.notnull()).cast("int64").sum(), **sums))
+    sibling_id = f"{entity.name}.transaction.atomic"
+    results = []
+    outcome = EntityOutcome(entity.name)
+    for row in rows:
+        batch = int(row["_batch_id"])
+        checked = int(row["_n"])
+        quarantined = int(row["_quarantined"] or 0)
+        results += [(batch, rule.id, rule.severity, checked, int(row[f"c{index}"] or 0))
+                    for index, rule in enumerate(view.rules)]
+        results.append((batch, sibling_id, "reject", checked, int(row["_sibling"] or 0)))
+        outcome.checked += checked
+        outcome.quarantined += quarantined
+        outcome.staged += checked - quarantined
+        outcome.warned += int(row["_warned"] or 0)
+        if phase == "validate":
+            backend.execute(
+                f"UPDATE audit.batches SET staged_rows = {checked - quarantined}, quarantined_rows = {quarantined}, "
+                f"warned_rows = {int(row['_warned'] or 0)} WHERE batch_id = {batch}")
+        else:
+            promoted = checked - quarantined
+            backend.execute(
+                f"UPDATE audit.batches SET staged_rows = staged_rows + {promoted}, "
+                f"quarantined_rows = quarantined_rows - {promoted} WHERE batch_id = {batch}")
+    if phase == "validate" and batch_ids:
+        backend.execute(
+            "UPDATE audit.batches SET status = 'validated', validated_at = CURRENT_TIMESTAMP, "
+            "staged_rows = coalesce(staged_rows, 0), quarantined_rows = coalesce(quarantined_rows, 0), "
+            f"warned_rows = coalesce(warned_rows, 0) WHERE batch_id IN ({', '.join(map(str, batch_ids))})")
+    if results:
+        values = ", ".join(
+            f"({batch}, {backend.literal(entity.name)}, {backend.literal(rule_id)}, {backend.literal(severity)}, "
+            f"{backend.literal(phase)}, {checked}, {failed}, CURRENT_TIMESTAMP)"
+            for batch, rule_id, severity, checked, failed in results)
+        backend.execute(f"INSERT INTO audit.rule_results VALUES {values}")
+    return outcome
+
+
+def _candidates(backend: Backend, entity: Entity, phase: str) -> tuple[ir.Table, list[int]]:
+    """Rows to route: raw rows of batches not yet validated, or everything in quarantine."""
+    raw_columns = backend.table_columns("raw", entity.name)
+    if phase == "validate":
+        _, rows = backend.fetch(
+            f"SELECT batch_id FROM audit.batches WHERE status = 'loaded' AND entity = {backend.literal(entity.name)} "
+            "ORDER BY batch_id")
+        batch_ids = [int(row[0]) for row in rows]
+        table = backend.raw_table("raw", entity.name)
+        chosen = table._batch_id.isin(batch_ids) if batch_ids else ibis.literal(False)
+        return table.filter(chosen), batch_ids
+    table = backend.raw_table("quarantine", entity.name)
+    return table.select(*raw_columns), []
+
+
+def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") -> RouteOutcome:
+    """Validate pending batches (phase 'validate') or re-validate quarantine ('replay'), in one transaction."""
+    started = time.perf_counter()
+    outcome = RouteOutcome(phase)
+    with backend.transaction():
+        candidates = {entity.name: _candidates(backend, entity, phase) for entity in ENTITIES.values()}
+        atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
+                  for name in (entity.name, foreign_key.references)}
+        pending = {name: candidates[name][0] for name in atomic}
+        held: dict[str, Checked] = {}
+        for name in VALIDATION_ORDER:
+            entity = ENTITIES[name]
+            entity_rules = [rule for rule in rules if rule.entity == name]
+            table = backend.create_temp_table(
+                f"rf_checked_{name}", check(backend, entity, candidates[name][0], entity_rules, pending))
+            checked = Checked(entity, table, entity_rules)
+            if _atomic_child(entity):
+                held[name] = checked
+                continue
+            parent_key = _atomic_parent(entity)
+            if parent_key:
+                parent = held.pop(parent_key.references)
+                parent_final, child_final = _atomic_verdicts(parent, checked, parent_key)
+                outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase,
+                                               candidates[parent.entity.name][1]))
+                outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase,
+                                               candidates[name][1]))
+            else:
+                final = _verdict(checked, ibis.literal(False), NULL_TEXT)
+                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, candidates[name][1]))
+        for name in ENTITIES:
+            backend.execute(f"DROP TABLE IF EXISTS rf_checked_{name}")
+            backend.execute(f"DROP TABLE IF EXISTS rf_final_{name}")
+        outcome.seconds = time.perf_counter() - started
+        if phase == "validate":
+            for entity_outcome in outcome.entities:
+                backend.execute(
+                    f"UPDATE audit.batches SET validate_seconds = {outcome.seconds:.3f} "
+                    f"WHERE entity = {backend.literal(entity_outcome.entity)} AND validate_seconds IS NULL "
+                    "AND status = 'validated'")
+    return outcome

@@ -1,0 +1,332 @@
+"""Rule kinds: each turns a rule into "this row fails" and a readable reason, as Ibis expressions.
+
+Kinds that need other tables (references, duplicates, sums) first add the columns they need
+with a LEFT JOIN or a window in `prepare`, so every kind runs on all engines (PySpark refuses
+subqueries inside expressions) and all rules of a table are evaluated in one pass.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_WORDS
+from retailflow.quality.context import CheckContext
+from retailflow.quality.rules import Rule
+
+MAX_SHOWN = 80
+
+
+def shown(value: ir.Value) -> ir.StringValue:
+    """A value as it appears in a reason: quoted, shortened, NULL spelled out."""
+    text = value.cast("string")
+    return ibis.ifelse(text.isnull(), ibis.literal("NULL"), "'" + text.substr(0, MAX_SHOWN) + "'")
+
+
+def sentence(*parts: str | ir.Value) -> ir.StringValue:
+    """Concatenate literal text and values into one reason."""
+    result: ir.StringValue = ibis.literal("")
+    for part in parts:
+        result = result + (ibis.literal(part) if isinstance(part, str) else part)
+    return result
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A rule kind: parameter check, optional preparation, failure and reason expressions."""
+
+    fails: Callable[[CheckContext, Rule], ir.BooleanValue]
+    reason: Callable[[CheckContext, Rule], ir.StringValue]
+    needs_column: bool = True
+    check_params: Callable[[Rule], str | None] = lambda rule: None
+    prepare: Callable[[CheckContext, Rule], None] | None = None
+    #: A failure of this kind rejects the row but does not reject its transaction's other rows.
+    cascades: bool = True
+
+    def check(self, rule: Rule) -> str | None:
+        if self.needs_column:
+            if not rule.column:
+                return "needs 'column'"
+            if rule.column not in ENTITIES[rule.entity].column_names:
+                return f"column {rule.column!r} is not a column of {rule.entity}"
+        return self.check_params(rule)
+
+
+def _typed_numeric(rule: Rule) -> str | None:
+    column = ENTITIES[rule.entity].column(rule.column or "")
+    return None if column.type in ("int", "money", "rate", "percent") else f"{rule.kind} needs a numeric column, {column.name} is {column.type}"
+
+
+def _in_range_params(rule: Rule) -> str | None:
+    problem = _typed_numeric(rule)
+    if problem:
+        return problem
+    if "min" not in rule.params and "max" not in rule.params:
+        return "in_range needs params.min and/or params.max"
+    if any(not isinstance(rule.params.get(key, 0), (int, float)) for key in ("min", "max")):
+        return "params.min and params.max must be numbers"
+    return None
+
+
+def _in_range_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    value = ctx.typed(rule.column)
+    outside = ibis.literal(False)
+    if "min" in rule.params:
+        outside = outside | (value < rule.params["min"])
+    if "max" in rule.params:
+        outside = outside | (value > rule.params["max"])
+    return value.notnull() & outside
+
+
+def _regex_params(rule: Rule) -> str | None:
+    pattern = rule.params.get("pattern")
+    if not isinstance(pattern, str):
+        return "matches_regex needs params.pattern (a string)"
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        return f"params.pattern is not a valid regular expression ({error})"
+    return None
+
+
+def _in_set_params(rule: Rule) -> str | None:
+    values = rule.params.get("values")
+    if not isinstance(values, list) or not values:
+        return "in_set needs params.values (a non-empty list)"
+    return None
+
+
+COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne,
+}
+
+
+def _compare_params(rule: Rule) -> str | None:
+    other = rule.params.get("other")
+    if other not in ENTITIES[rule.entity].column_names:
+        return f"compare needs params.other, a column of {rule.entity}"
+    if rule.params.get("op") not in COMPARISONS:
+        return f"compare needs params.op, one of {' '.join(COMPARISONS)}"
+    return None
+
+
+def _compare_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    left, right = ctx.typed(rule.column), ctx.typed(rule.params["other"])
+    return left.notnull() & right.notnull() & ~COMPARISONS[rule.params["op"]](left, right)
+
+
+def _exists_params(rule: Rule) -> str | None:
+    return None if rule.params.get("references") in ENTITIES else "exists_in needs params.references, an entity"
+
+
+def _exists_prepare(ctx: CheckContext, rule: Rule) -> None:
+    reference = ENTITIES[rule.params["references"]]
+    keys = ctx.reference_keys(reference.name, reference.primary_key[0])
+    ctx.add_flag(rule, keys, [(ctx.typed_name(rule.column), "_key")])
+
+
+def _exists_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    return ctx.typed(rule.column).notnull() & ctx.flag(rule).isnull()
+
+
+def _unique_params(rule: Rule) -> str | None:
+    columns = rule.params.get("columns")
+    entity = ENTITIES[rule.entity]
+    if not isinstance(columns, list) or not columns or any(column not in entity.column_names for column in columns):
+        return f"unique needs params.columns, a list of columns of {rule.entity}"
+    return None
+
+
+def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
+    columns = rule.params["columns"]
+    entity = ENTITIES[rule.entity]
+    typed = [ctx.typed(column) for column in columns]
+    # Masters are snapshots: a later file may re-send a key (an update), a repeat inside one file may not.
+    group = typed + ([ctx.table._batch_id] if entity.master else [])
+    order = [ctx.table._batch_id, ctx.table._source_line]
+    ctx.add_column(f"{ctx.flag_name(rule)}_rank", ibis.row_number().over(group_by=group, order_by=order))
+    ctx.add_column(f"{ctx.flag_name(rule)}_first", ctx.table._source_line.first().over(group_by=group, order_by=order))
+    staged = ctx.staging(rule.entity)
+    keys = staged.select(*[staged[column].name(f"_key{index}") for index, column in enumerate(columns)],
+                         _staged_batch=staged._batch_id)
+    on = [(ctx.typed_name(column), f"_key{index}") for index, column in enumerate(columns)]
+    if entity.master:
+        on.append(("_batch_id", "_staged_batch"))
+    ctx.add_flag(rule, keys, on)
+
+
+def _unique_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    present = ibis.and_(*[ctx.typed(column).notnull() for column in rule.params["columns"]])
+    return present & ((ctx.table[f"{ctx.flag_name(rule)}_rank"] > 0) | ctx.flag(rule).notnull())
+
+
+def _unique_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
+    columns = rule.params["columns"]
+    key = sentence(*[part for index, column in enumerate(columns)
+                     for part in ([", "] if index else []) + [f"{column} ", shown(ctx.text(column))]])
+    return ibis.ifelse(
+        ctx.table[f"{ctx.flag_name(rule)}_rank"] > 0,
+        sentence("duplicate ", key, ": first seen at line ", ctx.table[f"{ctx.flag_name(rule)}_first"].cast("string")),
+        sentence(key, " is already staged"),
+    )
+
+
+def _sums_params(rule: Rule) -> str | None:
+    child = rule.params.get("child")
+    if child not in ENTITIES:
+        return "sums_to needs params.child, an entity"
+    for key in ("key", "child_column"):
+        if rule.params.get(key) not in ENTITIES[child].column_names:
+            return f"sums_to needs params.{key}, a column of {child}"
+    return _typed_numeric(rule)
+
+
+def _sums_prepare(ctx: CheckContext, rule: Rule) -> None:
+    child, key, amount = rule.params["child"], rule.params["key"], rule.params["child_column"]
+    rows = ctx.typed_rows(child, [key, amount])
+    sums = rows.group_by(_key=rows[key]).aggregate(_sum=rows[amount].sum(), _lines=rows[key].count())
+    parent_key = ENTITIES[rule.entity].primary_key[0]
+    ctx.add_flag(rule, sums, [(ctx.typed_name(parent_key), "_key")], extra={"_sum": "sum", "_lines": "lines"})
+
+
+def _sums_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    total = ctx.typed(rule.column)
+    line_sum = ctx.table[f"{ctx.flag_name(rule)}_sum"].fill_null(0)
+    tolerance = float(rule.params.get("tolerance", 0.01))
+    return total.notnull() & ((total - line_sum).abs() > tolerance)
+
+
+def _sums_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
+    line_sum = ctx.table[f"{ctx.flag_name(rule)}_sum"].fill_null(0).cast("decimal(18, 2)").cast("string")
+    lines = ctx.table[f"{ctx.flag_name(rule)}_lines"].fill_null(0).cast("string")
+    return sentence(f"{rule.column} ", shown(ctx.text(rule.column)), f" does not equal the sum of its "
+                    f"{rule.params['child_column']} ", line_sum, " (", lines, " lines)")
+
+
+def _promotion_prepare(ctx: CheckContext, rule: Rule) -> None:
+    headers = ctx.reference_rows("store_sales_header", ["transaction_id", "transaction_date"])
+    promotions = ctx.staging("promotion_details")
+    products = ctx.staging("products")
+    ctx.add_lookup(f"{ctx.flag_name(rule)}_date", headers, ("transaction_id", "transaction_id"), "transaction_date")
+    for name in ("start_date", "end_date", "applicable_category"):
+        ctx.add_lookup(f"{ctx.flag_name(rule)}_{name}", promotions, ("promotion_id", "promotion_id"), name)
+    ctx.add_lookup(f"{ctx.flag_name(rule)}_category", products, ("product_id", "product_id"), "product_category")
+
+
+def _promotion_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    column = ctx.flag_name(rule)
+    day = ctx.table[f"{column}_date"].date()
+    start, end = ctx.table[f"{column}_start_date"], ctx.table[f"{column}_end_date"]
+    applies_to = ctx.table[f"{column}_applicable_category"]
+    category = ctx.table[f"{column}_category"]
+    outside = (day < start) | (day > end)
+    wrong_category = (applies_to.upper() != "ALL") & (applies_to != category)
+    return ctx.typed("promotion_id").notnull() & start.notnull() & day.notnull() & (outside | wrong_category.fill_null(False))
+
+
+def _promotion_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
+    column = ctx.flag_name(rule)
+    return sentence(
+        "promotion ", shown(ctx.text("promotion_id")), " (", ctx.table[f"{column}_applicable_category"].fill_null("?"),
+        ", ", ctx.table[f"{column}_start_date"].cast("string"), " to ", ctx.table[f"{column}_end_date"].cast("string"),
+        ") does not apply to product ", shown(ctx.text("product_id")), " (",
+        ctx.table[f"{column}_category"].fill_null("unknown category"), ") on ",
+        ctx.table[f"{column}_date"].date().cast("string"),
+    )
+
+
+def _value_reason(template: str) -> Callable[[CheckContext, Rule], ir.StringValue]:
+    before, after = template.split("{value}")
+
+    def reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
+        return sentence(before.format(column=rule.column, **rule.params), shown(ctx.text(rule.column)),
+                        after.format(column=rule.column, **rule.params))
+
+    return reason
+
+
+KINDS: dict[str, Kind] = {
+    "not_null": Kind(
+        fails=lambda ctx, rule: ctx.text(rule.column).isnull(),
+        reason=lambda ctx, rule: ibis.literal(f"{rule.column} is missing"),
+    ),
+    "valid_type": Kind(
+        fails=lambda ctx, rule: ctx.text(rule.column).notnull() & ctx.typed(rule.column).isnull(),
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)),
+            f" is not {TYPE_WORDS[ENTITIES[rule.entity].column(rule.column).type]}"),
+        check_params=lambda rule: None if ENTITIES[rule.entity].column(rule.column or "").type in IBIS_TYPES else "bad type",
+    ),
+    "positive": Kind(
+        fails=lambda ctx, rule: ctx.typed(rule.column) <= 0,
+        reason=_value_reason("{column} must be positive, got {value}"),
+        check_params=_typed_numeric,
+    ),
+    "non_negative": Kind(
+        fails=lambda ctx, rule: ctx.typed(rule.column) < 0,
+        reason=_value_reason("{column} must not be negative, got {value}"),
+        check_params=_typed_numeric,
+    ),
+    "in_range": Kind(
+        fails=_in_range_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)),
+            f" is outside {rule.params.get('min', '-inf')}..{rule.params.get('max', 'inf')}"),
+        check_params=_in_range_params,
+    ),
+    "in_set": Kind(
+        fails=lambda ctx, rule: ctx.text(rule.column).notnull() & ~ctx.text(rule.column).isin(rule.params["values"]),
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), f" is not one of {', '.join(map(str, rule.params['values']))}"),
+        check_params=_in_set_params,
+    ),
+    "matches_regex": Kind(
+        fails=lambda ctx, rule: ctx.text(rule.column).notnull() & ~ctx.text(rule.column).re_search(rule.params["pattern"]),
+        reason=_value_reason("{column} {value} does not have the expected format"),
+        check_params=_regex_params,
+    ),
+    "single_value": Kind(
+        fails=lambda ctx, rule: ctx.text(rule.column).re_search(r"[,;|]").fill_null(False),
+        reason=_value_reason("{column} {value} holds several values; one value per cell"),
+    ),
+    "compare": Kind(
+        fails=_compare_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), f" must be {rule.params['op']} {rule.params['other']} ",
+            shown(ctx.text(rule.params["other"]))),
+        check_params=_compare_params,
+    ),
+    "exists_in": Kind(
+        fails=_exists_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), f" not found in {rule.params['references']}"),
+        check_params=_exists_params,
+        prepare=_exists_prepare,
+    ),
+    "unique": Kind(
+        fails=_unique_fails,
+        reason=_unique_reason,
+        needs_column=False,
+        check_params=_unique_params,
+        prepare=_unique_prepare,
+        cascades=False,
+    ),
+    "sums_to": Kind(
+        fails=_sums_fails,
+        reason=_sums_reason,
+        check_params=_sums_params,
+        prepare=_sums_prepare,
+    ),
+    "promotion_applicable": Kind(
+        fails=_promotion_fails,
+        reason=_promotion_reason,
+        needs_column=False,
+        check_params=lambda rule: None if rule.entity == "store_sales_line_items" else "applies to store_sales_line_items",
+        prepare=_promotion_prepare,
+    ),
+}
