@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from retailflow import audit
-from retailflow.backends import Backend, connect
+from retailflow.commands import open_backend
 from retailflow.config import Settings
 from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
@@ -35,11 +35,6 @@ def main(
 ) -> None:
     """retailflow: retail CSV exports to validated, analysed data."""
     ctx.obj = Settings.resolve(db, rules)
-
-
-def open_backend(ctx: typer.Context) -> Backend:
-    """Connect to the database the command line or environment names."""
-    return connect(ctx.obj.db_url)
 
 
 def _show_ingest(results) -> None:

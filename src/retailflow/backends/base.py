@@ -14,7 +14,7 @@ import sqlglot.expressions as sge
 
 from retailflow.model import ENTITIES, IBIS_TYPES, LINEAGE_COLUMNS, TYPE_PATTERNS, Entity
 
-SCHEMAS = ("raw", "staging", "quarantine", "audit")
+SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
 
 AUDIT_TABLES = {
     "batches": (
@@ -155,6 +155,14 @@ class Backend(abc.ABC):
         self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
         self.execute(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
         return ibis.table(expr.schema(), name=name)
+
+    def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
+        """(Re)create schema.name from expr inside the current transaction; returns its row count."""
+        target = self.qualified(schema, name)
+        with self.transaction():
+            self.execute(f"DROP TABLE IF EXISTS {target}")
+            self.execute(f"CREATE TABLE {target} AS {self.compile(expr)}")
+            return int(self.scalar(f"SELECT count(*) FROM {target}"))
 
     def parse(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         """Typed value of a text cell (trimmed), NULL when it is not a valid value of that type."""

@@ -48,7 +48,8 @@ class PostgresBackend(Backend):
         except psycopg.OperationalError as error:
             if f'database "{database}" does not exist' not in str(error):
                 raise UserError(f"cannot connect to {self.display_url}: {str(error).strip().splitlines()[-1]}") from None
-        with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as admin:
+        admin_params = {key: value for key, value in params.items() if key != "database"}
+        with psycopg.connect(**admin_params, dbname="postgres", autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {self.quote(database)}")
         return ibis.postgres.connect(**params)
 

@@ -8,16 +8,10 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.model import ENTITIES, IBIS_TYPES, Entity
+from retailflow.model import ENTITIES, Entity
+from retailflow.tables import staging_table
 
 TYPED_PREFIX = "_v_"
-
-
-def staging_table(entity_name: str) -> ir.Table:
-    """An Ibis table over staging.<entity>, typed from the data model."""
-    entity = ENTITIES[entity_name]
-    schema = {column.name: IBIS_TYPES[column.type] for column in entity.columns}
-    return ibis.table({**schema, "_batch_id": "int64", "_source_line": "int64"}, name=entity.name, database="staging")
 
 
 class CheckContext:

@@ -16,7 +16,8 @@ import ibis.expr.types as ir
 
 from retailflow.backends import Backend
 from retailflow.model import ENTITIES, VALIDATION_ORDER, Entity, ForeignKey
-from retailflow.quality.context import CheckContext, staging_table
+from retailflow.quality.context import CheckContext
+from retailflow.tables import staging_table
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.rules import Rule
 
@@ -225,11 +226,10 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str, 
                    warned_ids: ir.StringValue) -> EntityOutcome:
     """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters."""
     table = view.table
-    sums = {f"c{index}": table[f"_fail{index}"].cast("int64").sum() for index in range(len(view.rules))}
+    sums = {f"c{index}": table[f"_fail{index}"].sum() for index in range(len(view.rules))}
     rows = backend.fetch_dicts(table.group_by("_batch_id").aggregate(
-        _n=table.count(), _sibling=table._sibling.cast("int64").sum(),
-        _quarantined=table._rejected.cast("int64").sum(),
-        _warned=(~table._rejected & warned_ids.notnull()).cast("int64").sum(), **sums))
+        _n=table.count(), _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
+        _warned=(~table._rejected & warned_ids.notnull()).sum(), **sums))
     sibling_id = f"{entity.name}.transaction.atomic"
     results = []
     outcome = EntityOutcome(entity.name)

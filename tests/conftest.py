@@ -1,0 +1,68 @@
+"""Shared fixtures: one test suite, parametrised over every database engine available here."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from retailflow.backends import Backend, connect
+from retailflow.ingest import discover, ingest
+from retailflow.quality.engine import route_all
+from retailflow.quality.rules import load_rules
+
+POSTGRES_ADMIN = os.environ.get("RETAILFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAMPLE_DIR = Path(str(resources.files("retailflow").joinpath("sample_data")))
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as error:
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {str(error).strip().splitlines()[0]}"
+
+
+POSTGRES_SKIP = _postgres_available()
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    """The tiny hand-made dataset shipped in the package (see sample_data/README.md)."""
+    return SAMPLE_DIR
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def db_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database URL on each engine; PostgreSQL databases are dropped afterwards."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path}/test.duckdb"
+        return
+    if POSTGRES_SKIP:
+        pytest.skip(POSTGRES_SKIP)
+    name = f"rf_test_{uuid.uuid4().hex[:12]}"
+    base = POSTGRES_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def backend(db_url) -> Iterator[Backend]:
+    """A connected backend on a fresh database (schemas created)."""
+    connected = connect(db_url)
+    yield connected
+    connected.close()
+
+
+@pytest.fixture
+def staged_sample(backend, sample_dir) -> Backend:
+    """A backend with the sample dataset ingested and validated."""
+    ingest(backend, discover([sample_dir]))
+    route_all(backend, load_rules(), "validate")
+    return backend
