@@ -40,8 +40,8 @@ def read_header(path: Path) -> list[str]:
             raise UserError(f"{path}: not a readable Parquet file ({_first_line(error)}); re-export it") from None
         return [name.strip().lower() for name in names]
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            first = handle.readline()
+        with path.open("rb") as handle:
+            first = handle.readline(READ_CHUNK).decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"{path}:1: the header is not UTF-8 text; re-export the file as UTF-8 CSV") from None
     except OSError as error:
