@@ -10,10 +10,12 @@ from typing import Optional
 import typer
 
 from retailflow import audit
+from retailflow.backends import connect
 from retailflow.commands import open_backend
 from retailflow.config import Settings
 from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
+from retailflow.pipeline import PipelineResult, run_pipeline
 from retailflow.output import Format, console, errors, render
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.quality.rules import load_rules
@@ -38,7 +40,7 @@ def main(
 
 
 def _show_ingest(results) -> None:
-    rows = [{"file": str(r.path), "entity": r.entity, "status": r.status, "batch": r.batch_id, "rows": r.rows,
+    rows = [{"file": r.path.name, "entity": r.entity, "status": r.status, "batch": r.batch_id, "rows": r.rows,
              "seconds": round(r.seconds, 3), "note": r.note} for r in results]
     render(rows, Format.table, title="Ingested files")
 
@@ -119,17 +121,49 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
+def _run(backend, paths: list[Path], rules_path: Path | None) -> PipelineResult:
+    rules = load_rules(rules_path)
+    with console.status("running") as status:
+        result = run_pipeline(backend, paths, rules, progress=lambda stage: status.update(f"{stage}…"))
+    _show_ingest(result.ingested)
+    _show_route(result.validated, Format.table)
+    timings = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.seconds.items())
+    console.print(f"stages: {timings}")
+    return result
+
+
 @app.command("run")
 def run_command(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
-    output_format: Format = FORMAT_OPTION,
 ) -> None:
-    """Ingest files and validate them (later stages run as they are available)."""
-    rules = load_rules(ctx.obj.rules_path)
-    backend = open_backend(ctx)
-    _show_ingest(ingest(backend, discover(paths)))
-    _show_route(route_all(backend, rules, "validate"), output_format)
+    """Ingest files, validate them and run every analytics stage."""
+    _run(open_backend(ctx), paths, ctx.obj.rules_path)
+
+
+@app.command("demo")
+def demo_command(
+    ctx: typer.Context,
+    workdir: Path = typer.Option(Path("work/demo"), "--workdir", help="Folder for the demo data and database."),
+) -> None:
+    """Run the whole loop on a fresh demo database and print where the outputs are."""
+    import shutil
+    from importlib import resources
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = workdir / "retailflow.duckdb"
+    for stale in (database, database.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    data = workdir / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    shutil.copytree(Path(str(resources.files("retailflow").joinpath("sample_data"))), data)
+    backend = connect(f"duckdb:///{database}")
+    _run(backend, [data], ctx.obj.rules_path)
+    render(audit.quarantine_summary(backend), Format.table, title="Data quality: quarantine by rule",
+           columns=["entity", "rule_id", "rows", "example_reasons"])
+    balanced = all(balance.balanced for balance in audit.reconcile(backend))
+    console.print(f"reconcile: {'[green]every batch balances[/green]' if balanced else '[red]UNBALANCED[/red]'}")
+    console.print(f"data: {data}\ndatabase: {database} (retailflow --db duckdb:///{database} quarantine)")
 
 
 def entry() -> None:
