@@ -1,0 +1,72 @@
+"""The command line as a user runs it: a real process, exit codes, one-line errors, documented commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import write_csv
+from retailflow.cli import app
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def retailflow(*args: str, db: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RETAILFLOW_DB": db, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "retailflow", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+def test_run_reconcile_and_quarantine(db_url, sample_dir):
+    run = retailflow("run", str(sample_dir), db=db_url)
+    assert run.returncode == 0, run.stderr
+    assert "store_sales_header" in run.stdout
+    reconcile = retailflow("reconcile", "--format", "json", db=db_url)
+    assert reconcile.returncode == 0
+    assert all(batch["balanced"] for batch in json.loads(reconcile.stdout))
+    summary = json.loads(retailflow("quarantine", "--format", "json", db=db_url).stdout)
+    assert {"entity": "store_sales_header", "rule_id": "store_sales_header.store_id.exists", "rows": 1,
+            "example_key": "T011", "example_reasons": "store_id 'ST99' not found in stores"} in summary
+    again = retailflow("ingest", str(sample_dir), db=db_url)
+    assert again.returncode == 0 and again.stdout.count("skipped") == 8
+
+
+def test_reconcile_fails_while_batches_are_pending(tmp_path, sample_dir):
+    db = f"duckdb:///{tmp_path}/pending.duckdb"
+    assert retailflow("ingest", str(sample_dir / "stores.csv"), db=db).returncode == 0
+    pending = retailflow("reconcile", db=db)
+    assert pending.returncode == 1 and "retailflow validate" in pending.stderr
+
+
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
+    db = f"duckdb:///{tmp_path}/errors.duckdb"
+    bad = write_csv(tmp_path, "stores.csv", "store_id,name\nST01,x")
+    result = retailflow("ingest", str(bad), db=db)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.search(r"stores\.csv:1: missing required column", lines[0])
+    unknown = retailflow("--db", "oracle://x", "validate", db=db)
+    assert unknown.returncode == 2 and "not supported" in unknown.stderr
+
+
+def test_every_command_is_documented_in_the_readme():
+    readme = README.read_text()
+    commands = [command.name for command in app.registered_commands]
+    groups = [group.name for group in app.registered_groups]
+    assert commands and groups
+    for name in commands + groups:
+        assert f"retailflow {name}" in readme, f"`retailflow {name}` is not in the README"
+    for command in app.registered_commands:
+        assert (command.callback.__doc__ or "").strip(), f"{command.name} has no help text"
+
+
+@pytest.mark.parametrize("variable", ["RETAILFLOW_DB", "RETAILFLOW_RULES", "RETAILFLOW_DUCKDB_MEMORY_LIMIT"])
+def test_settings_are_documented(variable):
+    assert variable in README.read_text()
