@@ -85,8 +85,9 @@ class CheckContext:
         kept = [*self.table.columns, prefix, *[f"{prefix}_{suffix}" for suffix in extra.values()]]
         self.table = self.table.left_join(right, predicates).select(*kept)
 
-    def add_lookup(self, name: str, lookup: ir.Table, on: tuple[str, str], value: str) -> None:
-        """LEFT JOIN one value from `lookup` (unique on its key) by this entity's typed column."""
+    def add_lookup(self, prefix: str, lookup: ir.Table, on: tuple[str, str], values: Sequence[str]) -> None:
+        """LEFT JOIN columns `values` of `lookup` (unique on its key) as <prefix>_<value>, by a typed column."""
         left, right_key = on
-        right = lookup.select(**{f"{name}_k": lookup[right_key], name: lookup[value]})
-        self.table = self.table.left_join(right, self.typed(left) == right[f"{name}_k"]).select(*self.table.columns, name)
+        right = lookup.select(**{f"{prefix}_k": lookup[right_key]}, **{f"{prefix}_{value}": lookup[value] for value in values})
+        self.table = self.table.left_join(right, self.typed(left) == right[f"{prefix}_k"]).select(
+            *self.table.columns, *[f"{prefix}_{value}" for value in values])

@@ -127,19 +127,23 @@ def _verdict(checked: Checked, sibling_failed: ir.BooleanValue, sibling_reason: 
     )
 
 
-def _atomic_verdicts(parent: Checked, child: Checked, foreign_key: ForeignKey) -> tuple[ir.Table, ir.Table]:
+def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked,
+                     foreign_key: ForeignKey) -> tuple[ir.Table, ir.Table]:
     """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows."""
     parent_key = "_v_" + parent.entity.primary_key[0]
     child_key = "_v_" + child.entity.primary_key[0]
     link = "_v_" + foreign_key.column
     # A duplicate header (unique fails) is rejected alone: it must not drag the original's lines.
-    bad_parents = (parent.table.filter(parent.failed("reject", cascading=True) & ~parent.failed(cascading=False))
-                   .group_by(_pkey=parent.table[parent_key])
-                   .aggregate(_parent_line=parent.table._source_line.min()))
-    bad_children = (child.table.filter(child.failed("reject") & child.table[link].notnull())
-                    .group_by(_ckey=child.table[link])
-                    .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
-                               _child_line=child.table._source_line.min()))
+    # The rejected transactions are few: materialise them once, small, and join them to every row.
+    bad_parents = backend.create_temp_table("rf_bad_parents", (
+        parent.table.filter(parent.failed("reject", cascading=True) & ~parent.failed(cascading=False))
+        .group_by(_pkey=parent.table[parent_key])
+        .aggregate(_parent_line=parent.table._source_line.min())))
+    bad_children = backend.create_temp_table("rf_bad_children", (
+        child.table.filter(child.failed("reject") & child.table[link].notnull())
+        .group_by(_ckey=child.table[link])
+        .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
+                   _child_line=child.table._source_line.min())))
 
     parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
     parents = parents.select(*parent.table.columns, "_ckey", "_child_first", "_child_count", "_child_line")
@@ -169,10 +173,9 @@ def _atomic_verdicts(parent: Checked, child: Checked, foreign_key: ForeignKey) -
     return parent_final, child_final
 
 
-def _route(backend: Backend, entity: Entity, final_expr: ir.Table, rules: list[Rule], phase: str,
+def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str,
            batch_ids: Sequence[int]) -> EntityOutcome:
     """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters."""
-    final = backend.create_temp_table(f"rf_final_{entity.name}", final_expr)
     view = Checked(entity, final, rules)
     raw_columns = backend.table_columns("raw", entity.name)
     clean = final.filter(~final._rejected)
@@ -304,7 +307,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             parent_key = _atomic_parent(entity)
             if parent_key:
                 parent = held.pop(parent_key.references)
-                parent_final, child_final = _atomic_verdicts(parent, checked, parent_key)
+                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase,
                                                candidates[parent.entity.name][1]))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase,
@@ -312,9 +315,8 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, candidates[name][1]))
-        for name in ENTITIES:
-            backend.execute(f"DROP TABLE IF EXISTS rf_checked_{name}")
-            backend.execute(f"DROP TABLE IF EXISTS rf_final_{name}")
+        for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children"]:
+            backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
         if phase == "validate":
             for entity_outcome in outcome.entities:

@@ -212,18 +212,18 @@ def _promotion_prepare(ctx: CheckContext, rule: Rule) -> None:
     headers = ctx.reference_rows("store_sales_header", ["transaction_id", "transaction_date"])
     promotions = ctx.staging("promotion_details")
     products = ctx.staging("products")
-    ctx.add_lookup(f"{ctx.flag_name(rule)}_date", headers, ("transaction_id", "transaction_id"), "transaction_date")
-    for name in ("start_date", "end_date", "applicable_category"):
-        ctx.add_lookup(f"{ctx.flag_name(rule)}_{name}", promotions, ("promotion_id", "promotion_id"), name)
-    ctx.add_lookup(f"{ctx.flag_name(rule)}_category", products, ("product_id", "product_id"), "product_category")
+    prefix = ctx.flag_name(rule)
+    ctx.add_lookup(prefix, headers, ("transaction_id", "transaction_id"), ["transaction_date"])
+    ctx.add_lookup(prefix, promotions, ("promotion_id", "promotion_id"), ["start_date", "end_date", "applicable_category"])
+    ctx.add_lookup(prefix, products, ("product_id", "product_id"), ["product_category"])
 
 
 def _promotion_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
     column = ctx.flag_name(rule)
-    day = ctx.table[f"{column}_date"].date()
+    day = ctx.table[f"{column}_transaction_date"].date()
     start, end = ctx.table[f"{column}_start_date"], ctx.table[f"{column}_end_date"]
     applies_to = ctx.table[f"{column}_applicable_category"]
-    category = ctx.table[f"{column}_category"]
+    category = ctx.table[f"{column}_product_category"]
     outside = (day < start) | (day > end)
     wrong_category = (applies_to.upper() != "ALL") & (applies_to != category)
     return ctx.typed("promotion_id").notnull() & start.notnull() & day.notnull() & (outside | wrong_category.fill_null(False))
@@ -235,8 +235,8 @@ def _promotion_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
         "promotion ", shown(ctx.text("promotion_id")), " (", ctx.table[f"{column}_applicable_category"].fill_null("?"),
         ", ", ctx.table[f"{column}_start_date"].cast("string"), " to ", ctx.table[f"{column}_end_date"].cast("string"),
         ") does not apply to product ", shown(ctx.text("product_id")), " (",
-        ctx.table[f"{column}_category"].fill_null("unknown category"), ") on ",
-        ctx.table[f"{column}_date"].date().cast("string"),
+        ctx.table[f"{column}_product_category"].fill_null("unknown category"), ") on ",
+        ctx.table[f"{column}_transaction_date"].date().cast("string"),
     )
 
 
