@@ -154,7 +154,11 @@ class Backend(abc.ABC):
         """Materialise expr as a temporary table and return an Ibis table over it."""
         self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
         self.execute(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
+        self.refresh_statistics(self.quote(name))
         return ibis.table(expr.schema(), name=name)
+
+    def refresh_statistics(self, qualified_name: str) -> None:
+        """Give the planner fresh statistics after a bulk write (engines that plan without them skip this)."""
 
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
         """(Re)create schema.name from expr inside the current transaction; returns its row count."""

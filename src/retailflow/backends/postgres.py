@@ -75,6 +75,11 @@ class PostgresBackend(Backend):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)
 
+    def refresh_statistics(self, qualified_name: str) -> None:
+        # Freshly loaded and temporary tables have no statistics until ANALYZE; without them
+        # the planner assumes a few rows and picks nested loops over a million.
+        self.execute(f"ANALYZE {qualified_name}")
+
     def _create_support_functions(self) -> None:
         for sql_type, function in SAFE_CAST_FUNCTIONS.items():
             self.execute(
@@ -100,4 +105,5 @@ class PostgresBackend(Backend):
                 with parsed.open("rb") as handle:
                     while chunk := handle.read(COPY_CHUNK):
                         copy.write(chunk)
+            self.refresh_statistics(self.qualified("raw", table))
             return self.scalar(f"SELECT count(*) FROM {self.qualified('raw', table)} WHERE _batch_id = {batch_id}")
