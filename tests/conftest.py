@@ -10,6 +10,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
+
+# CI runs a bounded number of fuzz examples; `pytest --hypothesis-profile=long` runs thousands.
+settings.register_profile("default", max_examples=25)
+settings.register_profile("long", max_examples=2000)
+settings.load_profile("default")
 
 from retailflow.backends import Backend, connect
 from retailflow.ingest import discover, ingest

@@ -56,6 +56,19 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     assert unknown.returncode == 2 and "not supported" in unknown.stderr
 
 
+def test_a_second_process_on_the_same_duckdb_file_is_refused(tmp_path, sample_dir):
+    import duckdb
+
+    database = tmp_path / "busy.duckdb"
+    holder = duckdb.connect(str(database))
+    try:
+        result = retailflow("run", str(sample_dir), db=f"duckdb:///{database}")
+    finally:
+        holder.close()
+    assert result.returncode == 2
+    assert "is another retailflow process using it?" in result.stderr
+
+
 def test_every_command_is_documented_in_the_readme():
     readme = README.read_text()
     commands = [command.name for command in app.registered_commands]

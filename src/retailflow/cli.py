@@ -59,7 +59,7 @@ def ingest_command(
     entity: Optional[str] = typer.Option(None, "--entity", help="Entity of every file, when names do not tell."),
 ) -> None:
     """Load files into the raw layer as they are (no validation); identical files are skipped."""
-    backend = open_backend(ctx)
+    backend = open_backend(ctx, writes=True)
     _show_ingest(ingest(backend, discover(paths, entity)))
 
 
@@ -67,7 +67,7 @@ def ingest_command(
 def validate_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """Apply the data-quality rules to pending batches: clean rows to staging, the rest to quarantine."""
     rules = load_rules(ctx.obj.rules_path)
-    _show_route(route_all(open_backend(ctx), rules, "validate"), output_format)
+    _show_route(route_all(open_backend(ctx, writes=True), rules, "validate"), output_format)
 
 
 @quarantine_app.callback()
@@ -83,7 +83,7 @@ def quarantine_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION
 def replay_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """Re-validate quarantined rows (after masters were fixed) and stage those that now pass."""
     rules = load_rules(ctx.obj.rules_path)
-    _show_route(route_all(open_backend(ctx), rules, "replay"), output_format)
+    _show_route(route_all(open_backend(ctx, writes=True), rules, "replay"), output_format)
 
 
 @quarantine_app.command("show")
@@ -138,7 +138,7 @@ def run_command(
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
 ) -> None:
     """Ingest files, validate them and run every analytics stage."""
-    _run(open_backend(ctx), paths, ctx.obj.rules_path)
+    _run(open_backend(ctx, writes=True), paths, ctx.obj.rules_path)
 
 
 @app.command("demo")

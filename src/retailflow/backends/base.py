@@ -101,6 +101,12 @@ class Backend(abc.ABC):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         """Cast well-formed text to a date or timestamp, NULL where the value does not exist (2024-02-30)."""
 
+    def lock_for_writing(self) -> None:
+        """Refuse to go on while another retailflow process writes to this database.
+
+        DuckDB's file lock already keeps a second process out, so only server engines act here.
+        """
+
     def close(self) -> None:
         self.ibis.disconnect()
 

@@ -20,10 +20,18 @@ READ_CHUNK = 1 << 20
 
 
 def sha256_of(path: Path) -> str:
+    """The file's SHA-256; a UserError if it holds a NUL byte (no engine stores those as text)."""
     digest = hashlib.sha256()
+    newlines = 0
     with path.open("rb") as handle:
         while chunk := handle.read(READ_CHUNK):
             digest.update(chunk)
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                line = newlines + chunk.count(b"\n", 0, nul) + 1
+                raise UserError(f"{path}:{line}: contains a NUL byte (binary or UTF-16 data?); "
+                                "remove it or re-export the file as UTF-8 text")
+            newlines += chunk.count(b"\n")
     return digest.hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,8 @@ from retailflow.backends.base import Backend
 from retailflow.errors import UserError
 
 COPY_CHUNK = 1 << 20
+#: pg_advisory_lock key of retailflow writers (any constant shared by all retailflow processes).
+WRITER_LOCK_KEY = 7_402_615_001
 
 # Ibis compiles try_cast to a plain CAST on PostgreSQL, so one impossible date would abort
 # the whole statement; these functions return NULL instead.
@@ -75,6 +78,12 @@ class PostgresBackend(Backend):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)
 
+    def lock_for_writing(self) -> None:
+        # A session-level advisory lock: held until this process disconnects.
+        if not self.scalar(f"SELECT pg_try_advisory_lock({WRITER_LOCK_KEY})"):
+            raise UserError(f"another retailflow process is writing to {self.display_url}; "
+                            "wait for it to finish and run the command again")
+
     def refresh_statistics(self, qualified_name: str) -> None:
         # Freshly loaded and temporary tables have no statistics until ANALYZE; without them
         # the planner assumes a few rows and picks nested loops over a million.
@@ -101,9 +110,16 @@ class PostgresBackend(Backend):
             except duckdb.Error as error:
                 raise csv_reader.explain_read_error(path, error) from None
             target = f"{self.qualified('raw', table)} ({', '.join(self.quote(name) for name in columns)})"
-            with self._raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
-                with parsed.open("rb") as handle:
-                    while chunk := handle.read(COPY_CHUNK):
-                        copy.write(chunk)
+            try:
+                with self._raw.cursor() as cursor, cursor.copy(f"COPY {target} FROM STDIN (FORMAT csv)") as copy:
+                    with parsed.open("rb") as handle:
+                        while chunk := handle.read(COPY_CHUNK):
+                            copy.write(chunk)
+            except psycopg.DataError as error:
+                # COPY counts records of the parsed file: record N is data row N of the input.
+                record = re.search(r"line (\d+)", str(error))
+                where = f"{path}:{int(record.group(1)) + 1}" if record else str(path)
+                raise UserError(f"{where}: PostgreSQL refused a value ({error.diag.message_primary}); "
+                                "fix the value or re-export the file") from None
             self.refresh_statistics(self.qualified("raw", table))
             return self.scalar(f"SELECT count(*) FROM {self.qualified('raw', table)} WHERE _batch_id = {batch_id}")

@@ -7,6 +7,12 @@ import typer
 from retailflow.backends import Backend, connect
 
 
-def open_backend(ctx: typer.Context) -> Backend:
-    """Connect to the database the command line or environment names (ctx.obj is retailflow.config.Settings)."""
-    return connect(ctx.obj.db_url)
+def open_backend(ctx: typer.Context, *, writes: bool = False) -> Backend:
+    """Connect to the database the command line or environment names (ctx.obj is retailflow.config.Settings).
+
+    Commands that write pass writes=True: a second writer on the same database is refused.
+    """
+    backend = connect(ctx.obj.db_url)
+    if writes:
+        backend.lock_for_writing()
+    return backend
