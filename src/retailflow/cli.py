@@ -12,8 +12,10 @@ import typer
 from retailflow import audit
 from retailflow.backends import connect
 from retailflow.commands import open_backend
+from retailflow.commands.generate import generate_command, generate_with_progress
 from retailflow.config import Settings
 from retailflow.errors import UserError
+from retailflow.generate import GeneratorOptions
 from retailflow.ingest import discover, ingest
 from retailflow.pipeline import PipelineResult, run_pipeline
 from retailflow.output import Format, console, errors, render
@@ -141,14 +143,17 @@ def run_command(
     _run(open_backend(ctx, writes=True), paths, ctx.obj.rules_path)
 
 
+app.command("generate")(generate_command)
+
+
 @app.command("demo")
 def demo_command(
     ctx: typer.Context,
     workdir: Path = typer.Option(Path("work/demo"), "--workdir", help="Folder for the demo data and database."),
+    seed: int = typer.Option(7, help="Seed of the generated demo data."),
 ) -> None:
-    """Run the whole loop on a fresh demo database and print where the outputs are."""
+    """Generate a small dataset, run the whole loop on a fresh DuckDB file and print where the outputs are."""
     import shutil
-    from importlib import resources
 
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "retailflow.duckdb"
@@ -156,14 +161,16 @@ def demo_command(
         stale.unlink(missing_ok=True)
     data = workdir / "data"
     shutil.rmtree(data, ignore_errors=True)
-    shutil.copytree(Path(str(resources.files("retailflow").joinpath("sample_data"))), data)
+    manifest = generate_with_progress(data, GeneratorOptions(seed=seed))
+    console.print(f"generated {manifest['line_items']:,} line items with {manifest['anomalies']} planted problems")
     backend = connect(f"duckdb:///{database}")
     _run(backend, [data], ctx.obj.rules_path)
     render(audit.quarantine_summary(backend), Format.table, title="Data quality: quarantine by rule",
            columns=["entity", "rule_id", "rows", "example_reasons"])
     balanced = all(balance.balanced for balance in audit.reconcile(backend))
     console.print(f"reconcile: {'[green]every batch balances[/green]' if balanced else '[red]UNBALANCED[/red]'}")
-    console.print(f"data: {data}\ndatabase: {database} (retailflow --db duckdb:///{database} quarantine)")
+    console.print(f"data: {data} (ground truth in {data / '_truth'})\n"
+                  f"database: {database} (retailflow --db duckdb:///{database} quarantine)")
 
 
 def entry() -> None:
