@@ -64,17 +64,17 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     masters = make_masters(options, rng)
     writer = _Writer(out_dir, options.format)
 
-    emails = np.array(masters.customers.column("email").to_pylist(), dtype=object)
-    bad_email = break_emails(emails, options.anomaly_rate, rng)
-    customers = masters.customers.set_column(masters.customers.schema.get_field_index("email"), "email",
-                                             pa.array(emails, type=pa.string()))
+    emails, bad_email = break_emails(masters.customers.column("email").combine_chunks(), options.anomaly_rate, rng)
+    customers = masters.customers.set_column(masters.customers.schema.get_field_index("email"), "email", emails)
     for stem, table in (("stores", masters.stores), ("products", masters.products), ("customer_details", customers),
                         ("promotion_details", masters.promotions), ("loyalty_rules", masters.loyalty_rules)):
         writer.write(stem, table)
-    ids = {name: masters_table.column(key).to_numpy(zero_copy_only=False) for name, masters_table, key in (
+    ids = {name: masters_table.column(key).combine_chunks() for name, masters_table, key in (
         ("stores", masters.stores, "store_id"), ("products", masters.products, "product_id"),
         ("customers", masters.customers, "customer_id"), ("promotions", masters.promotions, "promotion_id"))}
-    labels = [("customer_details", ids["customers"][index], None, "bad_email", "warn") for index in bad_email]
+    labels = [("customer_details", customer_id, None, "bad_email", "warn")
+              for customer_id in ids["customers"].take(pa.array(bad_email, type=pa.int64())).to_pylist()]
+    id_text = {name: values.to_numpy(zero_copy_only=False) for name, values in ids.items()}
 
     simulator = Simulator(options, masters, rng)
     total_txns = max(1, int(masters.customer_rate.sum() * options.days * 1.4))
@@ -82,18 +82,18 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     last_purchase_day = np.full(len(masters.customer_rate), -1)
     lost_demand: list[pa.Table] = []
     pending_duplicates: list[tuple] = []
-    next_numbers = [0, 0]
+    next_numbers = [0, 0, 0]  # next transaction number, next line number, next anomaly kind
     for day_index in range(options.days):
         sales = simulator.simulate(day_index)
         day, stamp = sales.day, sales.day.isoformat()
         np.maximum.at(last_purchase_day, sales.txn_customer, day_index)
-        next_numbers[:] = [simulator.next_txn, simulator.next_line]
+        next_numbers[:2] = [simulator.next_txn, simulator.next_line]
         noisy, duplicates = plant(
-            sales, options.anomaly_rate, rng, ids, next_numbers,
+            sales, options.anomaly_rate, rng, id_text, next_numbers,
             txn_text=lambda number: f"TXN{int(number):0{txn_width}d}", money_text=_money_text,
             time_text=lambda seconds: f"{stamp} {int(seconds) // 3600:02d}:{int(seconds) % 3600 // 60:02d}:"
                                       f"{int(seconds) % 60:02d}")
-        simulator.next_txn, simulator.next_line = next_numbers
+        simulator.next_txn, simulator.next_line = next_numbers[:2]
         labels += noisy.labels
         headers = pa.table({
             "transaction_id": columns.numbered("TXN", sales.txn_number, txn_width),
@@ -125,14 +125,14 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
             store_index = np.repeat(np.arange(stores_count), products_count)
             product_index = np.tile(np.arange(products_count), stores_count)
             writer.write(f"inventory_daily_{stamp}", pa.table({
-                "snapshot_date": pa.array([stamp] * (stores_count * products_count), type=pa.string()),
+                "snapshot_date": columns.constant(stamp, stores_count * products_count),
                 "store_id": columns.pick(store_index, ids["stores"]),
                 "product_id": columns.pick(product_index, ids["products"]),
                 "stock_on_hand": columns.integers(sales.opening_stock.ravel()),
             }))
             unmet = np.flatnonzero(sales.unmet_units.ravel())
             lost_demand.append(pa.table({
-                "snapshot_date": pa.array([stamp] * len(unmet), type=pa.string()),
+                "snapshot_date": columns.constant(stamp, len(unmet)),
                 "store_id": columns.pick(unmet // products_count, ids["stores"]),
                 "product_id": columns.pick(unmet % products_count, ids["products"]),
                 "unmet_units": columns.integers(sales.unmet_units.ravel()[unmet]),
@@ -169,8 +169,8 @@ def _write_truth(truth_dir: Path, options: GeneratorOptions, masters, ids: dict,
     if lost_demand:
         pacsv.write_csv(pa.concat_tables(lost_demand), truth_dir / "lost_demand.csv")
     as_of_index = int(last_purchase_day.max())
-    as_of = options.start + dt.timedelta(days=max(as_of_index, 0))
-    history = np.array([(as_of - day).days for day in masters.customer_last_purchase])
+    as_of = np.datetime64(options.start.isoformat(), "D") + max(as_of_index, 0)
+    history = (as_of - masters.customer_last_purchase).astype(np.int64)
     days_since = np.where(last_purchase_day >= 0, as_of_index - last_purchase_day, history)
     lapsed = days_since >= LAPSED_DAYS
     pacsv.write_csv(pa.table({

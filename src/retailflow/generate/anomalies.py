@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from retailflow.generate.sales import DaySales
 
@@ -40,11 +42,13 @@ def plant(sales: DaySales, rate: float, rng: np.random.Generator, ids: dict, nex
     if count == 0:
         return noisy, duplicates
     sources = rng.choice(len(sales.txn_number), count, replace=False)
-    kinds = rng.choice(TRANSACTION_KINDS, count)
+    # Kinds in rotation (continuing across days), so even a small dataset has every kind.
+    kinds = [TRANSACTION_KINDS[(next_numbers[2] + index) % len(TRANSACTION_KINDS)] for index in range(count)]
+    next_numbers[2] += count
     line_start = np.searchsorted(sales.line_txn, np.arange(len(sales.txn_number)))
     line_end = np.searchsorted(sales.line_txn, np.arange(len(sales.txn_number)), side="right")
     products, stores, customers, promotions = ids["products"], ids["stores"], ids["customers"], ids["promotions"]
-    for source, kind in zip(sources.tolist(), kinds.tolist()):
+    for source, kind in zip(sources.tolist(), kinds):
         original = (txn_text(sales.txn_number[source]), customers[sales.txn_customer[source]],
                     stores[sales.txn_store[source]], time_text(sales.txn_seconds[source]),
                     money_text(sales.txn_total_cents[source]))
@@ -102,10 +106,11 @@ def plant(sales: DaySales, rate: float, rng: np.random.Generator, ids: dict, nex
     return noisy, duplicates
 
 
-def break_emails(emails: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices of customers whose e-mail is made invalid (name.domain, no @): a warn-level problem."""
+def break_emails(emails: pa.Array, rate: float, rng: np.random.Generator) -> tuple[pa.Array, np.ndarray]:
+    """E-mails with a sample made invalid (name.domain, no @: a warn-level problem), and that sample's indices."""
     count = int(round(len(emails) * rate))
     chosen = np.sort(rng.choice(len(emails), count, replace=False)) if count else np.array([], dtype=np.int64)
-    for index in chosen:
-        emails[index] = emails[index].replace("@", ".")
-    return chosen
+    mask = np.zeros(len(emails), dtype=bool)
+    mask[chosen] = True
+    broken = pc.if_else(pa.array(mask), pc.replace_substring(emails, "@", "."), emails)
+    return broken, chosen

@@ -9,9 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def pick(indices: np.ndarray, values: np.ndarray | list) -> pa.Array:
-    """values[indices] as strings; a negative index gives NULL."""
-    dictionary = pa.array(list(values), type=pa.string())
+def pick(indices: np.ndarray, dictionary: pa.Array) -> pa.Array:
+    """dictionary[indices] as strings; a negative index gives NULL."""
     mask = indices < 0
     codes = pa.array(np.where(mask, 0, indices).astype(np.int32), mask=mask if mask.any() else None)
     return pa.DictionaryArray.from_arrays(codes, dictionary).cast(pa.string())
@@ -33,6 +32,15 @@ def numbered(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     """prefix + zero-padded numbers, e.g. TXN00000042."""
     digits = pc.utf8_lpad(pc.cast(pa.array(numbers), pa.string()), width, "0")
     return pc.binary_join_element_wise(prefix, digits, "")
+
+
+def constant(value: str, count: int) -> pa.Array:
+    return pick(np.zeros(count, dtype=np.int32), pa.array([value], type=pa.string()))
+
+
+def dates(days: np.ndarray) -> pa.Array:
+    """numpy datetime64[D] values as YYYY-MM-DD text."""
+    return pc.strftime(pa.array(days.astype("datetime64[s]")), format="%Y-%m-%d")
 
 
 def timestamps(day: dt.date, seconds: np.ndarray) -> pa.Array:

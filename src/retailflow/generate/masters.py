@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from faker import Faker
 
+from retailflow.generate import columns
 from retailflow.generate.options import TRANSACTIONS_PER_CUSTOMER_DAY, GeneratorOptions
 
 #: Category -> (price range, product nouns).
@@ -101,11 +103,13 @@ def _customers(options: GeneratorOptions, rng: np.random.Generator, faker: Faker
     count = options.effective_customers()
     first_pool = sorted({faker.first_name() for _ in range(600)})
     last_pool = sorted({faker.last_name() for _ in range(600)})
-    first = rng.choice(first_pool, count)
-    last = rng.choice(last_pool, count)
-    domains = rng.choice(["example.com", "mail.example.org", "shop.example.net"], count)
-    emails = [f"{f.lower()}.{l.lower().replace(' ', '')}{index}@{domain}"
-              for index, (f, l, domain) in enumerate(zip(first, last, domains), start=1)]
+    first = columns.pick(rng.integers(0, len(first_pool), count), pa.array(first_pool))
+    last = columns.pick(rng.integers(0, len(last_pool), count), pa.array(last_pool))
+    domains = columns.pick(rng.integers(0, 3, count), pa.array(["example.com", "mail.example.org", "shop.example.net"]))
+    # The running number makes every address unique.
+    local = pc.binary_join_element_wise(pc.utf8_lower(first), pc.replace_substring(pc.utf8_lower(last), " ", ""), ".")
+    local = pc.binary_join_element_wise(local, columns.integers(np.arange(1, count + 1)), "")
+    emails = pc.binary_join_element_wise(local, domains, "@")
     archetypes = np.array(list(ARCHETYPES))
     shares = np.array([value[0] for value in ARCHETYPES.values()])
     archetype = rng.choice(archetypes, count, p=shares)
@@ -115,15 +119,16 @@ def _customers(options: GeneratorOptions, rng: np.random.Generator, faker: Faker
     days_before_start = np.where(archetype == "lapsed", rng.integers(60, 400, count) - options.days + 1,
                                  rng.integers(1, 45, count))
     days_before_start = np.maximum(days_before_start, 1)
-    last_purchase = np.array([options.start - dt.timedelta(days=int(d)) for d in days_before_start])
+    last_purchase = np.datetime64(options.start.isoformat(), "D") - days_before_start.astype("timedelta64[D]")
     spend_history = rng.gamma(1.5, 600.0, count) * np.array([ARCHETYPES[name][2] for name in archetype])
     points = np.maximum(1, np.floor(spend_history)).astype(np.int64)
-    status = np.select([points >= threshold for threshold, _ in reversed(TIERS)], [name for _, name in reversed(TIERS)],
-                       default="Bronze")
+    tier = np.searchsorted([threshold for threshold, _ in TIERS], points, side="right") - 1
+    status = columns.pick(tier, pa.array([name for _, name in TIERS]))
     table = pa.table({
-        "customer_id": padded_ids("C", count),
-        "first_name": first, "email": emails, "loyalty_status": status, "total_loyalty_points": points.astype(str),
-        "last_purchase_date": [day.isoformat() for day in last_purchase], "segment_id": [None] * count,
+        "customer_id": columns.numbered("C", np.arange(1, count + 1), max(4, len(str(count)))),
+        "first_name": first, "email": emails, "loyalty_status": status,
+        "total_loyalty_points": columns.integers(points), "last_purchase_date": columns.dates(last_purchase),
+        "segment_id": pa.nulls(count, pa.string()),
     })
     store = rng.choice(len(store_weight), count, p=store_weight)
     return table, rate, store, archetype, points, last_purchase
