@@ -12,6 +12,7 @@ import typer
 from retailflow import audit
 from retailflow.backends import connect
 from retailflow.commands import open_backend
+from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.generate import generate_command, generate_with_progress
 from retailflow.config import Settings
 from retailflow.errors import UserError
@@ -144,6 +145,8 @@ def run_command(
 
 
 app.command("generate")(generate_command)
+app.command("promotions")(promotions_command)
+app.command("inventory")(inventory_command)
 
 
 @app.command("demo")

@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retailflow.analytics.inventory import run_inventory
+from retailflow.analytics.promotions import run_promotions
 from retailflow.backends import Backend
 from retailflow.ingest import IngestResult, discover, ingest
 from retailflow.quality.engine import RouteOutcome, route_all
@@ -24,7 +26,10 @@ class PipelineResult:
 
 
 #: Stages after validation, in order: name -> function(backend) returning a summary.
-ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = []
+ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = [
+    ("promotions", run_promotions),
+    ("inventory", run_inventory),
+]
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],

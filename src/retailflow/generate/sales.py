@@ -22,7 +22,7 @@ from retailflow.generate.options import GeneratorOptions
 
 #: Relative demand by weekday, Monday first: weekends peak.
 WEEKDAY_FACTOR = np.array([0.90, 0.88, 0.93, 0.98, 1.12, 1.38, 1.26])
-TREND_PER_DAY = 0.0015
+TREND_PER_DAY = 0.0005
 OPEN_SECONDS, CLOSE_SECONDS = 8 * 3600, 21 * 3600
 
 
@@ -139,7 +139,7 @@ class Simulator:
         np.add.at(sold_units, line_store * len(masters.product_weight) + line_product, sold)
         unmet = (demand - sold_units).reshape(opening.shape)
         self.stock -= sold_units.reshape(opening.shape)
-        self._reorder(day_index)
+        self._reorder(day_index, self._planned_uplift(day_index))
 
         kept = sold > 0
         line_txn, line_product, quantity = line_txn[kept], line_product[kept], sold[kept]
@@ -172,10 +172,17 @@ class Simulator:
         return DaySales(day, txn_number, txn_customer, txn_store, txn_seconds, totals, line_number, line_txn,
                         line_product, line_promotion, quantity, line_cents, opening, unmet, promoted)
 
-    def _reorder(self, day_index: int) -> None:
-        """Order up to the target when stock (plus what is on order) falls to the reorder point."""
+    def _planned_uplift(self, day_index: int) -> np.ndarray:
+        """Per product: the largest promotion uplift planned over the next week (stores stock up for it)."""
+        upcoming = [self._promotions_on(day)[2] for day in range(day_index + 1, day_index + 8)]
+        return 1.0 + np.max(upcoming, axis=0)[self.product_category_index]
+
+    def _reorder(self, day_index: int, planned: np.ndarray) -> None:
+        """Order up to the target (raised for planned promotions) when stock falls to the reorder point."""
         position = self.stock + self.on_order
-        needs = (position <= self.reorder_point) & (self.arrival_day < 0)
+        reorder_point = np.ceil(self.reorder_point * planned).astype(np.int64)
+        order_up_to = np.ceil(self.order_up_to * planned).astype(np.int64)
+        needs = (position <= reorder_point) & (self.arrival_day < 0)
         lead = self.rng.integers(1, 6, self.stock.shape)
-        self.on_order[needs] = (self.order_up_to - position)[needs]
+        self.on_order[needs] = (order_up_to - position)[needs]
         self.arrival_day[needs] = day_index + lead[needs]

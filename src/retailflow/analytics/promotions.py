@@ -1,0 +1,143 @@
+"""Promotion effectiveness: promoted sales against a weekday-adjusted, stock-aware baseline.
+
+Method (also in the README): sales are measured per in-stock store-product-day ("cell"), so
+stock-outs are excluded from both sides. For a category, the baseline rate is its units (and
+revenue) per in-stock cell on days when no promotion touched the category, per weekday (all
+non-promoted days when that weekday has none). A promotion's expected units on its days are
+cells × baseline rate for each day's weekday; lift % = (promoted units / expected units − 1) × 100.
+Overlaps: on a day several promotions cover a category, the day is credited to the one with
+the largest discount (ties: lowest id) — the one whose price the lines carry — never to two.
+
+Outputs: analytics.promotion_effectiveness, one row per promotion × category it covers;
+analytics.promotion_daily, one row per category × trading day.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
+from retailflow.backends import Backend
+from retailflow.errors import UserError
+from retailflow.tables import staging_table
+
+
+def _coverage(promotions: ir.Table, categories: ir.Table, days: ir.Table) -> ir.Table:
+    """One row per category × day × covering promotion, with the one that applies ranked first."""
+    covering = categories.cross_join(days).cross_join(promotions).filter(
+        lambda t: (t.sale_date >= t.start_date) & (t.sale_date <= t.end_date)
+        & ((t.applicable_category.upper() == "ALL") | (t.applicable_category == t.product_category)))
+    window = ibis.window(group_by=[covering.product_category, covering.sale_date],
+                         order_by=[covering.discount_percentage.desc(), covering.promotion_id])
+    return covering.mutate(applies=ibis.row_number().over(window) == 0,
+                           covering_count=covering.promotion_id.count().over(
+                               group_by=[covering.product_category, covering.sale_date]))
+
+
+def category_days(line_items, headers, products, promotions, stores, inventory) -> ir.Table:
+    """One row per category × trading day: in-stock cells, units, revenue and the applying promotion."""
+    lines = sales_lines(line_items, headers, products)
+    cells = store_product_days(stores, products, lines, inventory)
+    stocked = cells.filter(cells.in_stock)
+    daily = stocked.group_by(["product_category", "sale_date", "weekday"]).aggregate(
+        cells=stocked.count(), units=stocked.units.sum(), revenue=stocked.revenue.sum())
+    coverage = _coverage(promotions, products.select("product_category").distinct(), lines.select("sale_date").distinct())
+    applying = coverage.filter(coverage.applies).select("product_category", "sale_date", "promotion_id",
+                                                        "covering_count")
+    return daily.left_join(applying, ["product_category", "sale_date"]).select(
+        daily, applying.promotion_id, covering_count=applying.covering_count.fill_null(0))
+
+
+def promotion_effectiveness(line_items: ir.Table, headers: ir.Table, products: ir.Table, promotions: ir.Table,
+                            stores: ir.Table, inventory: ir.Table, *, min_baseline_days: int = 5) -> ir.Table:
+    """One row per promotion × covered category: promoted vs expected units and revenue, lift %, rank."""
+    days = category_days(line_items, headers, products, promotions, stores, inventory)
+    plain = days.filter(days.covering_count == 0)
+    by_weekday = plain.group_by(["product_category", "weekday"]).aggregate(
+        rate_units=plain.units.sum().cast("float64") / plain.cells.sum(),
+        rate_revenue=plain.revenue.sum().cast("float64") / plain.cells.sum())
+    overall = plain.group_by("product_category").aggregate(
+        all_units=plain.units.sum().cast("float64") / plain.cells.sum(),
+        all_revenue=plain.revenue.sum().cast("float64") / plain.cells.sum(),
+        baseline_days=plain.sale_date.nunique(), baseline_units=plain.units.sum(),
+        baseline_revenue=plain.revenue.sum())
+    promoted = days.filter(days.promotion_id.notnull())
+    promoted = promoted.left_join(by_weekday, ["product_category", "weekday"]).select(
+        promoted, by_weekday.rate_units, by_weekday.rate_revenue)
+    promoted = promoted.left_join(overall, "product_category").select(promoted, overall.all_units, overall.all_revenue)
+    promoted = promoted.mutate(
+        expected_units=promoted.cells * promoted.rate_units.fill_null(promoted.all_units),
+        expected_revenue=promoted.cells * promoted.rate_revenue.fill_null(promoted.all_revenue))
+    measured = promoted.group_by(["promotion_id", "product_category"]).aggregate(
+        promoted_units=promoted.units.sum(), promoted_revenue=promoted.revenue.sum(),
+        expected_units=promoted.expected_units.sum(), expected_revenue=promoted.expected_revenue.sum(),
+        days_observed=promoted.sale_date.nunique(),
+        overlap_days=(promoted.covering_count > 1).ifelse(1, 0).sum())
+    lines = sales_lines(line_items, headers, products)
+    promoted_lines = lines.filter(lines.promotion_id.notnull())
+    discounts = promoted_lines.group_by(["promotion_id", "product_category"]).aggregate(
+        discount_cost=(promoted_lines.list_value - promoted_lines.revenue).sum())
+
+    categories = products.select("product_category").distinct()
+    covered = promotions.cross_join(categories).filter(
+        lambda t: (t.applicable_category.upper() == "ALL") | (t.applicable_category == t.product_category))
+    rows = (covered.left_join(measured, ["promotion_id", "product_category"])
+            .select(covered.promotion_id, covered.promotion_name, covered.product_category, covered.start_date,
+                    covered.end_date, covered.discount_percentage, measured.promoted_units, measured.promoted_revenue,
+                    measured.expected_units, measured.expected_revenue, measured.days_observed,
+                    measured.overlap_days))
+    rows = rows.left_join(overall, "product_category").select(
+        rows, overall.baseline_days, overall.baseline_units, overall.baseline_revenue)
+    rows = rows.left_join(discounts, ["promotion_id", "product_category"]).select(rows, discounts.discount_cost)
+    rows = rows.mutate(
+        promoted_units=rows.promoted_units.fill_null(0), promoted_revenue=rows.promoted_revenue.fill_null(0),
+        days_observed=rows.days_observed.fill_null(0), overlap_days=rows.overlap_days.fill_null(0),
+        baseline_days=rows.baseline_days.fill_null(0), discount_cost=rows.discount_cost.fill_null(0))
+    rows = rows.mutate(
+        lift_units_pct=((safe_ratio(rows.promoted_units, rows.expected_units) - 1) * 100).round(2),
+        lift_revenue_pct=((safe_ratio(rows.promoted_revenue, rows.expected_revenue) - 1) * 100).round(2),
+        incremental_units=(rows.promoted_units - rows.expected_units).round(2),
+        incremental_revenue=(rows.promoted_revenue.cast("float64") - rows.expected_revenue).round(2),
+        status=ibis.cases(
+            (rows.days_observed == 0, "no sales in window"),
+            (rows.baseline_days < min_baseline_days, "insufficient data"),
+            (rows.expected_units.fill_null(0) == 0, "insufficient data"),
+            else_="ok"),
+        expected_units=rows.expected_units.round(2), expected_revenue=rows.expected_revenue.round(2))
+
+    eligible = rows.filter(rows.status == "ok")
+    totals = eligible.group_by("promotion_id").aggregate(
+        promotion_lift_pct=((eligible.promoted_units.sum().cast("float64") / eligible.expected_units.sum() - 1)
+                            * 100).round(2))
+    totals = totals.mutate(rank=ibis.dense_rank().over(order_by=[totals.promotion_lift_pct.desc(),
+                                                                  totals.promotion_id]) + 1)
+    return rows.left_join(totals, "promotion_id").select(rows, totals.promotion_lift_pct, totals.rank).order_by(
+        [ibis._.rank.asc(nulls_first=False), "promotion_id", "product_category"])
+
+
+def promotion_daily(line_items, headers, products, promotions, stores, inventory) -> ir.Table:
+    """One row per category × trading day: units and revenue per in-stock cell, and the applying promotion."""
+    days = category_days(line_items, headers, products, promotions, stores, inventory)
+    return days.mutate(units_per_cell=safe_ratio(days.units, days.cells),
+                       promoted=days.promotion_id.notnull()).order_by(["product_category", "sale_date"])
+
+
+def _inputs() -> dict[str, ir.Table]:
+    return dict(line_items=staging_table("store_sales_line_items"), headers=staging_table("store_sales_header"),
+                products=staging_table("products"), promotions=staging_table("promotion_details"),
+                stores=staging_table("stores"), inventory=staging_table("inventory_daily"))
+
+
+def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5) -> list[dict]:
+    """Materialise the promotion tables; return the rows ranked within the top N plus unranked ones."""
+    if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
+        raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
+    with backend.transaction():
+        backend.replace_table("analytics", "promotion_effectiveness",
+                              promotion_effectiveness(**_inputs(), min_baseline_days=min_baseline_days))
+        backend.replace_table("analytics", "promotion_daily", promotion_daily(**_inputs()))
+    table = ibis.table(promotion_effectiveness(**_inputs()).schema(), name="promotion_effectiveness",
+                       database="analytics")
+    return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())
+                               .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category"]))
