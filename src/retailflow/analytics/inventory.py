@@ -61,21 +61,26 @@ def lost_sales(line_items, headers, products, stores, inventory, *, top: int = 5
     lines = sales_lines(line_items, headers, products)
     product_price = lines.group_by("product_id").aggregate(product_price=safe_ratio(lines.revenue.sum(),
                                                                                     lines.units.sum()))
-    out = cells.filter(~cells.in_stock)
-    out = out.left_join(same_weekday, ["product_id", "store_id", "weekday"]).select(out, same_weekday.weekday_rate)
-    out = out.mutate(expected_units=out.weekday_rate)
-    per_store = out.group_by(["rank", "product_id", "store_id"]).aggregate(
-        stockout_days=out.count(), weekday_units=out.expected_units.sum(),
-        days_without_weekday=out.expected_units.isnull().ifelse(1, 0).sum())
+    # Every top product × store with snapshots gets a row; only its stock-out days add lost units.
+    cells = cells.left_join(same_weekday, ["product_id", "store_id", "weekday"]).select(
+        cells, same_weekday.weekday_rate)
+    out = ~cells.in_stock
+    per_store = cells.group_by(["rank", "product_id", "store_id"]).aggregate(
+        stockout_days=out.ifelse(1, 0).sum(),
+        weekday_units=out.ifelse(cells.weekday_rate, ibis.null("float64")).sum(),
+        days_without_weekday=(out & cells.weekday_rate.isnull()).ifelse(1, 0).sum())
     per_store = per_store.left_join(any_day, ["product_id", "store_id"]).select(
         per_store, any_day.day_rate, any_day.store_price)
     per_store = per_store.left_join(product_price, "product_id").select(per_store, product_price.product_price)
-    lost_units = (per_store.weekday_units.fill_null(0) + per_store.days_without_weekday * per_store.day_rate)
+    lost_units = (per_store.weekday_units.fill_null(0)
+                  + per_store.days_without_weekday * per_store.day_rate.fill_null(0))
     price = per_store.store_price.fill_null(per_store.product_price)
     return per_store.mutate(
         lost_units=lost_units.round(2),
         lost_revenue=(lost_units * price).round(2),
-        method=ibis.ifelse(per_store.day_rate.isnull(), "no in-stock days to learn from", "in-stock days"),
+        method=ibis.cases((per_store.stockout_days == 0, "never out of stock"),
+                          (per_store.day_rate.isnull(), "no in-stock days to learn from"),
+                          else_="mean of in-stock days (same weekday where available)"),
     ).drop("weekday_units", "days_without_weekday").order_by(["rank", "store_id"])
 
 
