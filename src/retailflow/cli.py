@@ -13,6 +13,7 @@ from retailflow import audit
 from retailflow.backends import connect
 from retailflow.commands import open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
+from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command, generate_with_progress
 from retailflow.config import Settings
 from retailflow.errors import UserError
@@ -147,6 +148,9 @@ def run_command(
 app.command("generate")(generate_command)
 app.command("promotions")(promotions_command)
 app.command("inventory")(inventory_command)
+app.add_typer(loyalty_app, name="loyalty")
+app.command("segments")(segments_command)
+app.command("notify")(notify_command)
 
 
 @app.command("demo")

@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retailflow.analytics.inventory import run_inventory
+from retailflow.analytics.loyalty import run_loyalty
 from retailflow.analytics.promotions import run_promotions
+from retailflow.analytics.segmentation import run_segments
 from retailflow.backends import Backend
 from retailflow.ingest import IngestResult, discover, ingest
+from retailflow.notify.outbox import queue
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.quality.rules import Rule
 
@@ -29,6 +32,9 @@ class PipelineResult:
 ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = [
     ("promotions", run_promotions),
     ("inventory", run_inventory),
+    ("loyalty", run_loyalty),
+    ("segments", run_segments),
+    ("notify queue", queue),
 ]
 
 

@@ -1,0 +1,189 @@
+"""Loyalty points: rules applied per transaction into an append-only ledger, balances and tiers.
+
+A rule applies to a transaction when total_amount >= min_spend_threshold and its optional
+conditions hold: valid_days (e.g. "Sat,Sun"), start_date/end_date, applicable_category (a line
+of that category). Earning = floor(total × points_per_unit_spend) + bonus_points, combined by policy:
+`best` (default) — the base rate once (the highest applicable rate) plus the largest applicable
+bonus; `stack` — the base rate once plus every applicable bonus. Ties go to the lowest rule id.
+
+Tables: loyalty.points_ledger (one row per transaction × rule that earned points; unique on
+both, so re-running never double-counts), loyalty.opening_balances (one row per customer: the
+balance from the first staged export), loyalty.balances (one row per customer), loyalty.runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.backends import Backend
+from retailflow.errors import UserError
+from retailflow.tables import staging_table
+
+POLICIES = ("best", "stack")
+DEFAULT_TIERS = (("Bronze", 0), ("Silver", 500), ("Gold", 1500), ("Platinum", 4000))
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+LEDGER_COLUMNS = (
+    ("transaction_id", "VARCHAR NOT NULL"), ("rule_id", "VARCHAR NOT NULL"), ("customer_id", "VARCHAR NOT NULL"),
+    ("transaction_date", "TIMESTAMP NOT NULL"), ("total_amount", "DECIMAL(10,2) NOT NULL"),
+    ("base_points", "BIGINT NOT NULL"), ("bonus_points", "BIGINT NOT NULL"), ("points", "BIGINT NOT NULL"),
+    ("policy", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"), ("recorded_at", "TIMESTAMP NOT NULL"),
+)
+
+
+def tiers_from_env() -> tuple[tuple[str, int], ...]:
+    """Tier thresholds from RETAILFLOW_LOYALTY_TIERS ("Bronze:0,Silver:500,Gold:1500,Platinum:4000")."""
+    text = os.environ.get("RETAILFLOW_LOYALTY_TIERS")
+    if not text:
+        return DEFAULT_TIERS
+    try:
+        tiers = tuple((name.strip(), int(points)) for name, points in (part.split(":") for part in text.split(",")))
+    except ValueError:
+        raise UserError("RETAILFLOW_LOYALTY_TIERS must look like Bronze:0,Silver:500,Gold:1500") from None
+    return tuple(sorted(tiers, key=lambda tier: tier[1]))
+
+
+def applicable_rules(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table) -> ir.Table:
+    """One row per transaction × rule with every condition evaluated (applies = all of them hold)."""
+    categories = line_items.join(products, "product_id").select("transaction_id", "product_category").distinct()
+    pairs = headers.cross_join(loyalty_rules)
+    pairs = pairs.left_join(categories, [pairs.transaction_id == categories.transaction_id,
+                                         pairs.applicable_category == categories.product_category]).select(
+        pairs, has_category=categories.product_category.notnull())
+    weekday = ibis.cases(*[(pairs.transaction_date.day_of_week.index() == index, name)
+                           for index, name in enumerate(WEEKDAYS)])
+    day = pairs.transaction_date.date()
+    checks = pairs.mutate(
+        weekday=weekday,
+        meets_threshold=pairs.total_amount >= pairs.min_spend_threshold,
+        right_day=pairs.valid_days.isnull() | pairs.valid_days.lower().contains(weekday),
+        in_period=(pairs.start_date.isnull() | (day >= pairs.start_date)) & (pairs.end_date.isnull() | (day <= pairs.end_date)),
+        right_category=pairs.applicable_category.isnull() | pairs.has_category,
+    )
+    return checks.mutate(applies=checks.meets_threshold & checks.right_day & checks.in_period & checks.right_category)
+
+
+def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
+                  policy: str = "best") -> ir.Table:
+    """One row per transaction × rule that earns points under `policy`: base, bonus and total points."""
+    if policy not in POLICIES:
+        raise UserError(f"unknown loyalty policy {policy!r}; use best or stack")
+    rules = applicable_rules(headers, line_items, products, loyalty_rules)
+    rules = rules.filter(rules.applies)
+    by_rate = ibis.window(group_by=rules.transaction_id, order_by=[rules.points_per_unit_spend.desc(), rules.rule_id])
+    by_bonus = ibis.window(group_by=rules.transaction_id, order_by=[rules.bonus_points.desc(), rules.rule_id])
+    ranked = rules.mutate(rate_rank=ibis.row_number().over(by_rate), bonus_rank=ibis.row_number().over(by_bonus))
+    base = ibis.ifelse(ranked.rate_rank == 0, (ranked.total_amount * ranked.points_per_unit_spend).floor(), 0)
+    bonus = ranked.bonus_points if policy == "stack" else ibis.ifelse(ranked.bonus_rank == 0, ranked.bonus_points, 0)
+    earned = ranked.select("transaction_id", "rule_id", "customer_id", "transaction_date", "total_amount",
+                           base_points=base.cast("int64"), bonus_points=bonus.cast("int64"))
+    earned = earned.mutate(points=earned.base_points + earned.bonus_points)
+    return earned.filter(earned.points > 0)
+
+
+def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, headers: ir.Table,
+             tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS, run_id: str | None = None) -> ir.Table:
+    """One row per customer: opening points, points earned, balance, tier, last purchase, points this run."""
+    earned = ledger.group_by("customer_id").aggregate(
+        earned_points=ledger.points.sum(),
+        run_points=(ledger.run_id == (run_id or "")).ifelse(ledger.points, 0).sum())
+    bought = headers.group_by("customer_id").aggregate(last_transaction=headers.transaction_date.max().date())
+    rows = customers.select("customer_id", "last_purchase_date").left_join(opening, "customer_id").select(
+        "customer_id", "last_purchase_date", opening_points=opening.opening_points.fill_null(0))
+    rows = rows.left_join(earned, "customer_id").select(rows, earned.earned_points, earned.run_points)
+    rows = rows.left_join(bought, "customer_id").select(rows, bought.last_transaction)
+    balance = rows.opening_points + rows.earned_points.fill_null(0)
+    tier = ibis.cases(*[(balance >= threshold, name) for name, threshold in reversed(tiers)], else_=tiers[0][0])
+    last = ibis.cases((rows.last_transaction.isnull(), rows.last_purchase_date),
+                      (rows.last_purchase_date.isnull(), rows.last_transaction),
+                      (rows.last_transaction > rows.last_purchase_date, rows.last_transaction),
+                      else_=rows.last_purchase_date)
+    return rows.select("customer_id", "opening_points", earned_points=rows.earned_points.fill_null(0),
+                       balance=balance, tier=tier, last_purchase_date=last,
+                       run_points=rows.run_points.fill_null(0))
+
+
+def _ensure_tables(backend: Backend) -> None:
+    with backend.transaction():
+        ledger = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in LEDGER_COLUMNS)
+        backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}, "
+                        "PRIMARY KEY (transaction_id, rule_id))")
+        backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
+                        "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
+        backend.execute("CREATE TABLE IF NOT EXISTS loyalty.runs (run_id VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, "
+                        "started_at TIMESTAMP NOT NULL, transactions BIGINT NOT NULL, points BIGINT NOT NULL)")
+
+
+LEDGER = ibis.table({name: {"VARCHAR NOT NULL": "string", "TIMESTAMP NOT NULL": "timestamp",
+                            "DECIMAL(10,2) NOT NULL": "decimal(10, 2)", "BIGINT NOT NULL": "int64"}[kind]
+                     for name, kind in LEDGER_COLUMNS}, name="points_ledger", database="loyalty")
+OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recorded_at": "timestamp"},
+                     name="opening_balances", database="loyalty")
+
+
+def run_loyalty(backend: Backend, *, policy: str = "best",
+                tiers: tuple[tuple[str, int], ...] | None = None) -> dict:
+    """Credit transactions not yet in the ledger, refresh balances and write them back to staging."""
+    tiers = tiers or tiers_from_env()
+    _ensure_tables(backend)
+    headers, customers = staging_table("store_sales_header"), staging_table("customer_details")
+    run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    with backend.transaction():
+        # Opening balances are the first staged export's points, kept so re-runs never compound.
+        new_customers = customers.anti_join(OPENING, "customer_id")
+        backend.insert("loyalty", "opening_balances", new_customers.select(
+            "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
+            recorded_at=ibis.now().cast("timestamp")))
+        earned = points_ledger(headers, staging_table("store_sales_line_items"), staging_table("products"),
+                               staging_table("loyalty_rules"), policy=policy)
+        new = earned.anti_join(LEDGER, "transaction_id")
+        inserted = backend.insert("loyalty", "points_ledger", new.mutate(
+            policy=ibis.literal(policy), run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
+        summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
+            transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
+        backend.execute(
+            f"INSERT INTO loyalty.runs VALUES ({backend.literal(run_id)}, {backend.literal(policy)}, "
+            f"CURRENT_TIMESTAMP, {int(summary['transactions'] or 0)}, {int(summary['points'] or 0)})")
+        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, headers, tiers, run_id))
+        backend.execute(
+            "UPDATE staging.customer_details SET total_loyalty_points = b.balance, loyalty_status = b.tier, "
+            "last_purchase_date = b.last_purchase_date FROM loyalty.balances b "
+            "WHERE staging.customer_details.customer_id = b.customer_id")
+    return {"run_id": run_id, "policy": policy, "ledger_rows": inserted,
+            "transactions": int(summary["transactions"] or 0), "points": int(summary["points"] or 0)}
+
+
+def explain(backend: Backend, transaction_id: str) -> list[dict]:
+    """Every loyalty rule against one staged transaction: whether it applied, why not, points credited."""
+    headers = staging_table("store_sales_header")
+    header = headers.filter(headers.transaction_id == transaction_id)
+    checks = applicable_rules(header, staging_table("store_sales_line_items"), staging_table("products"),
+                              staging_table("loyalty_rules"))
+    rows = backend.fetch_dicts(checks.order_by("rule_id"))
+    if not rows:
+        raise UserError(f"transaction {transaction_id!r} is not staged; see `retailflow quarantine` for rejected ones")
+    credited = {}
+    if backend.has_table("loyalty", "points_ledger"):
+        credited = {row["rule_id"]: row for row in backend.fetch_dicts(
+            LEDGER.filter(LEDGER.transaction_id == transaction_id))}
+    explained = []
+    for row in rows:
+        why = [] if row["applies"] else [reason for ok, reason in (
+            (row["meets_threshold"], f"total {row['total_amount']} is below {row['min_spend_threshold']}"),
+            (row["right_day"], f"{row['weekday'].title()} is not in {row['valid_days']}"),
+            (row["in_period"], f"outside {row['start_date'] or '…'} to {row['end_date'] or '…'}"),
+            (row["right_category"], f"no {row['applicable_category']} product in the basket"),
+        ) if not ok]
+        ledger = credited.get(row["rule_id"])
+        explained.append({
+            "rule_id": row["rule_id"], "rule_name": row["rule_name"], "applies": row["applies"],
+            "why": "; ".join(why) or "all conditions hold",
+            "base_points": ledger["base_points"] if ledger else 0, "bonus_points": ledger["bonus_points"] if ledger else 0,
+            "points": ledger["points"] if ledger else 0, "run_id": ledger["run_id"] if ledger else None,
+        })
+    return explained

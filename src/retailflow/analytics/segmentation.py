@@ -1,0 +1,103 @@
+"""RFM segmentation with the point balance, and the two required segments.
+
+Per customer: recency (days from their last purchase — the later of their last staged
+transaction and customer_details.last_purchase_date — to the as-of date, by default the latest
+transaction day), frequency (distinct transactions), monetary (total spend) and point balance.
+R, F and M scores are quintiles 1–5 (ties broken by customer id, so runs are deterministic);
+the segment name comes from rfm_segments.csv by R and FM = round((F + M) / 2), first match.
+High-Spenders: the top 10% of buying customers by monetary (ties: customer id). At-Risk: no
+purchase for 60+ days and a positive balance. segment_id written back: AR when at risk (it
+takes precedence: a high spender slipping away needs the retention message), else HS, else NULL.
+
+Output: analytics.customer_rfm, one row per customer.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from importlib import resources
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.backends import Backend
+from retailflow.errors import UserError
+from retailflow.tables import staging_table
+
+
+def segment_map() -> list[dict]:
+    """The RFM segment map (data file), validated: every R × FM score pair is named."""
+    text = resources.files("retailflow.analytics").joinpath("rfm_segments.csv").read_text(encoding="utf-8")
+    rows = [{**row, **{key: int(row[key]) for key in ("r_min", "r_max", "fm_min", "fm_max")}}
+            for row in csv.DictReader(text.splitlines())]
+    for r in range(1, 6):
+        for fm in range(1, 6):
+            if not any(row["r_min"] <= r <= row["r_max"] and row["fm_min"] <= fm <= row["fm_max"] for row in rows):
+                raise UserError(f"rfm_segments.csv names no segment for R={r}, FM={fm}")
+    return rows
+
+
+def customer_rfm(headers: ir.Table, customers: ir.Table, balances: ir.Table, *, as_of: dt.date | None = None,
+                 at_risk_days: int = 60, high_spender_share: float = 0.10) -> ir.Table:
+    """One row per customer: R/F/M values and scores, balance, segment, High-Spender and At-Risk flags."""
+    bought = headers.group_by("customer_id").aggregate(
+        frequency=headers.transaction_id.nunique(), monetary=headers.total_amount.sum(),
+        last_transaction=headers.transaction_date.max().date())
+    reference = ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()
+    rows = customers.select("customer_id", "first_name", "email", "last_purchase_date").left_join(
+        bought, "customer_id").select(
+        "customer_id", "first_name", "email", "last_purchase_date", bought.frequency, bought.monetary,
+        bought.last_transaction)
+    rows = rows.left_join(balances.select("customer_id", "balance"), "customer_id").select(rows, balances.balance)
+    last = ibis.cases((rows.last_transaction.isnull(), rows.last_purchase_date),
+                      (rows.last_purchase_date.isnull(), rows.last_transaction),
+                      (rows.last_transaction > rows.last_purchase_date, rows.last_transaction),
+                      else_=rows.last_purchase_date)
+    rows = rows.mutate(last_purchase=last, frequency=rows.frequency.fill_null(0),
+                       monetary=rows.monetary.fill_null(0).cast("decimal(18, 2)"), balance=rows.balance.fill_null(0))
+    rows = rows.mutate(recency_days=(reference.cast("date") - rows.last_purchase.cast("date")).cast("int64"))
+    rows = rows.mutate(
+        r_score=ibis.ntile(5).over(order_by=[rows.recency_days.desc(nulls_first=True), rows.customer_id]) + 1,
+        f_score=ibis.ntile(5).over(order_by=[rows.frequency, rows.customer_id]) + 1,
+        m_score=ibis.ntile(5).over(order_by=[rows.monetary, rows.customer_id]) + 1,
+        spend_rank=ibis.row_number().over(order_by=[rows.monetary.desc(), rows.customer_id]),
+        buyers=(rows.monetary > 0).ifelse(1, 0).sum().over(),
+    )
+    fm = ((rows.f_score + rows.m_score) / 2.0).round().cast("int64")
+    segments = segment_map()
+    segment = ibis.cases(*[((rows.r_score >= s["r_min"]) & (rows.r_score <= s["r_max"]) & (fm >= s["fm_min"])
+                            & (fm <= s["fm_max"]), s["segment"]) for s in segments], else_="Unclassified")
+    high = (rows.monetary > 0) & (rows.spend_rank < (rows.buyers * high_spender_share).ceil())
+    at_risk = rows.recency_days.fill_null(10**6) >= at_risk_days
+    at_risk = at_risk & (rows.balance > 0)
+    return rows.select(
+        "customer_id", "first_name", "email", "last_purchase", "recency_days", "frequency", "monetary", "balance",
+        "r_score", "f_score", "m_score", segment=segment, is_high_spender=high, is_at_risk=at_risk,
+        segment_id=ibis.cases((at_risk, "AR"), (high, "HS"), else_=ibis.null("string")),
+    )
+
+
+def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days: int = 60,
+                 high_spender_share: float = 0.10) -> list[dict]:
+    """Materialise analytics.customer_rfm, write segment_id back, return segment counts."""
+    headers = staging_table("store_sales_header")
+    if not backend.scalar("SELECT count(*) FROM staging.store_sales_header"):
+        raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
+    if backend.has_table("loyalty", "balances"):
+        balances = ibis.table({"customer_id": "string", "balance": "int64"}, name="balances", database="loyalty")
+    else:
+        customers = staging_table("customer_details")
+        balances = customers.select("customer_id", balance=customers.total_loyalty_points)
+    expr = customer_rfm(headers, staging_table("customer_details"), balances, as_of=as_of,
+                        at_risk_days=at_risk_days, high_spender_share=high_spender_share)
+    with backend.transaction():
+        backend.replace_table("analytics", "customer_rfm", expr)
+        backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
+                        "WHERE staging.customer_details.customer_id = r.customer_id")
+    table = ibis.table(expr.schema(), name="customer_rfm", database="analytics")
+    counts = table.group_by("segment").aggregate(customers=table.count(), revenue=table.monetary.sum(),
+                                                 high_spenders=table.is_high_spender.sum(),
+                                                 at_risk=table.is_at_risk.sum())
+    return backend.fetch_dicts(counts.order_by([ibis.desc("customers"), "segment"]))

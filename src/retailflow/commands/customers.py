@@ -1,0 +1,77 @@
+"""`retailflow loyalty`, `loyalty explain`, `segments` and `notify`: the customer loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from retailflow.analytics.loyalty import explain, run_loyalty
+from retailflow.analytics.segmentation import run_segments
+from retailflow.commands import open_backend
+from retailflow.errors import UserError
+from retailflow.notify import outbox
+from retailflow.notify.senders import make_sender
+from retailflow.output import Format, console, render
+
+FORMAT = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
+loyalty_app = typer.Typer(help="Loyalty points: run the engine, or explain one transaction.", invoke_without_command=True)
+
+
+@loyalty_app.callback()
+def loyalty_command(
+    ctx: typer.Context,
+    policy: str = typer.Option("best", help="How several applicable rules combine: best or stack."),
+    output_format: Format = FORMAT,
+) -> None:
+    """Credit staged transactions with points (append-only ledger), refresh balances and tiers."""
+    if ctx.invoked_subcommand:
+        return
+    render([run_loyalty(open_backend(ctx, writes=True), policy=policy)], output_format, title="Loyalty run")
+
+
+@loyalty_app.command("explain")
+def loyalty_explain_command(
+    ctx: typer.Context,
+    transaction_id: str = typer.Argument(..., help="A staged transaction id."),
+    output_format: Format = FORMAT,
+) -> None:
+    """Show which loyalty rules fired for one transaction, why the others did not, and the points."""
+    render(explain(open_backend(ctx), transaction_id), output_format, title=f"Loyalty rules for {transaction_id}")
+
+
+def segments_command(
+    ctx: typer.Context,
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Date recency is measured to (default: last sale day)."),
+    at_risk_days: int = typer.Option(60, "--at-risk-days", help="Days without a purchase that make a customer At-Risk."),
+    output_format: Format = FORMAT,
+) -> None:
+    """RFM scores and segments per customer, High-Spenders and At-Risk; writes segment_id back."""
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        raise UserError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
+    render(run_segments(open_backend(ctx, writes=True), as_of=day, at_risk_days=at_risk_days), output_format,
+           title="Customer segments")
+
+
+def notify_command(
+    ctx: typer.Context,
+    sender: str = typer.Option("log", help="log (simulated), file (.eml files) or smtp (RETAILFLOW_SMTP_* settings)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Render the due messages without sending."),
+    out_dir: Path = typer.Option(Path("outbox"), "--out-dir", help="Folder for --sender file."),
+    templates: Optional[Path] = typer.Option(None, "--templates", help="Folder overriding the e-mail templates."),
+    output_format: Format = FORMAT,
+) -> None:
+    """Queue one e-mail per customer whose points changed in the latest loyalty run, then send the due ones."""
+    backend = open_backend(ctx, writes=True)
+    queued = outbox.queue(backend)
+    result = outbox.send(backend, make_sender(sender, out_dir), template_dir=templates, dry_run=dry_run)
+    render([{"run_id": queued["run_id"], "queued": queued["queued"], "skipped": queued["skipped"],
+             "due": result["due"], "sent": result["sent"], "failed": result["failed"]}], output_format,
+           title="Notifications" + (" (dry run)" if dry_run else ""))
+    if dry_run and output_format is Format.table:
+        for preview in result["previews"][:10]:
+            console.print(f"to {preview['to']}: {preview['subject']}")

@@ -1,0 +1,1 @@
+"""Loyalty e-mails: a transactional outbox (queue, then send) with log, file and SMTP senders."""

@@ -1,0 +1,148 @@
+"""The transactional outbox: queue one message per customer per loyalty run, then send it.
+
+Queuing is one INSERT … SELECT from the ledger of a loyalty run, keyed by customer + run
+(`message_key`, unique): re-queuing adds nothing. Sending reads queued rows (and failed ones
+due for a retry), renders and sends each, and marks it sent or failed in its own small
+transaction. A crash between the server accepting a message and the row being marked sent
+means that message is sent again next time: at-least-once, with the same Message-ID
+(<message_key@retailflow>) so a mail system can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from email.message import EmailMessage
+from pathlib import Path
+
+import ibis
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
+
+from retailflow.backends import Backend
+from retailflow.errors import UserError
+from retailflow.notify.senders import SendError
+from retailflow.tables import staging_table
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+SENDER_ADDRESS = "loyalty@retailflow.example"
+OUTBOX_COLUMNS = (
+    ("message_key", "VARCHAR PRIMARY KEY"), ("customer_id", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"),
+    ("email", "VARCHAR"), ("first_name", "VARCHAR"), ("points_earned", "BIGINT NOT NULL"),
+    ("new_total", "BIGINT NOT NULL"), ("tier", "VARCHAR"), ("segment_id", "VARCHAR"),
+    ("transactions", "BIGINT NOT NULL"), ("status", "VARCHAR NOT NULL"), ("attempts", "BIGINT NOT NULL"),
+    ("last_error", "VARCHAR"), ("message_id", "VARCHAR NOT NULL"), ("queued_at", "TIMESTAMP NOT NULL"),
+    ("sent_at", "TIMESTAMP"), ("next_attempt_at", "TIMESTAMP"),
+)
+OUTBOX = ibis.table({name: {"VARCHAR": "string", "BIGINT": "int64", "TIMESTAMP": "timestamp"}[kind.split()[0]]
+                     for name, kind in OUTBOX_COLUMNS}, name="outbox", database="notifications")
+LEDGER = ibis.table({"transaction_id": "string", "customer_id": "string", "points": "int64", "run_id": "string"},
+                    name="points_ledger", database="loyalty")
+BALANCES = ibis.table({"customer_id": "string", "balance": "int64", "tier": "string"}, name="balances",
+                      database="loyalty")
+SEGMENT_LINES = {
+    "AR": "We miss you: your points are waiting for your next visit.",
+    "HS": "As one of our best customers, thank you for your loyalty.",
+}
+
+
+def ensure_outbox(backend: Backend) -> None:
+    columns = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in OUTBOX_COLUMNS)
+    backend.execute(f"CREATE TABLE IF NOT EXISTS notifications.outbox ({columns})")
+
+
+def queue(backend: Backend, run_id: str | None = None) -> dict:
+    """Queue one message per customer whose balance changed in the loyalty run (default: the latest)."""
+    if not backend.has_table("loyalty", "runs"):
+        raise UserError("no loyalty run yet: run `retailflow loyalty` first")
+    run_id = run_id or backend.scalar("SELECT run_id FROM loyalty.runs WHERE points > 0 "
+                                      "ORDER BY started_at DESC, run_id DESC LIMIT 1")
+    ensure_outbox(backend)
+    if run_id is None:
+        return {"run_id": None, "queued": 0, "skipped": 0}
+    earned = LEDGER.filter(LEDGER.run_id == run_id).group_by("customer_id").aggregate(
+        points_earned=LEDGER.points.sum(), transactions=LEDGER.transaction_id.nunique())
+    customers = staging_table("customer_details")
+    rows = earned.join(customers, earned.customer_id == customers.customer_id).select(
+        earned, customers.email, customers.first_name, customers.segment_id)
+    rows = rows.join(BALANCES, rows.customer_id == BALANCES.customer_id).select(rows, BALANCES.balance, BALANCES.tier)
+    valid = rows.email.notnull() & rows.email.re_search(EMAIL_PATTERN)
+    key = rows.customer_id + ":" + ibis.literal(run_id)
+    candidates = rows.select(
+        message_key=key, customer_id=rows.customer_id, run_id=ibis.literal(run_id), email=rows.email,
+        first_name=rows.first_name, points_earned=rows.points_earned, new_total=rows.balance, tier=rows.tier,
+        segment_id=rows.segment_id, transactions=rows.transactions,
+        status=ibis.ifelse(valid, "queued", "skipped"), attempts=ibis.literal(0, "int64"),
+        last_error=ibis.ifelse(valid, ibis.null("string"), "invalid e-mail address"),
+        message_id="<" + key + "@retailflow>", queued_at=ibis.now().cast("timestamp"))
+    with backend.transaction():
+        inserted = backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))
+    counts = {row["status"]: row["n"] for row in backend.fetch_dicts(
+        OUTBOX.filter(OUTBOX.run_id == run_id).group_by("status").aggregate(n=ibis._.count()))}
+    return {"run_id": run_id, "new": inserted, "queued": counts.get("queued", 0), "skipped": counts.get("skipped", 0)}
+
+
+def templates(folder: Path | None = None) -> Environment:
+    """Jinja2 templates: a user folder first, then the package's; HTML parts are autoescaped."""
+    loaders = ([FileSystemLoader(str(folder))] if folder else []) + [PackageLoader("retailflow.notify", "templates")]
+    environment = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=False,
+                              autoescape=lambda name: bool(name and name.endswith(".html.j2")))
+    try:
+        for name in ("points.subject.j2", "points.txt.j2", "points.html.j2"):
+            environment.get_template(name)
+    except TemplateError as error:
+        where = f"{getattr(error, 'filename', None) or getattr(error, 'name', '')}:{getattr(error, 'lineno', '?')}"
+        raise UserError(f"template {where}: {error.message}; fix the template") from None
+    return environment
+
+
+def render(environment: Environment, row: dict) -> EmailMessage:
+    """The MIME message for one outbox row: plain text and HTML alternatives."""
+    context = {**row, "segment_line": SEGMENT_LINES.get(row.get("segment_id") or "", "")}
+    message = EmailMessage()
+    message["From"] = SENDER_ADDRESS
+    message["To"] = row["email"]
+    message["Subject"] = environment.get_template("points.subject.j2").render(context).strip()
+    message["Message-ID"] = row["message_id"]
+    message["X-Retailflow-Key"] = row["message_key"]
+    message.set_content(environment.get_template("points.txt.j2").render(context))
+    message.add_alternative(environment.get_template("points.html.j2").render(context), subtype="html")
+    return message
+
+
+def send(backend: Backend, sender, *, template_dir: Path | None = None, max_attempts: int = 3,
+         dry_run: bool = False, now: dt.datetime | None = None) -> dict:
+    """Send queued messages and failed ones due for a retry; returns counts (and previews when dry_run)."""
+    ensure_outbox(backend)
+    environment = templates(template_dir)
+    now = now or dt.datetime.now()
+    due = OUTBOX.filter((OUTBOX.status == "queued") | (
+        (OUTBOX.status == "failed") & (OUTBOX.attempts < max_attempts) & (OUTBOX.next_attempt_at <= now)))
+    rows = backend.fetch_dicts(due.order_by("message_key"))
+    result = {"due": len(rows), "sent": 0, "failed": 0, "previews": []}
+    for row in rows:
+        message = render(environment, row)
+        if dry_run:
+            result["previews"].append({"to": row["email"], "subject": message["Subject"]})
+            continue
+        attempts = int(row["attempts"]) + 1
+        try:
+            sender.send(message)
+        except SendError as error:
+            # Exponential back-off between retries: 1, 2, 4 … minutes.
+            retry_at = now + dt.timedelta(minutes=2 ** (attempts - 1))
+            with backend.transaction():
+                backend.execute(
+                    f"UPDATE notifications.outbox SET status = 'failed', attempts = {attempts}, "
+                    f"last_error = {backend.literal(str(error)[:500])}, "
+                    f"next_attempt_at = {backend.literal(retry_at.isoformat(sep=' '))} "
+                    f"WHERE message_key = {backend.literal(row['message_key'])}")
+            result["failed"] += 1
+            continue
+        with backend.transaction():
+            backend.execute(
+                f"UPDATE notifications.outbox SET status = 'sent', attempts = {attempts}, last_error = NULL, "
+                f"sent_at = CURRENT_TIMESTAMP WHERE message_key = {backend.literal(row['message_key'])}")
+        result["sent"] += 1
+    close = getattr(sender, "close", None)
+    if close:
+        close()
+    return result

@@ -1,0 +1,96 @@
+"""Where messages go: a structured log line, an .eml file per message, or an SMTP server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+from email.message import EmailMessage
+from pathlib import Path
+
+from retailflow.errors import UserError
+
+log = logging.getLogger("retailflow.notify")
+
+
+class SendError(Exception):
+    """The message was not accepted; the outbox row is marked failed with this text."""
+
+
+class LogSender:
+    """Simulated delivery: one JSON log line per message (the default)."""
+
+    name = "log"
+
+    def send(self, message: EmailMessage) -> None:
+        log.info(json.dumps({"to": message["To"], "subject": message["Subject"], "message_id": message["Message-ID"]}))
+
+
+class FileSender:
+    """One RFC 5322 .eml file per message in a folder, named by its outbox key."""
+
+    name = "file"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def send(self, message: EmailMessage) -> None:
+        name = message["X-Retailflow-Key"].replace(":", "_").replace("/", "_")
+        (self.folder / f"{name}.eml").write_bytes(bytes(message))
+
+
+class SmtpSender:
+    """A real SMTP server; settings only from the environment, the password never printed."""
+
+    name = "smtp"
+
+    def __init__(self) -> None:
+        self.host = os.environ.get("RETAILFLOW_SMTP_HOST", "")
+        if not self.host:
+            raise UserError("set RETAILFLOW_SMTP_HOST (and _PORT, _STARTTLS, _USER, _PASSWORD) to send by SMTP")
+        self.port = int(os.environ.get("RETAILFLOW_SMTP_PORT", "25"))
+        self.starttls = os.environ.get("RETAILFLOW_SMTP_STARTTLS", "").lower() in ("1", "true", "yes")
+        self.user = os.environ.get("RETAILFLOW_SMTP_USER")
+        self._password = os.environ.get("RETAILFLOW_SMTP_PASSWORD")
+        self._connection: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._connection is None:
+            connection = smtplib.SMTP(self.host, self.port, timeout=30)
+            if self.starttls:
+                connection.starttls()
+            if self.user:
+                connection.login(self.user, self._password or "")
+            self._connection = connection
+        return self._connection
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            refused = self._connect().send_message(message)
+        except smtplib.SMTPRecipientsRefused as error:
+            raise SendError(f"recipient refused: {next(iter(error.recipients.values()))}") from None
+        except (smtplib.SMTPException, OSError) as error:
+            self._connection = None
+            raise SendError(f"SMTP error: {error}") from None
+        if refused:
+            raise SendError(f"recipient refused: {refused}")
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.quit()
+            except smtplib.SMTPException:
+                pass
+            self._connection = None
+
+
+def make_sender(name: str, out_dir: Path | None = None):
+    if name == "log":
+        return LogSender()
+    if name == "file":
+        return FileSender(out_dir or Path("outbox"))
+    if name == "smtp":
+        return SmtpSender()
+    raise UserError(f"unknown sender {name!r}; use log, file or smtp")
