@@ -5,7 +5,7 @@ Queuing is one INSERT … SELECT from the ledger of a loyalty run, keyed by cust
 due for a retry), renders and sends each, and marks it sent or failed in its own small
 transaction. A crash between the server accepting a message and the row being marked sent
 means that message is sent again next time: at-least-once, with the same Message-ID
-(<message_key@retailflow>) so a mail system can drop the duplicate.
+(<message_key@retailflow>, characters outside [A-Za-z0-9.-] as dots) so a mail system can drop the duplicate.
 """
 
 from __future__ import annotations
@@ -72,7 +72,8 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
         segment_id=rows.segment_id, transactions=rows.transactions,
         status=ibis.ifelse(valid, "queued", "skipped"), attempts=ibis.literal(0, "int64"),
         last_error=ibis.ifelse(valid, ibis.null("string"), "invalid e-mail address"),
-        message_id="<" + key + "@retailflow>", queued_at=ibis.now().cast("timestamp"))
+        message_id="<" + key.re_replace(r"[^A-Za-z0-9.\-]", ".") + "@retailflow>",
+        queued_at=ibis.now().cast("timestamp"))
     with backend.transaction():
         inserted = backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))
     counts = {row["status"]: row["n"] for row in backend.fetch_dicts(

@@ -1,0 +1,122 @@
+"""Loyalty e-mails through a real SMTP server (aiosmtpd on localhost): delivered once, refusals recorded."""
+
+from __future__ import annotations
+
+import email
+import socket
+from email.policy import default
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from retailflow.analytics.loyalty import run_loyalty
+from retailflow.analytics.segmentation import run_segments
+from retailflow.errors import UserError
+from retailflow.notify import outbox
+from retailflow.notify.senders import FileSender, SmtpSender, make_sender
+
+REFUSED = "eve@example.com"
+
+
+class Mailbox:
+    """An SMTP handler that keeps messages and refuses one recipient."""
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == REFUSED:
+            return "550 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content, policy=default))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("RETAILFLOW_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("RETAILFLOW_SMTP_PORT", str(port))
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def ready(staged_sample):
+    run_loyalty(staged_sample)
+    run_segments(staged_sample)
+    return staged_sample
+
+
+def test_messages_arrive_once_and_refusals_are_recorded(ready, smtp_server):
+    queued = outbox.queue(ready)
+    # Six customers earned points; C06's address (finn.example.com) is invalid and skipped.
+    assert (queued["queued"], queued["skipped"]) == (5, 1)
+    result = outbox.send(ready, SmtpSender())
+    assert (result["sent"], result["failed"]) == (4, 1)
+    by_recipient = {message["To"]: message for message in smtp_server.messages}
+    assert set(by_recipient) == {"ann@example.com", "ben@example.com", "cara@example.com", "dev@example.com"}
+    ann = by_recipient["ann@example.com"]
+    assert ann["Subject"] == "Ann, you earned 325 points"
+    text = ann.get_body(("plain",)).get_content()
+    html = ann.get_body(("html",)).get_content()
+    assert "1525 points (Gold member)" in text and "<strong>1525</strong>" in html
+    assert "best customers" in text  # C01 is the sample's High-Spender
+    assert ann["Message-ID"].startswith("<C01.") and ann["Message-ID"].endswith("@retailflow>")
+    statuses = dict(ready.fetch("SELECT customer_id, status FROM notifications.outbox")[1])
+    assert statuses == {"C01": "sent", "C02": "sent", "C03": "sent", "C04": "sent", "C05": "failed", "C06": "skipped"}
+    assert "recipient refused" in ready.scalar("SELECT last_error FROM notifications.outbox WHERE customer_id = 'C05'")
+    # Running again sends nothing new: the refused one waits for its back-off.
+    again = outbox.send(ready, SmtpSender())
+    assert (again["due"], len(smtp_server.messages)) == (0, 4)
+    assert outbox.queue(ready)["new"] == 0
+
+
+def test_failed_messages_are_retried_with_back_off_up_to_a_limit(ready, smtp_server):
+    import datetime as dt
+
+    outbox.queue(ready)
+    outbox.send(ready, SmtpSender())
+    later = dt.datetime.now() + dt.timedelta(hours=1)
+    for attempt in (2, 3):
+        result = outbox.send(ready, SmtpSender(), now=later, max_attempts=3)
+        assert (result["due"], result["failed"]) == (1, 1)
+        later += dt.timedelta(hours=1)
+    assert outbox.send(ready, SmtpSender(), now=later, max_attempts=3)["due"] == 0
+    assert ready.scalar("SELECT attempts FROM notifications.outbox WHERE customer_id = 'C05'") == 3
+
+
+def test_file_sender_writes_real_mime_and_escapes_html(ready, tmp_path):
+    ready.execute("UPDATE staging.customer_details SET first_name = '<script>alert(1)</script>' "
+                  "WHERE customer_id = 'C02'")
+    outbox.queue(ready)
+    outbox.send(ready, FileSender(tmp_path))
+    files = sorted(tmp_path.glob("*.eml"))
+    assert len(files) == 5
+    message = email.message_from_bytes(next(f for f in files if f.name.startswith("C02")).read_bytes(), policy=default)
+    assert "&lt;script&gt;" in message.get_body(("html",)).get_content()
+    assert message.get_body(("plain",)).get_content().startswith("Hi <script>")
+
+
+def test_dry_run_renders_without_sending(ready):
+    outbox.queue(ready)
+    result = outbox.send(ready, make_sender("log"), dry_run=True)
+    assert result["due"] == 5 and len(result["previews"]) == 5 and result["sent"] == 0
+    assert ready.scalar("SELECT count(*) FROM notifications.outbox WHERE status = 'queued'") == 5
+
+
+def test_broken_templates_and_missing_settings_are_user_errors(ready, tmp_path, monkeypatch):
+    (tmp_path / "points.txt.j2").write_text("Hi {{ first_name }\n")
+    with pytest.raises(UserError, match="points.txt.j2"):
+        outbox.templates(tmp_path)
+    monkeypatch.delenv("RETAILFLOW_SMTP_HOST", raising=False)
+    with pytest.raises(UserError, match="RETAILFLOW_SMTP_HOST"):
+        SmtpSender()
