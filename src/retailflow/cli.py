@@ -15,6 +15,7 @@ from retailflow.commands import open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command, generate_with_progress
+from retailflow.commands.report import report_command
 from retailflow.config import Settings
 from retailflow.errors import UserError
 from retailflow.generate import GeneratorOptions
@@ -22,6 +23,7 @@ from retailflow.ingest import discover, ingest
 from retailflow.pipeline import PipelineResult, run_pipeline
 from retailflow.output import Format, console, errors, render
 from retailflow.quality.engine import RouteOutcome, route_all
+from retailflow.report.dashboard import build_report
 from retailflow.quality.rules import load_rules
 
 app = typer.Typer(help="retailflow: retail CSV exports to validated, analysed data.", no_args_is_help=True,
@@ -151,6 +153,7 @@ app.command("inventory")(inventory_command)
 app.add_typer(loyalty_app, name="loyalty")
 app.command("segments")(segments_command)
 app.command("notify")(notify_command)
+app.command("report")(report_command)
 
 
 @app.command("demo")
@@ -176,6 +179,8 @@ def demo_command(
            columns=["entity", "rule_id", "rows", "example_reasons"])
     balanced = all(balance.balanced for balance in audit.reconcile(backend))
     console.print(f"reconcile: {'[green]every batch balances[/green]' if balanced else '[red]UNBALANCED[/red]'}")
+    report = build_report(backend, workdir / "report.html", title="retailflow demo")
+    console.print(f"report: {report.path} ({report.charts} charts)")
     console.print(f"data: {data} (ground truth in {data / '_truth'})\n"
                   f"database: {database} (retailflow --db duckdb:///{database} quarantine)")
 

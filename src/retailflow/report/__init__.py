@@ -1,0 +1,1 @@
+"""The dashboard: one self-contained interactive HTML report of the whole pipeline."""
