@@ -13,7 +13,8 @@ from retailflow.quality import engine
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
 
-SEED = Path(__file__).resolve().parents[3] / "shared" / "seed-sample"
+# A copy of the original problem's sample (shared/seed-sample), errors included.
+SEED = Path(__file__).resolve().parents[1] / "fixtures" / "seed_sample"
 
 
 def _balanced(backend) -> bool:
