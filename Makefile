@@ -37,7 +37,7 @@ test: $(VENV)/.dev-installed system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(VENV)/.installed
-	$(BIN)/python benchmarks/ingest_validate.py
+	$(BIN)/python benchmarks/pipeline.py --line-items 1000000
 
 clean:
 	rm -rf $(VENV) work

@@ -1,214 +1,382 @@
-"""Report sections: each reads aggregated rows through the backend and returns figures and tables.
+"""The report's sections, in report order. Each aggregates in the engine and fetches only small results.
 
-A section names the table it needs and the command that creates it; when that table is
-missing or empty the report shows "not run yet — run `retailflow …`" instead.
-To add a section: write `def my_section(backend) -> Section` and append a SectionSpec to SECTIONS.
+Every query here is grouped to a bounded size (days, stores capped at STORE_LIMIT, rules,
+segments, the top products) so the report stays small however many line items there are.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import math
+import os
 
 import ibis
-import ibis.expr.types as ir
-import plotly.graph_objects as go
 
 from retailflow import audit
 from retailflow.backends import Backend
 from retailflow.report import charts
+from retailflow.report.charts import COUNT, DECIMAL, PERCENT
+from retailflow.report.registry import Section, section, table
+from retailflow.report.stored import stored
+from retailflow.report.values import count, label, mask_email, money, number, percent
+
+#: Categories shown one bar or heatmap row each are capped (the rest stay in the engine).
+STORE_LIMIT = 30
+BATCH_LIMIT = 60
+TREND_LIMIT = 500
+PROMOTION_LIMIT = 40
+DAILY_PROMOTION_LIMIT = 12
+DAILY_WINDOW_DAYS = 14
 
 
-@dataclass
-class Section:
-    """What one report section shows."""
-
-    kpis: list[tuple[str, str]] = field(default_factory=list)
-    figures: list[go.Figure] = field(default_factory=list)
-    tables: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SectionSpec:
-    key: str
-    title: str
-    needs: tuple[str, str]
-    command: str
-    build: Callable[[Backend], Section]
+def _pivot(rows: list[dict], index: str, column: str, value: str) -> tuple[list[dict], list[str]]:
+    """Long aggregated rows to one row per `index` with a column per `column` value (for stacked bars)."""
+    columns = sorted({label(row[column]) for row in rows})
+    pivoted: dict[str, dict] = {}
+    for row in rows:
+        pivoted.setdefault(label(row[index]), {index: row[index]})[label(row[column])] = row[value]
+    return list(pivoted.values()), columns
 
 
-def mask_email(value: object) -> str:
-    """j***@example.com: the report is meant to be shared."""
-    text = "" if value is None else str(value)
-    match = re.match(r"^([^@]?)[^@]*(@.*)?$", text)
-    return f"{match.group(1)}***{match.group(2) or ''}" if text else ""
+def _named(identifier: object, name: object) -> str:
+    return f"{label(identifier)} · {label(name)}" if name else label(identifier)
 
 
-def table(backend: Backend, schema: str, name: str) -> ir.Table:
-    return backend.ibis.table(name, database=schema)
+def _capped(shown: int, total: int, what: str) -> str:
+    """A note saying that only `shown` of `total` are drawn, or "" when all are."""
+    return f"Showing {shown} of {total:,} {what}." if total > shown else ""
 
 
-def _money(value) -> str:
-    return f"{float(value or 0):,.2f}"
-
-
-def _table(title: str, rows: list[dict], columns: list[str]) -> dict:
-    def shown(value):
-        if value is None:
-            return "–"
-        if isinstance(value, float):
-            return f"{value:,.2f}"
-        return str(value)
-    return {"title": title, "columns": columns, "rows": [[shown(row.get(c)) for c in columns] for row in rows]}
-
-
+@section("overview", "Overview", needs=("staging.store_sales_header",), command="retailflow run DIR")
 def overview(backend: Backend) -> Section:
-    headers = table(backend, "staging", "store_sales_header")
+    headers = stored("staging.store_sales_header")
     totals = backend.fetch_dicts(headers.aggregate(
         revenue=headers.total_amount.sum(), transactions=headers.count(), customers=headers.customer_id.nunique(),
-        stores=headers.store_id.nunique(), first=headers.transaction_date.min().date(),
-        last=headers.transaction_date.max().date()))[0]
-    basket = float(totals["revenue"] or 0) / max(int(totals["transactions"]), 1)
+        stores=headers.store_id.nunique(), first_day=headers.transaction_date.min().date(),
+        last_day=headers.transaction_date.max().date()))[0]
+    basket = (number(totals["revenue"]) or 0.0) / max(int(totals["transactions"]), 1)
     by_day = backend.fetch_dicts(headers.group_by(day=headers.transaction_date.date()).aggregate(
         revenue=headers.total_amount.sum(), transactions=headers.count()).order_by("day"))
-    by_store = backend.fetch_dicts(headers.group_by("store_id").aggregate(revenue=headers.total_amount.sum())
-                                   .order_by(ibis.desc("revenue")).limit(40))
+    stores = stored("staging.stores")
+    per_store = headers.group_by("store_id").aggregate(revenue=headers.total_amount.sum(), transactions=headers.count())
+    by_store = backend.fetch_dicts(per_store.left_join(stores, "store_id").select(
+        per_store, stores.store_name, stores.store_city, stores.store_region)
+        .order_by([ibis.desc("revenue"), "store_id"]).limit(STORE_LIMIT))
+    for row in by_store:
+        row["store"] = _named(row["store_id"], row["store_name"])
+    lines, products = stored("staging.store_sales_line_items"), stored("staging.products")
+    joined = lines.join(products, "product_id")
+    by_category = backend.fetch_dicts(joined.group_by("product_category").aggregate(
+        revenue=joined.line_item_amount.sum(), units=joined.quantity.sum()).order_by(ibis.desc("revenue")).limit(25))
     return Section(
-        kpis=[("Revenue", _money(totals["revenue"])), ("Transactions", f"{totals['transactions']:,}"),
-              ("Customers", f"{totals['customers']:,}"), ("Average basket", _money(basket)),
-              ("Stores", f"{totals['stores']:,}"), ("Dates", f"{totals['first']} to {totals['last']}")],
-        figures=[charts.line(by_day, "day", "revenue", "Revenue by day"),
-                 charts.bar(by_store, "store_id", ["revenue"], "Revenue by store (top 40)")])
+        kpis=[("Revenue", money(totals["revenue"])), ("Transactions", count(totals["transactions"])),
+              ("Buying customers", count(totals["customers"])), ("Average basket", money(basket)),
+              ("Date range", f"{label(totals['first_day'])} to {label(totals['last_day'])}"),
+              ("Stores", count(totals["stores"]))],
+        charts=[charts.lines(by_day, "day", "revenue", "Revenue by day", value_title="revenue",
+                             hover=["transactions"]),
+                charts.bar(by_store, "store", {"revenue": "revenue"}, "Revenue by store", horizontal=True,
+                           hover=["store_city", "store_region", "transactions"],
+                           note=_capped(len(by_store), int(totals["stores"]),
+                                        "stores: those with the highest revenue")),
+                charts.bar(by_category, "product_category", {"revenue": "revenue"}, "Revenue by product category",
+                           hover=["units"])],
+        notes=["Staged (clean) transactions only; revenue is the header total_amount."])
 
 
+@section("quality", "Data quality", needs=("audit.batches",), command="retailflow run DIR")
 def data_quality(backend: Backend) -> Section:
-    batches = table(backend, "audit", "batches")
-    per_batch = backend.fetch_dicts(batches.select(
-        "batch_id", "entity", "rows", "status", staged=batches.staged_rows.fill_null(0),
-        quarantined=batches.quarantined_rows.fill_null(0)).order_by("batch_id"))
-    for row in per_batch:
+    batches = stored("audit.batches")
+    totals = backend.fetch_dicts(batches.aggregate(
+        batches=batches.count(), ingested=batches.rows.sum(), staged=batches.staged_rows.sum(),
+        quarantined=batches.quarantined_rows.sum(), superseded=batches.superseded_rows.sum(),
+        warned=batches.warned_rows.sum()))[0]
+    per_batch = batches.select(
+        "batch_id", "entity", "source_file", "status", ingested=batches.rows.fill_null(0),
+        staged=batches.staged_rows.fill_null(0), quarantined=batches.quarantined_rows.fill_null(0),
+        superseded=batches.superseded_rows.fill_null(0), warned=batches.warned_rows.fill_null(0))
+    recent = backend.fetch_dicts(per_batch.order_by(ibis.desc("batch_id")).limit(BATCH_LIMIT))[::-1]
+    for row in recent:
         row["batch"] = f"#{row['batch_id']}"
-        row["quarantined_pct"] = 100.0 * row["quarantined"] / row["rows"] if row["rows"] else 0.0
-    results = table(backend, "audit", "rule_results")
-    failures = backend.fetch_dicts(results.group_by("rule_id").aggregate(failed=results.failed.sum())
-                                   .filter(lambda t: t.failed > 0).order_by(ibis.desc("failed")).limit(30))
+        row["file"] = os.path.basename(row["source_file"])
+    with_rejects = per_batch.group_by("entity").aggregate(rejected=per_batch.quarantined.sum())
+    trend = per_batch.filter((per_batch.ingested > 0) & per_batch.entity.isin(
+        with_rejects.filter(with_rejects.rejected > 0).entity))
+    trend = backend.fetch_dicts(trend.select(
+        "batch_id", "entity", quarantined_pct=trend.quarantined.cast("float64") * 100 / trend.ingested)
+        .order_by(ibis.desc("batch_id")).limit(TREND_LIMIT))[::-1]
+    by_entity = backend.fetch_dicts(per_batch.group_by("entity").aggregate(
+        files=per_batch.count(), ingested=per_batch.ingested.sum(), staged=per_batch.staged.sum(),
+        quarantined=per_batch.quarantined.sum(), superseded=per_batch.superseded.sum(), warned=per_batch.warned.sum())
+        .order_by("entity"))
+    for row in by_entity:
+        row["quarantined_%"] = percent(100 * number(row["quarantined"]) / number(row["ingested"])
+                                       if row["ingested"] else None)
+    results = stored("audit.rule_results")
+    failures = backend.fetch_dicts(results.group_by(["rule_id", "severity"]).aggregate(
+        failed=results.failed.sum(), checked=results.checked.sum())
+        .filter(lambda t: t.failed > 0).order_by([ibis.desc("failed"), "rule_id"]).limit(25))
+    by_severity, severities = _pivot(failures, "rule_id", "severity", "failed")
+    warnings = stored("audit.warnings")
+    exploded = warnings.select("entity", rule_id=warnings.rule_ids.split(",").unnest(), key=warnings.row_key,
+                               reasons=warnings.reasons)
+    top_warnings = backend.fetch_dicts(exploded.group_by(["entity", "rule_id"]).aggregate(
+        rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
+        .order_by([ibis.desc("rows"), "rule_id"]).limit(10))
     balances = audit.reconcile(backend)
-    unbalanced = [balance for balance in balances if not balance.balanced]
-    reasons = audit.quarantine_summary(backend)[:12]
+    unbalanced = [vars(balance) for balance in balances if not balance.balanced]
+    reconcile_text = (f"all {len(balances):,} batches balance" if not unbalanced
+                      else f"{len(unbalanced):,} of {len(balances):,} batches do not balance")
     return Section(
-        kpis=[("Rows ingested", f"{sum(int(r['rows'] or 0) for r in per_batch):,}"),
-              ("Staged", f"{sum(int(r['staged']) for r in per_batch):,}"),
-              ("Quarantined", f"{sum(int(r['quarantined']) for r in per_batch):,}"),
-              ("Reconcile", "every batch balances" if not unbalanced else f"{len(unbalanced)} batches do NOT balance")],
-        figures=[charts.bar(per_batch[-60:], "batch", ["staged", "quarantined"], "Rows per batch (last 60 batches)",
-                            stacked=True),
-                 charts.bar(failures, "rule_id", ["failed"], "Failures by rule", horizontal=True),
-                 charts.line(per_batch[-60:], "batch", "quarantined_pct", "Quarantined % over batches")],
-        tables=[_table("Top quarantine reasons", reasons, ["entity", "rule_id", "rows", "example_key",
-                                                          "example_reasons"])])
+        kpis=[("Files ingested", count(totals["batches"])), ("Rows ingested", count(totals["ingested"])),
+              ("Staged", count(totals["staged"])), ("Quarantined", count(totals["quarantined"])),
+              ("Warned (kept)", count(totals["warned"])), ("Reconcile", reconcile_text)],
+        charts=[charts.bar(recent, "batch", {"staged": "staged", "quarantined": "quarantined",
+                                             "superseded": "superseded"},
+                           "Rows per batch: staged, quarantined, superseded", stacked=True, value_format=COUNT,
+                           colors={"staged": charts.BLUE, "quarantined": charts.RED, "superseded": charts.GREY},
+                           hover=["entity", "file", "ingested", "status"],
+                           note=_capped(len(recent), int(totals["batches"]), "batches: the latest")),
+                charts.bar(by_severity, "rule_id", {severity: severity for severity in severities},
+                           "Failures by rule", horizontal=True, stacked=True, value_format=COUNT,
+                           colors={"reject": charts.RED, "warn": charts.AMBER}),
+                charts.lines(trend, "batch_id", "quarantined_pct", "Quarantined % over batches, by entity",
+                             series="entity", value_format=PERCENT, value_title="quarantined %", x_title="batch",
+                             note="Entities that never had a row quarantined are left out.")],
+        tables=[table("Rows by entity", by_entity, ["entity", "files", "ingested", "staged", "quarantined",
+                                                     "superseded", "warned", "quarantined_%"]),
+                table("Top quarantine reasons", audit.quarantine_summary(backend)[:12],
+                      ["entity", "rule_id", "rows", "example_key", "example_reasons"],
+                      note="Rejected rows are kept in the quarantine schema with every rule they failed."),
+                table("Top warnings (rows kept in staging)", top_warnings,
+                      ["entity", "rule_id", "rows", "example_key", "example_reasons"]),
+                *([table("Batches that do not balance", unbalanced,
+                         ["batch_id", "entity", "status", "raw_rows", "staged_rows", "superseded_rows",
+                          "quarantined_rows"],
+                         note="A validated batch balances when raw rows = staged + superseded + quarantined.")]
+                  if unbalanced else [])])
 
 
+@section("promotions", "Promotions", needs=("analytics.promotion_effectiveness", "analytics.promotion_daily"),
+         command="retailflow promotions")
 def promotions(backend: Backend) -> Section:
-    effect = table(backend, "analytics", "promotion_effectiveness")
-    per_promotion = backend.fetch_dicts(effect.group_by(["promotion_id", "promotion_name"]).aggregate(
-        promoted_units=effect.promoted_units.sum(), expected_units=effect.expected_units.sum(),
-        lift_pct=effect.promotion_lift_pct.max(), rank=effect["rank"].min()).order_by("promotion_id"))
-    top3 = {row["promotion_id"] for row in per_promotion if row["rank"] is not None and row["rank"] <= 3}
-    by_category = backend.fetch_dicts(effect.filter(effect.status == "ok").select(
-        label=effect.promotion_id + " " + effect.product_category, lift=effect.lift_units_pct).order_by("label"))
-    daily = table(backend, "analytics", "promotion_daily")
-    best = min((row for row in per_promotion if row["rank"] is not None), key=lambda row: row["rank"], default=None)
-    figures = [charts.bar(per_promotion, "promotion_id", ["promoted_units", "expected_units"],
-                          "Promoted vs baseline (expected) units per promotion"),
-               charts.bar([{**row, "lift": row["lift_pct"]} for row in per_promotion], "promotion_id", ["lift"],
-                          "Lift % by promotion (top 3 in red)", highlight=top3),
-               charts.bar(by_category, "label", ["lift"], "Lift % by promotion × category", horizontal=True)]
-    if best is not None:
-        categories = [row["product_category"] for row in backend.fetch_dicts(
-            effect.filter(effect.promotion_id == best["promotion_id"]).select("product_category").limit(1))]
-        series = backend.fetch_dicts(daily.filter(daily.product_category == categories[0]).select(
-            "sale_date", "units_per_cell", kind=ibis.ifelse(daily.promoted, "promoted day", "baseline day"))
-            .order_by("sale_date"))
-        figures.append(charts.bar(series, "sale_date", ["units_per_cell"],
-                                  f"{categories[0]}: units per in-stock store-product-day ({best['promotion_id']} "
-                                  "days highlighted)", highlight={r["sale_date"] for r in series
-                                                                  if r["kind"] == "promoted day"}))
-    return Section(figures=figures, tables=[_table("Ranking", sorted(
-        per_promotion, key=lambda r: (r["rank"] is None, r["rank"] or 0)), ["rank", "promotion_id", "promotion_name",
-                                                                          "promoted_units", "expected_units",
-                                                                          "lift_pct"])])
+    effect = stored("analytics.promotion_effectiveness")
+    measured = (effect.status == "ok").ifelse(1, 0)
+    per_promotion = effect.group_by(["promotion_id", "promotion_name", "start_date", "end_date",
+                                     "discount_percentage"]).aggregate(
+        promoted_units=effect.promoted_units.sum(), expected_units=(measured * effect.expected_units).sum(),
+        promoted_revenue=effect.promoted_revenue.sum(), lift_pct=effect.promotion_lift_pct.max(),
+        rank=effect["rank"].min(), categories_measured=measured.sum(), status=effect.status.min())
+    ranked = backend.fetch_dicts(per_promotion.order_by([ibis.asc("rank", nulls_first=False), "promotion_id"])
+                                 .limit(PROMOTION_LIMIT))
+    for row in ranked:
+        row["promotion"] = _named(row["promotion_id"], row["promotion_name"])
+        row["status"] = "ok" if row["categories_measured"] else row["status"]
+        row["window"] = f"{label(row['start_date'])} to {label(row['end_date'])}"
+    top = {row["promotion"] for row in ranked if row["rank"] is not None and row["rank"] <= 3}
+    cells = backend.fetch_dicts(effect.filter(effect.status == "ok").select(
+        "promotion_id", "product_category", "promoted_units", "expected_units", "lift_units_pct", "rank")
+        .order_by([ibis.asc("rank", nulls_first=False), "promotion_id", "product_category"]).limit(PROMOTION_LIMIT))
+    for row in cells:
+        star = "★ " if row["rank"] is not None and row["rank"] <= 3 else ""
+        row["cell"] = f"{star}{row['promotion_id']} · {label(row['product_category'])}"
+    ok = effect.filter(effect.status == "ok")
+    by_category = backend.fetch_dicts(ok.group_by("product_category").aggregate(
+        promoted_units=ok.promoted_units.sum(), expected_units=ok.expected_units.sum()).order_by("product_category"))
+    for row in by_category:
+        expected = number(row["expected_units"])
+        row["lift_pct"] = (number(row["promoted_units"]) / expected - 1) * 100 if expected else None
+    result = Section(
+        kpis=[("Promotions", count(len(ranked))), ("Measured", count(sum(1 for r in ranked if r["status"] == "ok"))),
+              ("Best lift", percent(ranked[0]["lift_pct"]) if ranked else percent(None))],
+        charts=[charts.bar([row for row in ranked if row["rank"] is not None], "promotion", {"lift_pct": "lift %"},
+                           "Lift % by promotion (top 3 in red)", value_format=PERCENT, highlight=top,
+                           hover=["window", "discount_percentage", "promoted_units", "expected_units"]),
+                charts.bar(cells, "cell", {"expected_units": "baseline (expected) units",
+                                           "promoted_units": "promoted units"},
+                           "Baseline vs promoted units by promotion × category (★ = top 3)", value_format=DECIMAL,
+                           colors={"expected_units": charts.GREY, "promoted_units": charts.BLUE},
+                           hover=["lift_units_pct"]),
+                charts.bar(by_category, "product_category", {"lift_pct": "lift %"}, "Lift % by category",
+                           value_format=PERCENT, hover=["promoted_units", "expected_units"])],
+        tables=[table("Ranking by % sales increase", ranked,
+                      ["rank", "promotion_id", "promotion_name", "window", "discount_percentage", "promoted_units",
+                       "expected_units", "lift_pct", "status"],
+                      note="Expected units: in-stock store-product-days × the category's weekday baseline rate.")])
+    daily = _promotion_days(backend, [row["promotion_id"] for row in ranked[:DAILY_PROMOTION_LIMIT]])
+    if daily:
+        result.charts.append(charts.bars_by_choice(
+            daily, "promotion", "sale_date", "units_per_cell", "applied",
+            "Daily units per in-stock store-product-day around a promotion", names=("promoted day", "other day"),
+            value_title="units per store-product-day",
+            note=f"Pick a promotion from the menu; {DAILY_WINDOW_DAYS} days either side of its window, "
+                 "over the categories it covers."))
+    return result
 
 
+def _promotion_days(backend: Backend, promotion_ids: list[str]) -> list[dict]:
+    """Per promotion and day around its window: units per in-stock cell over its categories, promoted or not."""
+    if not promotion_ids:
+        return []
+    effect, daily = stored("analytics.promotion_effectiveness"), stored("analytics.promotion_daily")
+    windows = effect.filter(effect.promotion_id.isin(promotion_ids)).select(
+        "promotion_id", "promotion_name", "product_category", "start_date", "end_date")
+    days = daily.select("product_category", "sale_date", "units", "cells", applying=daily.promotion_id)
+    margin = ibis.interval(days=DAILY_WINDOW_DAYS)
+    joined = windows.join(days, "product_category").filter(
+        lambda t: (t.sale_date >= t.start_date - margin) & (t.sale_date <= t.end_date + margin))
+    rows = backend.fetch_dicts(joined.group_by(["promotion_id", "promotion_name", "sale_date"]).aggregate(
+        units=joined.units.sum(), cells=joined.cells.sum(),
+        applied=(joined.applying == joined.promotion_id).ifelse(1, 0).max()).order_by(["promotion_id", "sale_date"]))
+    order = {promotion_id: position for position, promotion_id in enumerate(promotion_ids)}
+    for row in rows:
+        row["promotion"] = _named(row["promotion_id"], row["promotion_name"])
+        row["units_per_cell"] = number(row["units"]) / number(row["cells"]) if row["cells"] else None
+        row["applied"] = bool(row["applied"])
+    return sorted(rows, key=lambda row: (order[row["promotion_id"]], row["sale_date"]))
+
+
+def _bucket_width(largest: float, buckets: int = 25) -> int:
+    """A round bucket width (1, 2, 5 × 10^k) giving at most about `buckets` buckets up to `largest`."""
+    raw = max(largest / buckets, 1.0)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return int(next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= raw))
+
+
+@section("loyalty", "Loyalty", needs=("loyalty.points_ledger", "loyalty.balances"), command="retailflow loyalty")
 def loyalty(backend: Backend) -> Section:
-    ledger = table(backend, "loyalty", "points_ledger")
-    by_day = backend.fetch_dicts(ledger.group_by(day=ledger.transaction_date.date(), rule=ledger.rule_id).aggregate(
-        points=ledger.points.sum()).order_by(["day", "rule"]))
-    balances = table(backend, "loyalty", "balances")
-    bucket = (balances.balance / 500).floor().cast("int64") * 500
+    ledger, balances = stored("loyalty.points_ledger"), stored("loyalty.balances")
+    rules = stored("staging.loyalty_rules")
+    named = ledger.left_join(rules.select("rule_id", "rule_name"), "rule_id")
+    rule = named.rule_id + " · " + named.rule_name.fill_null("")
+    per_day = backend.fetch_dicts(named.group_by(day=named.transaction_date.date(), rule=rule).aggregate(
+        points=named.points.sum()).order_by(["day", "rule"]))
+    by_day, rule_names = _pivot(per_day, "day", "rule", "points")
+    issued = backend.fetch_dicts(ledger.aggregate(points=ledger.points.sum(),
+                                                  transactions=ledger.transaction_id.nunique()))[0]
+    summary = backend.fetch_dicts(balances.aggregate(
+        with_points=(balances.balance > 0).ifelse(1, 0).sum(), average=balances.balance.mean(),
+        largest=balances.balance.max()))[0]
+    width = _bucket_width(number(summary["largest"]) or 0.0)
+    bucket = (balances.balance / width).floor().cast("int64") * width
     histogram = backend.fetch_dicts(balances.group_by(bucket=bucket).aggregate(customers=balances.count())
                                     .order_by("bucket"))
-    tiers = backend.fetch_dicts(balances.group_by("tier").aggregate(customers=balances.count()).order_by("tier"))
-    figures = [charts.line(by_day, "day", "points", "Points issued per day, by rule", series="rule"),
-               charts.bar([{**r, "balance": f"{r['bucket']}+"} for r in histogram], "balance", ["customers"],
-                          "Balance distribution (customers per 500 points)"),
-               charts.bar(tiers, "tier", ["customers"], "Customers per tier")]
-    kpis = [("Points issued", f"{sum(int(r['points']) for r in by_day):,}")]
+    customers_in = {row["bucket"]: row["customers"] for row in histogram}
+    lowest = min(customers_in, default=0)
+    histogram = [{"balance": f"{start:,}–{start + width - 1:,}" if width > 1 else f"{start:,}",
+                  "customers": customers_in.get(start, 0)}
+                 for start in range(lowest, max(customers_in, default=0) + 1, width)]
+    tiers = backend.fetch_dicts(balances.group_by("tier").aggregate(
+        customers=balances.count(), lowest_balance=balances.balance.min()).order_by("lowest_balance"))
+    result = Section(
+        kpis=[("Points issued", count(issued["points"])), ("Transactions credited", count(issued["transactions"])),
+              ("Customers with points", count(summary["with_points"])),
+              ("Average balance", count(round(number(summary["average"]) or 0)))],
+        charts=[charts.bar(by_day, "day", {name: name for name in rule_names}, "Points issued per day, by rule",
+                           stacked=True, value_format=COUNT, value_title="points", dates=True),
+                charts.bar(histogram, "balance", {"customers": "customers"}, "Balance distribution",
+                           value_format=COUNT, category_title="points balance"),
+                charts.bar(tiers, "tier", {"customers": "customers"}, "Customers per tier", value_format=COUNT,
+                           hover=["lowest_balance"])])
+    statuses = []
     if backend.has_table("notifications", "outbox"):
-        outbox = table(backend, "notifications", "outbox")
+        outbox = stored("notifications.outbox")
         statuses = backend.fetch_dicts(outbox.group_by("status").aggregate(messages=outbox.count()).order_by("status"))
-        figures.append(charts.bar(statuses, "status", ["messages"], "Notifications by status"))
-        kpis += [(f"E-mails {row['status']}", f"{row['messages']:,}") for row in statuses]
-    return Section(kpis=kpis, figures=figures)
+    if statuses:
+        result.kpis += [(f"E-mails {row['status']}", count(row["messages"])) for row in statuses]
+        result.charts.append(charts.bar(statuses, "status", {"messages": "messages"}, "Notifications by status",
+                                        value_format=COUNT))
+    else:
+        result.notes.append("No notifications yet: run `retailflow notify` to send the points e-mails.")
+    return result
 
 
+@section("segments", "Segments", needs=("analytics.customer_rfm",), command="retailflow segments")
 def segments(backend: Backend) -> Section:
-    rfm = table(backend, "analytics", "customer_rfm")
-    sizes = backend.fetch_dicts(rfm.group_by("segment").aggregate(customers=rfm.count(), revenue=rfm.monetary.sum())
-                                .order_by(ibis.desc("customers")))
-    grid = backend.fetch_dicts(rfm.group_by(["r_score", "f_score"]).aggregate(customers=rfm.count()))
-    flags = backend.fetch_dicts(rfm.aggregate(high=rfm.is_high_spender.sum(), at_risk=rfm.is_at_risk.sum()))[0]
-    columns = ["customer_id", "first_name", "email", "monetary", "recency_days", "balance", "segment"]
-    top_high = backend.fetch_dicts(rfm.filter(rfm.is_high_spender).order_by(ibis.desc("monetary")).limit(10))
-    top_risk = backend.fetch_dicts(rfm.filter(rfm.is_at_risk).order_by(ibis.desc("balance")).limit(10))
+    rfm = stored("analytics.customer_rfm")
+    sizes = backend.fetch_dicts(rfm.group_by("segment").aggregate(
+        customers=rfm.count(), revenue=rfm.monetary.sum(), average_recency_days=rfm.recency_days.mean())
+        .order_by([ibis.desc("customers"), "segment"]))
+    total_revenue = sum(number(row["revenue"]) or 0.0 for row in sizes)
+    for row in sizes:
+        row["revenue_share_pct"] = 100 * (number(row["revenue"]) or 0.0) / total_revenue if total_revenue else None
+        row["revenue_share"] = percent(row["revenue_share_pct"])
+    cells = {(row["r_score"], row["f_score"]): row["customers"] for row in backend.fetch_dicts(
+        rfm.group_by(["r_score", "f_score"]).aggregate(customers=rfm.count()))}
+    grid = [{"F": f"F{f}", "R": f"R{r}", "customers": cells.get((r, f), 0)} for r in range(5, 0, -1)
+            for f in range(1, 6)]
+    flags = backend.fetch_dicts(rfm.aggregate(
+        customers=rfm.count(), high=rfm.is_high_spender.ifelse(1, 0).sum(), at_risk=rfm.is_at_risk.ifelse(1, 0).sum(),
+        high_revenue=rfm.is_high_spender.ifelse(rfm.monetary, 0).sum()))[0]
+    columns = ["customer_id", "first_name", "email", "monetary", "frequency", "recency_days", "balance", "segment"]
+    top_high = backend.fetch_dicts(rfm.filter(rfm.is_high_spender).select(columns)
+                                   .order_by([ibis.desc("monetary"), "customer_id"]).limit(10))
+    top_risk = backend.fetch_dicts(rfm.filter(rfm.is_at_risk).select(columns)
+                                   .order_by([ibis.desc("balance"), "customer_id"]).limit(10))
     for row in top_high + top_risk:
         row["email"] = mask_email(row["email"])
-    total_revenue = sum(float(row["revenue"] or 0) for row in sizes) or 1.0
-    for row in sizes:
-        row["revenue_share_pct"] = 100.0 * float(row["revenue"] or 0) / total_revenue
+    high_share = 100 * (number(flags["high_revenue"]) or 0.0) / total_revenue if total_revenue else None
     return Section(
-        kpis=[("High-Spenders", f"{int(flags['high'] or 0):,}"), ("At-Risk", f"{int(flags['at_risk'] or 0):,}")],
-        figures=[charts.bar(sizes, "segment", ["customers"], "Customers per RFM segment"),
-                 charts.bar(sizes, "segment", ["revenue_share_pct"], "Revenue share % per segment"),
-                 charts.heatmap(grid, "f_score", "r_score", "customers", "Customers by recency (R) × frequency (F)")],
-        tables=[_table("Top High-Spenders", top_high, columns), _table("Top At-Risk (by points)", top_risk, columns)])
+        kpis=[("Customers", count(flags["customers"])), ("Segments", count(len(sizes))),
+              ("High-Spenders", count(flags["high"])), ("High-Spenders' revenue share", percent(high_share)),
+              ("At-Risk", count(flags["at_risk"]))],
+        charts=[charts.treemap(sizes, "segment", "customers", "Customers per RFM segment",
+                               hover=["revenue_share", "average_recency_days"]),
+                charts.bar(sizes, "segment", {"revenue_share_pct": "revenue share %"}, "Revenue share by segment",
+                           value_format=PERCENT, hover=["customers"]),
+                charts.heatmap(grid, "F", "R", "customers", "Customers by recency (R) × frequency (F) score",
+                               value_format=COUNT, value_title="customers", x_title="frequency score",
+                               y_title="recency score")],
+        tables=[table("Top High-Spenders", top_high, columns),
+                table("Top At-Risk customers (by points balance)", top_risk, columns,
+                      note="At-Risk: no purchase for 60+ days and a positive points balance.")])
 
 
+@section("inventory", "Inventory", needs=("analytics.top_products", "analytics.stockouts", "analytics.lost_sales"),
+         command="retailflow inventory")
 def inventory(backend: Backend) -> Section:
-    top = backend.fetch_dicts(table(backend, "analytics", "top_products").order_by("rank"))
-    outs = table(backend, "analytics", "stockouts")
-    heat = backend.fetch_dicts(outs.select("product_id", "store_id", "out_of_stock_pct"))
-    lost = table(backend, "analytics", "lost_sales")
-    by_product = backend.fetch_dicts(lost.group_by("product_id").aggregate(
-        lost_units=lost.lost_units.sum(), lost_revenue=lost.lost_revenue.sum()).order_by("product_id"))
-    by_store = backend.fetch_dicts(lost.group_by("store_id").aggregate(lost_revenue=lost.lost_revenue.sum())
-                                   .order_by(ibis.desc("lost_revenue")).limit(40))
+    top = backend.fetch_dicts(stored("analytics.top_products").order_by("rank"))
+    names = {row["product_id"]: _named(row["product_id"], row["product_name"]) for row in top}
+    outs = stored("analytics.stockouts")
+    worst = outs.group_by("store_id").aggregate(worst=outs.out_of_stock_pct.max(), average=outs.out_of_stock_pct.mean())
+    worst = worst.order_by([ibis.desc("worst"), ibis.desc("average"), "store_id"]).limit(STORE_LIMIT)
+    store_count = int(backend.fetch_dicts(outs.aggregate(stores=outs.store_id.nunique()))[0]["stores"] or 0)
+    heat = backend.fetch_dicts(outs.join(worst, "store_id").select(outs.rank, outs.product_id, outs.store_id,
+                                                                    outs.out_of_stock_pct)
+                               .order_by(["store_id", "rank"]))
+    for row in heat:
+        row["product"] = names.get(row["product_id"], label(row["product_id"]))
+    lost = stored("analytics.lost_sales")
+    by_product = backend.fetch_dicts(lost.group_by(["rank", "product_id"]).aggregate(
+        stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum(),
+        lost_revenue=lost.lost_revenue.sum()).order_by("rank"))
+    for row in by_product:
+        row["product"] = names.get(row["product_id"], label(row["product_id"]))
+    per_store = lost.group_by("store_id").aggregate(total=lost.lost_revenue.sum())
+    per_store = per_store.order_by([ibis.desc("total"), "store_id"]).limit(STORE_LIMIT)
+    store_product = backend.fetch_dicts(lost.join(per_store, "store_id").select(
+        lost.store_id, lost.product_id, lost.lost_revenue, per_store.total).order_by([ibis.desc("total"), "store_id"]))
+    for row in store_product:
+        row["product"] = names.get(row["product_id"], label(row["product_id"]))
+    by_store, products = _pivot(store_product, "store_id", "product", "lost_revenue")
+    totals = {key: sum(number(row[key]) or 0.0 for row in by_product) for key in ("lost_units", "lost_revenue",
+                                                                                   "stockout_days")}
     return Section(
-        kpis=[("Lost revenue (top products)", _money(sum(float(r["lost_revenue"] or 0) for r in by_product)))],
-        figures=[charts.heatmap(heat, "product_id", "store_id", "out_of_stock_pct", "Out-of-stock % of days"),
-                 charts.bar(by_product, "product_id", ["lost_units"], "Estimated lost units by product"),
-                 charts.bar(by_store, "store_id", ["lost_revenue"], "Estimated lost revenue by store")],
-        tables=[_table("Top products", top, ["rank", "product_id", "product_name", "product_category", "units",
-                                             "revenue", "average_price"])])
-
-
-SECTIONS = (
-    SectionSpec("overview", "Overview", ("staging", "store_sales_header"), "retailflow run DIR", overview),
-    SectionSpec("quality", "Data quality", ("audit", "batches"), "retailflow ingest DIR", data_quality),
-    SectionSpec("promotions", "Promotions", ("analytics", "promotion_effectiveness"), "retailflow promotions",
-                promotions),
-    SectionSpec("loyalty", "Loyalty", ("loyalty", "points_ledger"), "retailflow loyalty", loyalty),
-    SectionSpec("segments", "Segments", ("analytics", "customer_rfm"), "retailflow segments", segments),
-    SectionSpec("inventory", "Inventory", ("analytics", "top_products"), "retailflow inventory", inventory),
-)
+        kpis=[("Top products", count(len(top))), ("Stock-out days (top products)", count(totals["stockout_days"])),
+              ("Estimated lost units", count(round(totals["lost_units"]))),
+              ("Estimated lost revenue", money(totals["lost_revenue"]))],
+        charts=[charts.heatmap(heat, "product", "store_id", "out_of_stock_pct",
+                               "Out-of-stock % of days, store × product", value_title="% of days",
+                               x_title="product", y_title="store", colorscale="Reds",
+                               note=_capped(len({row["store_id"] for row in heat}), store_count,
+                                            "stores: those most often out of stock")),
+                charts.bar(by_product, "product", {"lost_revenue": "lost revenue"}, "Estimated lost revenue by product",
+                           hover=["lost_units", "stockout_days"]),
+                charts.bar(by_store, "store_id", {product: product for product in products},
+                           "Estimated lost revenue by store and product", stacked=True,
+                           note=_capped(len(by_store), store_count, "stores: those with the largest losses"))],
+        tables=[table("Top products by units sold", top, ["rank", "product_id", "product_name", "product_category",
+                                                          "units", "revenue", "average_price"]),
+                table("Lost sales by product", by_product, ["rank", "product", "stockout_days", "lost_units",
+                                                            "lost_revenue"],
+                      note="Lost units: mean units on the same store-product's in-stock days (same weekday where "
+                           "available) × stock-out days, valued at its average realised price.")])

@@ -1,0 +1,72 @@
+"""Unbound Ibis tables over what the pipeline stored, typed from the code that writes each table.
+
+Staging tables come from the data model, audit tables from their DDL, analytics, loyalty and
+notification tables from the stage expressions themselves: no column list is typed again here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.analytics import inventory, loyalty, promotions, segmentation
+from retailflow.backends.base import AUDIT_TABLES
+from retailflow.model import ENTITIES
+from retailflow.notify import outbox
+from retailflow.tables import staging_table
+
+_SQL_TYPES = {"BIGINT": "int64", "VARCHAR": "string", "TIMESTAMP": "timestamp", "DOUBLE": "float64"}
+
+
+def _staged(**parameters: str) -> dict[str, ir.Table]:
+    """Stage inputs by parameter name: line_items="store_sales_line_items" -> that staging table."""
+    return {parameter: staging_table(entity) for parameter, entity in parameters.items()}
+
+
+def _sales() -> dict[str, ir.Table]:
+    return _staged(line_items="store_sales_line_items", headers="store_sales_header", products="products")
+
+
+def _stock() -> dict[str, ir.Table]:
+    return {**_sales(), **_staged(stores="stores", inventory="inventory_daily")}
+
+
+def _promotion_inputs() -> dict[str, ir.Table]:
+    return {**_stock(), **_staged(promotions="promotion_details")}
+
+
+def _audit(name: str) -> ibis.Schema:
+    return ibis.schema({column: _SQL_TYPES[sql_type.split()[0]] for column, sql_type in AUDIT_TABLES[name]})
+
+
+def _balances() -> ir.Table:
+    return loyalty.balances(staging_table("customer_details"), loyalty.OPENING, loyalty.LEDGER,
+                            staging_table("store_sales_header"))
+
+
+_SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
+    **{f"staging.{name}": (lambda name=name: staging_table(name).schema()) for name in ENTITIES},
+    **{f"audit.{name}": (lambda name=name: _audit(name)) for name in AUDIT_TABLES},
+    "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(**_promotion_inputs()).schema(),
+    "analytics.promotion_daily": lambda: promotions.promotion_daily(**_promotion_inputs()).schema(),
+    "analytics.top_products": lambda: inventory.top_products(**_sales()).schema(),
+    "analytics.stockouts": lambda: inventory.stockouts(**_stock()).schema(),
+    "analytics.lost_sales": lambda: inventory.lost_sales(**_stock()).schema(),
+    "analytics.customer_rfm": lambda: segmentation.customer_rfm(
+        staging_table("store_sales_header"), staging_table("customer_details"), _balances()).schema(),
+    "loyalty.points_ledger": lambda: loyalty.LEDGER.schema(),
+    "loyalty.balances": lambda: _balances().schema(),
+    "notifications.outbox": lambda: outbox.OUTBOX.schema(),
+}
+
+
+def stored(qualified_name: str) -> ir.Table:
+    """An unbound table over "schema.table" as the pipeline writes it."""
+    schema, name = qualified_name.split(".")
+    return ibis.table(_SCHEMAS[qualified_name](), name=name, database=schema)
+
+
+def known(qualified_name: str) -> bool:
+    return qualified_name in _SCHEMAS
