@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from helpers import write_csv
 from retailflow.cli import app
@@ -80,6 +81,23 @@ def test_every_command_is_documented_in_the_readme():
         assert (command.callback.__doc__ or "").strip(), f"{command.name} has no help text"
 
 
-@pytest.mark.parametrize("variable", ["RETAILFLOW_DB", "RETAILFLOW_RULES", "RETAILFLOW_DUCKDB_MEMORY_LIMIT"])
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "retailflow"
+SETTINGS = sorted({name for path in SOURCE.rglob("*.py") for name in re.findall(r"RETAILFLOW_[A-Z_]+[A-Z]", path.read_text())})
+
+
+def test_settings_are_found_in_the_source():
+    assert {"RETAILFLOW_DB", "RETAILFLOW_RULES", "RETAILFLOW_QUIET", "RETAILFLOW_DUCKDB_MEMORY_LIMIT"} <= set(SETTINGS)
+
+
+@pytest.mark.parametrize("variable", SETTINGS)
 def test_settings_are_documented(variable):
     assert variable in README.read_text()
+
+
+def test_global_options_are_documented():
+    readme = README.read_text()
+    command = typer.main.get_command(app)
+    options = [opt for param in command.params for opt in param.opts if opt.startswith("--") and opt != "--help"]
+    assert options
+    for option in options:
+        assert f"`{option}" in readme, f"global option {option} is not in the README"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -20,7 +22,8 @@ from retailflow.config import Settings
 from retailflow.errors import UserError
 from retailflow.generate import GeneratorOptions
 from retailflow.ingest import discover, ingest
-from retailflow.pipeline import PipelineResult, run_pipeline
+from retailflow.pipeline import PipelineResult, StageListener, run_pipeline
+from retailflow.progress import RichStageListener
 from retailflow.output import Format, console, errors, render
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.report.dashboard import build_report
@@ -40,15 +43,31 @@ def main(
     ctx: typer.Context,
     db: Optional[str] = typer.Option(None, "--db", help="Database URL (env RETAILFLOW_DB); default duckdb:///./retailflow.duckdb."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="YAML file adding or overriding data-quality rules (env RETAILFLOW_RULES)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or timing lines (env RETAILFLOW_QUIET=1)."),
 ) -> None:
     """retailflow: retail CSV exports to validated, analysed data."""
-    ctx.obj = Settings.resolve(db, rules)
+    ctx.obj = Settings.resolve(db, rules, quiet)
+
+
+def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
+    """A live progress display for people, or silence with --quiet (a context manager either way)."""
+    return contextlib.nullcontext(StageListener()) if settings.quiet else RichStageListener(console)
 
 
 def _show_ingest(results) -> None:
     rows = [{"file": r.path.name, "entity": r.entity, "status": r.status, "batch": r.batch_id, "rows": r.rows,
              "seconds": round(r.seconds, 3), "note": r.note} for r in results]
     render(rows, Format.table, title="Ingested files")
+
+
+def _show_ingest_by_entity(results) -> None:
+    by_entity: dict[str, dict] = {}
+    for r in results:
+        row = by_entity.setdefault(r.entity, {"entity": r.entity, "files": 0, "loaded": 0, "skipped": 0, "rows": 0})
+        row["files"] += 1
+        row[r.status] += 1
+        row["rows"] += r.rows
+    render(list(by_entity.values()), Format.table, title="Ingested files by entity")
 
 
 def _show_route(outcome: RouteOutcome, output_format: Format) -> None:
@@ -66,7 +85,13 @@ def ingest_command(
 ) -> None:
     """Load files into the raw layer as they are (no validation); identical files are skipped."""
     backend = open_backend(ctx, writes=True)
-    _show_ingest(ingest(backend, discover(paths, entity)))
+    files = discover(paths, entity)
+    with _listener(ctx.obj) as listener:
+        listener.stage_started("ingest", [path for path, _ in files])
+        started = time.perf_counter()
+        results = ingest(backend, files, on_loaded=listener.file_loaded)
+        listener.stage_finished("ingest", time.perf_counter() - started)
+    _show_ingest(results)
 
 
 @app.command("validate")
@@ -127,14 +152,14 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
-def _run(backend, paths: list[Path], rules_path: Path | None) -> PipelineResult:
-    rules = load_rules(rules_path)
-    with console.status("running") as status:
-        result = run_pipeline(backend, paths, rules, progress=lambda stage: status.update(f"{stage}…"))
-    _show_ingest(result.ingested)
+def _run(backend, paths: list[Path], settings: Settings) -> PipelineResult:
+    rules = load_rules(settings.rules_path)
+    with _listener(settings) as listener:
+        result = run_pipeline(backend, paths, rules, listener)
+    _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
-    timings = ", ".join(f"{stage} {seconds:.2f}s" for stage, seconds in result.seconds.items())
-    console.print(f"stages: {timings}")
+    if not settings.quiet:
+        console.print(f"total {sum(result.seconds.values()):.2f} s")
     return result
 
 
@@ -144,7 +169,7 @@ def run_command(
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
 ) -> None:
     """Ingest files, validate them and run every analytics stage."""
-    _run(open_backend(ctx, writes=True), paths, ctx.obj.rules_path)
+    _run(open_backend(ctx, writes=True), paths, ctx.obj)
 
 
 app.command("generate")(generate_command)
@@ -171,10 +196,10 @@ def demo_command(
         stale.unlink(missing_ok=True)
     data = workdir / "data"
     shutil.rmtree(data, ignore_errors=True)
-    manifest = generate_with_progress(data, GeneratorOptions(seed=seed))
+    manifest = generate_with_progress(data, GeneratorOptions(seed=seed), quiet=ctx.obj.quiet)
     console.print(f"generated {manifest['line_items']:,} line items with {manifest['anomalies']} planted problems")
     backend = connect(f"duckdb:///{database}")
-    _run(backend, [data], ctx.obj.rules_path)
+    _run(backend, [data], ctx.obj)
     render(audit.quarantine_summary(backend), Format.table, title="Data quality: quarantine by rule",
            columns=["entity", "rule_id", "rows", "example_reasons"])
     balanced = all(balance.balanced for balance in audit.reconcile(backend))

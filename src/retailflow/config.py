@@ -17,8 +17,11 @@ class Settings:
     db_url: str = DEFAULT_DB
     #: Extra or overriding data-quality rules (RETAILFLOW_RULES), a YAML file.
     rules_path: Path | None = None
+    #: No progress bars or timing lines (RETAILFLOW_QUIET=1); results are still printed.
+    quiet: bool = False
 
     @classmethod
-    def resolve(cls, db_url: str | None = None, rules_path: Path | None = None) -> "Settings":
+    def resolve(cls, db_url: str | None = None, rules_path: Path | None = None, quiet: bool = False) -> "Settings":
         rules = rules_path or (Path(os.environ["RETAILFLOW_RULES"]) if os.environ.get("RETAILFLOW_RULES") else None)
-        return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules)
+        quiet = quiet or os.environ.get("RETAILFLOW_QUIET", "").lower() in ("1", "true", "yes")
+        return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules, quiet)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from retailflow.analytics.inventory import run_inventory
 from retailflow.analytics.loyalty import run_loyalty
@@ -16,6 +17,21 @@ from retailflow.ingest import IngestResult, discover, ingest
 from retailflow.notify.outbox import queue
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.quality.rules import Rule
+
+T = TypeVar("T")
+
+
+class StageListener:
+    """Hears what a run is doing, for progress display; this base hears nothing (quiet runs, tests)."""
+
+    def stage_started(self, name: str, files: Sequence[Path] = ()) -> None:
+        """A stage begins; ingest names the files it will load."""
+
+    def file_loaded(self, result: IngestResult) -> None:
+        """Ingest finished one file."""
+
+    def stage_finished(self, name: str, seconds: float) -> None:
+        """A stage ended after `seconds`."""
 
 
 @dataclass
@@ -39,21 +55,23 @@ ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = [
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
-                 progress: Callable[[str], None] = lambda stage: None) -> PipelineResult:
+                 listener: StageListener = StageListener()) -> PipelineResult:
     """Ingest `paths`, validate, and run the analytics stages; timings per stage."""
     seconds: dict[str, float] = {}
-    started = time.perf_counter()
-    progress("ingest")
-    ingested = ingest(backend, discover(paths))
-    seconds["ingest"] = time.perf_counter() - started
-    started = time.perf_counter()
-    progress("validate")
-    validated = route_all(backend, rules, "validate")
-    seconds["validate"] = time.perf_counter() - started
+
+    def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
+        listener.stage_started(name, files)
+        started = time.perf_counter()
+        outcome = stage()
+        seconds[name] = time.perf_counter() - started
+        listener.stage_finished(name, seconds[name])
+        return outcome
+
+    files = discover(paths)
+    ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded),
+                     [path for path, _ in files])
+    validated = timed("validate", lambda: route_all(backend, rules, "validate"))
     result = PipelineResult(ingested, validated, seconds=seconds)
     for name, stage in ANALYTICS_STAGES:
-        started = time.perf_counter()
-        progress(name)
-        result.stages[name] = stage(backend)
-        seconds[name] = time.perf_counter() - started
+        result.stages[name] = timed(name, lambda: stage(backend))
     return result

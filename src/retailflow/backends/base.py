@@ -66,6 +66,9 @@ class Backend(abc.ABC):
     dialect: str
     #: Whether staging tables declare FOREIGN KEY constraints.
     supports_foreign_keys = True
+    #: Whether fact tables (sales, line items, inventory) declare their primary and foreign keys.
+    #: Masters always do (their upsert needs the key); the rules guarantee both either way.
+    declares_fact_keys = True
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -224,6 +227,8 @@ class Backend(abc.ABC):
             for column in entity.columns
         ]
         parts += ['"_batch_id" BIGINT NOT NULL', '"_source_line" BIGINT NOT NULL']
+        if not (entity.master or self.declares_fact_keys):
+            return f"CREATE TABLE {self.qualified('staging', entity.name)} ({', '.join(parts)})"
         parts.append(f"PRIMARY KEY ({', '.join(self.quote(name) for name in entity.primary_key)})")
         if self.supports_foreign_keys:
             for foreign_key in entity.foreign_keys:

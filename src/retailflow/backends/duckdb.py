@@ -26,6 +26,10 @@ class DuckDBBackend(Backend):
     """An embedded DuckDB database file; reads CSV natively."""
 
     dialect = "duckdb"
+    # DuckDB keeps an ART index per key and checks it row by row: on fact tables that made
+    # staging inserts 8-15x slower and held gigabytes of memory (measured on 9M inventory rows),
+    # while the unique and exists rules already guarantee the keys before a row is staged.
+    declares_fact_keys = False
 
     def _connect(self) -> ibis.BaseBackend:
         path = database_path(self.url) or ":memory:"

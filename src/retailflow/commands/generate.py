@@ -15,8 +15,10 @@ from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.output import console
 
 
-def generate_with_progress(out: Path, options: GeneratorOptions) -> dict:
-    """Generate a dataset showing a Rich progress bar over the simulated days."""
+def generate_with_progress(out: Path, options: GeneratorOptions, quiet: bool = False) -> dict:
+    """Generate a dataset showing a Rich progress bar over the simulated days (none when quiet)."""
+    if quiet:
+        return generate_dataset(out, options)
     with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("days", total=options.days)
@@ -24,6 +26,7 @@ def generate_with_progress(out: Path, options: GeneratorOptions) -> dict:
 
 
 def generate_command(
+    ctx: typer.Context,
     out: Path = typer.Option(Path("data/generated"), "--out", help="Folder to write the files into."),
     seed: int = typer.Option(7, help="Random seed: the same seed and options give byte-identical files."),
     stores: int = typer.Option(20, help="Number of stores."),
@@ -43,7 +46,7 @@ def generate_command(
     options = GeneratorOptions(seed=seed, stores=stores, products=products, customers=customers, days=days,
                                start=first_day, anomaly_rate=anomaly_rate, format=output_format,
                                line_items=line_items)
-    manifest = generate_with_progress(out, options)
+    manifest = generate_with_progress(out, options, quiet=ctx.obj.quiet)
     kinds = Counter(line.split('","')[3] for line in (out / "_truth" / "anomalies.csv").read_text().splitlines()[1:])
     console.print(f"wrote {len(manifest['rows'])} files, {manifest['line_items']:,} line items to {out}")
     console.print("planted problems: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
