@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,13 +77,18 @@ def _plan(path: Path, entity: Entity) -> PlannedFile:
     return PlannedFile(path, entity, columns, csv_reader.sha256_of(path))
 
 
-def ingest(backend: Backend, files: Iterable[tuple[Path, Entity]]) -> list[IngestResult]:
-    """Load every file into raw.<entity> as a batch; all files or none (one transaction)."""
+def ingest(backend: Backend, files: Iterable[tuple[Path, Entity]],
+           on_loaded: Callable[[IngestResult], None] = lambda result: None) -> list[IngestResult]:
+    """Load every file into raw.<entity> as a batch; all files or none (one transaction).
+
+    `on_loaded` hears about each file as it is done (a progress bar); nothing is committed until the end.
+    """
     planned = [_plan(path, entity) for path, entity in files]
     results: list[IngestResult] = []
     with backend.transaction():
         for plan in planned:
             results.append(_load(backend, plan))
+            on_loaded(results[-1])
     return results
 
 
