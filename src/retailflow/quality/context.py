@@ -72,9 +72,9 @@ class CheckContext:
         return rows.filter(rows[key].notnull()).group_by(key).aggregate(**{name: rows[name].max() for name in values})
 
     def add_flag(self, rule, lookup: ir.Table, on: Sequence[tuple[str, str]],
-                 extra: dict[str, str] | None = None) -> None:
-        """LEFT JOIN `lookup` (unique on its `on` columns): column <flag> is TRUE where a row matched."""
-        prefix = self.flag_name(rule)
+                 extra: dict[str, str] | None = None, name: str | None = None) -> None:
+        """LEFT JOIN `lookup` (unique on its `on` columns): column <flag> (or `name`) is TRUE where a row matched."""
+        prefix = name or self.flag_name(rule)
         extra = extra or {}
         right = lookup.select(
             *[lookup[right].name(f"{prefix}_k{index}") for index, (_, right) in enumerate(on)],

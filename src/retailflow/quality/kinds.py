@@ -142,15 +142,22 @@ def _unique_params(rule: Rule) -> str | None:
     return None
 
 
+#: Source lines per batch in a row's position (batch × span + line): orders rows by batch, then line.
+LINE_SPAN = 1 << 32
+
+
 def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
     columns = rule.params["columns"]
     entity = ENTITIES[rule.entity]
-    typed = [ctx.typed(column) for column in columns]
+    prefix = ctx.flag_name(rule)
     # Masters are snapshots: a later file may re-send a key (an update), a repeat inside one file may not.
-    group = typed + ([ctx.table._batch_id] if entity.master else [])
-    order = [ctx.table._batch_id, ctx.table._source_line]
-    ctx.add_column(f"{ctx.flag_name(rule)}_rank", ibis.row_number().over(group_by=group, order_by=order))
-    ctx.add_column(f"{ctx.flag_name(rule)}_first", ctx.table._source_line.first().over(group_by=group, order_by=order))
+    group = [ctx.typed_name(column) for column in columns] + (["_batch_id"] if entity.master else [])
+    ctx.add_column(f"{prefix}_pos", ctx.table._batch_id * LINE_SPAN + ctx.table._source_line)
+    # The first occurrence of each key by an aggregate and a hash join: window functions here
+    # sorted every row once per function (two thirds of the inventory check on 9M rows).
+    firsts = ctx.table.filter(ibis.and_(*[ctx.table[name].notnull() for name in group]))
+    firsts = firsts.group_by(group).aggregate(_first_pos=firsts[f"{prefix}_pos"].min())
+    ctx.add_flag(rule, firsts, [(name, name) for name in group], extra={"_first_pos": "first_pos"}, name=f"{prefix}_seen")
     staged = ctx.staging(rule.entity)
     keys = staged.select(*[staged[column].name(f"_key{index}") for index, column in enumerate(columns)],
                          _staged_batch=staged._batch_id)
@@ -160,18 +167,24 @@ def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
     ctx.add_flag(rule, keys, on)
 
 
+def _is_repeat(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    prefix = ctx.flag_name(rule)
+    return (ctx.table[f"{prefix}_pos"] > ctx.table[f"{prefix}_seen_first_pos"]).fill_null(False)
+
+
 def _unique_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
     present = ibis.and_(*[ctx.typed(column).notnull() for column in rule.params["columns"]])
-    return present & ((ctx.table[f"{ctx.flag_name(rule)}_rank"] > 0) | ctx.flag(rule).notnull())
+    return present & (_is_repeat(ctx, rule) | ctx.flag(rule).notnull())
 
 
 def _unique_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
     columns = rule.params["columns"]
     key = sentence(*[part for index, column in enumerate(columns)
                      for part in ([", "] if index else []) + [f"{column} ", shown(ctx.text(column))]])
+    first_line = (ctx.table[f"{ctx.flag_name(rule)}_seen_first_pos"] % LINE_SPAN).cast("string")
     return ibis.ifelse(
-        ctx.table[f"{ctx.flag_name(rule)}_rank"] > 0,
-        sentence("duplicate ", key, ": first seen at line ", ctx.table[f"{ctx.flag_name(rule)}_first"].cast("string")),
+        _is_repeat(ctx, rule),
+        sentence("duplicate ", key, ": first seen at line ", first_line),
         sentence(key, " is already staged"),
     )
 
