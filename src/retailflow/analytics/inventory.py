@@ -6,11 +6,17 @@ mean units sold on in-stock days of the same weekday, or of all in-stock days wh
 has none. Lost units are summed over stock-out days and valued at the product's average
 realised price at that store (the product's overall average where the store never sold it).
 
+Phantom inventory: a store-product that shows stock yet sells nothing for a run of days that its
+own in-stock sales rate makes improbable (Poisson: P(k days without a sale) = exp(-sales a day × k)).
+
 Outputs: analytics.top_products (one row per top product), analytics.stockouts and
-analytics.lost_sales (one row per top product × store).
+analytics.lost_sales (one row per top product × store), analytics.phantom_inventory (one row per
+suspected phantom run).
 """
 
 from __future__ import annotations
+
+import math
 
 import ibis
 import ibis.expr.types as ir
@@ -19,6 +25,9 @@ from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_da
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
+
+#: Least likely phantom runs first.
+PHANTOM_ORDER = ["probability", ibis.desc("expected_units"), "store_id", "product_id", "first_day"]
 
 
 def top_products(line_items: ir.Table, headers: ir.Table, products: ir.Table, *, top: int = 5) -> ir.Table:
@@ -84,32 +93,89 @@ def lost_sales(line_items, headers, products, stores, inventory, *, top: int = 5
     ).drop("weekday_units", "days_without_weekday").order_by(["rank", "store_id"])
 
 
+def phantom_inventory(line_items: ir.Table, headers: ir.Table, inventory: ir.Table, *,
+                      threshold: float = 0.001, min_days: int = 3) -> ir.Table:
+    """One row per suspected phantom-inventory run: in stock, no sales, for improbably many trading days.
+
+    A day counts for a store-product when the store traded (sold anything) and the snapshot shows stock
+    above 0; a day without a snapshot, out of stock or with a sale ends a run, a day the store did not
+    trade is skipped. The rate is the mean number of sales (transactions with the product) per counted
+    day: sales, not units, are the Poisson events, and one sale of 6 units is as likely as one of 1.
+    """
+    if not 0 < threshold < 1:
+        raise UserError(f"--phantom-threshold must be a probability between 0 and 1 (e.g. 0.001), not {threshold}")
+    if min_days < 1:
+        raise UserError(f"--phantom-min-days must be at least 1 day, not {min_days}")
+    lines = line_items.join(headers, "transaction_id")
+    lines = lines.select(lines.transaction_id, lines.store_id, lines.product_id,
+                         sale_date=lines.transaction_date.date(), units=lines.quantity)
+    trading_days = lines.select("store_id", "sale_date").distinct()
+    trading_days = trading_days.mutate(
+        day_number=ibis.row_number().over(group_by="store_id", order_by="sale_date"),
+        last_trading_day=trading_days.sale_date.max().over(group_by="store_id"))
+    sold = lines.group_by(["store_id", "product_id", "sale_date"]).aggregate(
+        sales=lines.transaction_id.nunique(), units=lines.units.sum())
+    stocked = inventory.filter(inventory.stock_on_hand > 0)
+    stocked = stocked.select(store_id=stocked.store_id, product_id=stocked.product_id,
+                             sale_date=stocked.snapshot_date, stock_on_hand=stocked.stock_on_hand)
+    days = stocked.join(trading_days, ["store_id", "sale_date"])
+    days = days.left_join(sold, ["store_id", "product_id", "sale_date"]).select(
+        days, sales=sold.sales.fill_null(0), units=sold.units.fill_null(0))
+    rates = days.group_by(["store_id", "product_id"]).aggregate(
+        daily_sales=days.sales.cast("float64").mean(), daily_units=days.units.cast("float64").mean())
+    idle = days.filter(days.sales == 0)
+    # Gaps and islands: along one store-product's idle days, the store's day number minus the idle
+    # day's own number stays constant exactly while the idle days are consecutive trading days.
+    idle = idle.mutate(run=idle.day_number - ibis.row_number().over(group_by=[idle.store_id, idle.product_id],
+                                                                     order_by=idle.sale_date))
+    runs = idle.group_by(["store_id", "product_id", "run"]).aggregate(
+        first_day=idle.sale_date.min(), last_day=idle.sale_date.max(), days=idle.count(),
+        min_stock_on_hand=idle.stock_on_hand.min(), max_stock_on_hand=idle.stock_on_hand.max(),
+        ongoing=(idle.sale_date == idle.last_trading_day).any())
+    runs = runs.join(rates, ["store_id", "product_id"]).filter(lambda t: t.daily_sales > 0)
+    runs = runs.mutate(expected_sales=runs.daily_sales * runs.days)
+    flagged = runs.filter(runs.days >= min_days, runs.expected_sales > -math.log(threshold))
+    return flagged.select(
+        "store_id", "product_id", "first_day", "last_day", "days", "min_stock_on_hand", "max_stock_on_hand",
+        "ongoing", daily_sales=flagged.daily_sales.round(4), daily_units=flagged.daily_units.round(4),
+        expected_units=(flagged.daily_units * flagged.days).round(2),
+        # exp() of a large negative number is an underflow error on PostgreSQL, so its argument is capped.
+        probability=(-ibis.least(flagged.expected_sales, 700)).exp(),
+    ).order_by(PHANTOM_ORDER)
+
+
 def _inputs() -> dict[str, ir.Table]:
     return dict(line_items=staging_table("store_sales_line_items"), headers=staging_table("store_sales_header"),
                 products=staging_table("products"), stores=staging_table("stores"),
                 inventory=staging_table("inventory_daily"))
 
 
-def run_inventory(backend: Backend, *, top: int = 5) -> dict[str, list[dict]]:
-    """Materialise top products, stock-outs and lost sales; return them with per-product and overall totals."""
+def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001,
+                  phantom_min_days: int = 3) -> dict[str, list[dict]]:
+    """Materialise top products, stock-outs, lost sales and phantom runs; return them with lost-sales totals."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
     inputs = _inputs()
     sales_inputs = {key: inputs[key] for key in ("line_items", "headers", "products")}
+    phantom = phantom_inventory(inputs["line_items"], inputs["headers"], inputs["inventory"],
+                                threshold=phantom_threshold, min_days=phantom_min_days)
     with backend.transaction():
         backend.replace_table("analytics", "top_products", top_products(**sales_inputs, top=top))
         backend.replace_table("analytics", "stockouts", stockouts(**inputs, top=top))
         backend.replace_table("analytics", "lost_sales", lost_sales(**inputs, top=top))
+        backend.replace_table("analytics", "phantom_inventory", phantom)
     lost = ibis.table(lost_sales(**inputs, top=top).schema(), name="lost_sales", database="analytics")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),
         lost_revenue=lost.lost_revenue.sum().round(2)).order_by("rank")
     outs = ibis.table(stockouts(**inputs, top=top).schema(), name="stockouts", database="analytics")
     top_table = ibis.table(top_products(**sales_inputs, top=top).schema(), name="top_products", database="analytics")
+    stored_phantom = ibis.table(phantom.schema(), name="phantom_inventory", database="analytics")
     return {
         "top_products": backend.fetch_dicts(top_table.order_by("rank")),
         "stockouts": backend.fetch_dicts(outs.order_by(["rank", "store_id"])),
         "lost_by_product": backend.fetch_dicts(by_product),
         "lost_total": backend.fetch_dicts(lost.aggregate(lost_units=lost.lost_units.sum().round(2),
                                                          lost_revenue=lost.lost_revenue.sum().round(2))),
+        "phantom_runs": backend.fetch_dicts(stored_phantom.order_by(PHANTOM_ORDER)),
     }

@@ -12,6 +12,12 @@ from retailflow.output import Format, console, render
 PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "status", "days_observed", "promoted_units",
                      "expected_units", "lift_units_pct", "lift_revenue_pct", "incremental_revenue", "discount_cost",
                      "overlap_days", "promotion_lift_pct"]
+TOP_COLUMNS = ["rank", "product_id", "product_name", "product_category", "units", "revenue", "average_price"]
+STOCKOUT_COLUMNS = ["rank", "product_id", "store_id", "days_observed", "days_out_of_stock", "out_of_stock_pct"]
+LOST_COLUMNS = ["rank", "product_id", "stockout_days", "lost_units", "lost_revenue"]
+PHANTOM_COLUMNS = ["store_id", "product_id", "first_day", "last_day", "days", "min_stock_on_hand", "max_stock_on_hand",
+                   "daily_sales", "daily_units", "expected_units", "probability", "ongoing"]
+PHANTOM_ROWS_SHOWN = 10
 
 
 def promotions_command(
@@ -30,18 +36,41 @@ def promotions_command(
 def inventory_command(
     ctx: typer.Context,
     top: int = typer.Option(5, help="How many best-selling products to analyse."),
+    phantom_threshold: float = typer.Option(
+        0.001, "--phantom-threshold",
+        help="Flag a run of in-stock days without a sale when its probability exp(-sales a day × days) is below this."),
+    phantom_min_days: int = typer.Option(3, "--phantom-min-days",
+                                         help="Shortest run of in-stock days without a sale to flag as phantom."),
     output_format: Format = typer.Option(Format.table, "--format", help="Output format: table, json or csv."),
 ) -> None:
-    """Top sellers, their % of out-of-stock days per store and the estimated sales lost meanwhile."""
-    result = run_inventory(open_backend(ctx, writes=True), top=top)
+    """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock."""
+    result = run_inventory(open_backend(ctx, writes=True), top=top, phantom_threshold=phantom_threshold,
+                           phantom_min_days=phantom_min_days)
     if output_format is not Format.table:
-        render([{**row, "table": name} for name, rows in result.items() for row in rows], output_format)
+        rows = [{"table": name, **row} for name, rows in result.items() for row in rows]
+        # One listing of tables with different columns: name them all (same header even when a table is empty).
+        columns = dict.fromkeys(["table", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS, *PHANTOM_COLUMNS,
+                                 *(name for row in rows for name in row)])
+        render(rows, output_format, columns=list(columns))
         return
-    render(result["top_products"], output_format, title=f"Top {top} products",
-           columns=["rank", "product_id", "product_name", "product_category", "units", "revenue", "average_price"])
-    render(result["stockouts"], output_format, title="Out-of-stock days per store",
-           columns=["rank", "product_id", "store_id", "days_observed", "days_out_of_stock", "out_of_stock_pct"])
-    render(result["lost_by_product"], output_format, title="Estimated lost sales",
-           columns=["rank", "product_id", "stockout_days", "lost_units", "lost_revenue"])
+    render(result["top_products"], output_format, title=f"Top {top} products", columns=TOP_COLUMNS)
+    render(result["stockouts"], output_format, title="Out-of-stock days per store", columns=STOCKOUT_COLUMNS)
+    render(result["lost_by_product"], output_format, title="Estimated lost sales", columns=LOST_COLUMNS)
     total = result["lost_total"][0]
-    console.print(f"overall: {total['lost_units']} units, {total['lost_revenue']} revenue lost to stock-outs")
+    console.print(f"overall: {total['lost_units'] or 0} units, {total['lost_revenue'] or 0} revenue lost to stock-outs")
+    phantom = result["phantom_runs"]
+    console.print(f"phantom stock: {len(phantom)} run(s) of ≥ {phantom_min_days} in-stock days without a sale, "
+                  f"p < {phantom_threshold}")
+    if phantom:
+        shown = [_phantom_display(row) for row in phantom[:PHANTOM_ROWS_SHOWN]]
+        render(shown, output_format, columns=list(shown[0]),
+               title=f"Least likely {len(shown)} of {len(phantom)}; rate = sales a day in stock, "
+                     "p = exp(-rate × days)")
+
+
+def _phantom_display(row: dict) -> dict:
+    """A phantom run narrowed to fit a terminal: one stock column, a short probability."""
+    low, high = row["min_stock_on_hand"], row["max_stock_on_hand"]
+    return {"store": row["store_id"], "product": row["product_id"], "from": row["first_day"], "to": row["last_day"],
+            "days": row["days"], "stock": low if low == high else f"{low}-{high}",
+            "rate": round(row["daily_sales"], 2), "p": f"{row['probability']:.1e}"}
