@@ -9,6 +9,9 @@ High-Spenders: the top 10% of buying customers by monetary (ties: customer id). 
 purchase for 60+ days and a positive balance. segment_id written back: AR when at risk (it
 takes precedence: a high spender slipping away needs the retention message), else HS, else NULL.
 
+Beside the At-Risk rule, run_segments fits the churn model (retailflow.analytics.churn): a churn
+probability per customer in analytics.customer_churn, its mean per segment in the returned rows.
+
 Output: analytics.customer_rfm, one row per customer.
 """
 
@@ -22,6 +25,7 @@ from importlib import resources
 import ibis
 import ibis.expr.types as ir
 
+from retailflow.analytics.churn import churn_table, run_churn
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -81,7 +85,7 @@ def customer_rfm(headers: ir.Table, customers: ir.Table, balances: ir.Table, *, 
 
 def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days: int = 60,
                  high_spender_share: float = 0.10) -> list[dict]:
-    """Materialise analytics.customer_rfm, write segment_id back, return segment counts."""
+    """Materialise analytics.customer_rfm and the churn tables, write segment_id back, return segment counts."""
     headers = staging_table("store_sales_header")
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_header"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
@@ -96,8 +100,14 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
         backend.replace_table("analytics", "customer_rfm", expr)
         backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
                         "WHERE staging.customer_details.customer_id = r.customer_id")
-    table = ibis.table(expr.schema(), name="customer_rfm", database="analytics")
+        run_churn(backend, as_of=as_of)
+    rfm = ibis.table(expr.schema(), name="customer_rfm", database="analytics")
+    table = rfm.left_join(churn_table(), "customer_id")
+    # Mean churn probability over the segment and over its At-Risk customers, to set the rule beside the model.
+    at_risk_churn = table.is_at_risk.ifelse(table.churn_probability, ibis.null("float64"))
     counts = table.group_by("segment").aggregate(customers=table.count(), revenue=table.monetary.sum(),
                                                  high_spenders=table.is_high_spender.sum(),
-                                                 at_risk=table.is_at_risk.sum())
+                                                 at_risk=table.is_at_risk.sum(),
+                                                 at_risk_churn_probability=at_risk_churn.mean().cast("decimal(4, 3)"),
+                                                 churn_probability=table.churn_probability.mean().cast("decimal(4, 3)"))
     return backend.fetch_dicts(counts.order_by([ibis.desc("customers"), "segment"]))

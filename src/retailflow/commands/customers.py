@@ -8,13 +8,14 @@ from typing import Optional
 
 import typer
 
+from retailflow.analytics.churn import stored_fit
 from retailflow.analytics.loyalty import explain, run_loyalty
 from retailflow.analytics.segmentation import run_segments
 from retailflow.commands import open_backend
 from retailflow.errors import UserError
 from retailflow.notify import outbox
 from retailflow.notify.senders import make_sender
-from retailflow.output import Format, console, render
+from retailflow.output import Format, console, errors, render
 
 FORMAT = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
 loyalty_app = typer.Typer(help="Loyalty points: run the engine, or explain one transaction.", invoke_without_command=True)
@@ -48,13 +49,22 @@ def segments_command(
     at_risk_days: int = typer.Option(60, "--at-risk-days", help="Days without a purchase that make a customer At-Risk."),
     output_format: Format = FORMAT,
 ) -> None:
-    """RFM scores and segments per customer, High-Spenders and At-Risk; writes segment_id back."""
+    """RFM scores and segments per customer, High-Spenders and At-Risk beside a model's churn probability.
+
+    Writes segment_id back; per customer in analytics.customer_rfm and analytics.customer_churn.
+    """
     try:
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise UserError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
-    render(run_segments(open_backend(ctx, writes=True), as_of=day, at_risk_days=at_risk_days), output_format,
-           title="Customer segments")
+    backend = open_backend(ctx, writes=True)
+    render(run_segments(backend, as_of=day, at_risk_days=at_risk_days), output_format, title="Customer segments")
+    fit = stored_fit(backend)
+    # Machines read stdout; they only hear about the model (on stderr) when it could not be estimated.
+    if output_format is Format.table:
+        console.print(fit.describe())
+    elif not fit.estimated:
+        errors.print(fit.describe())
 
 
 def notify_command(

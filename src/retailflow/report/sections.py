@@ -12,6 +12,7 @@ import os
 import ibis
 
 from retailflow import audit
+from retailflow.analytics import inventory as inventory_analysis
 from retailflow.backends import Backend
 from retailflow.report import charts
 from retailflow.report.charts import COUNT, DECIMAL, PERCENT
@@ -26,6 +27,7 @@ TREND_LIMIT = 500
 PROMOTION_LIMIT = 40
 DAILY_PROMOTION_LIMIT = 12
 DAILY_WINDOW_DAYS = 14
+PHANTOM_LIMIT = 10
 
 
 def _pivot(rows: list[dict], index: str, column: str, value: str) -> tuple[list[dict], list[str]]:
@@ -308,6 +310,17 @@ def segments(backend: Backend) -> Section:
         customers=rfm.count(), high=rfm.is_high_spender.ifelse(1, 0).sum(), at_risk=rfm.is_at_risk.ifelse(1, 0).sum(),
         high_revenue=rfm.is_high_spender.ifelse(rfm.monetary, 0).sum()))[0]
     columns = ["customer_id", "first_name", "email", "monetary", "frequency", "recency_days", "balance", "segment"]
+    churn_kpis = []
+    # The churn model's table exists once `retailflow segments` has run with it; older databases lack it.
+    if backend.has_table("analytics", "customer_churn"):
+        churn = stored("analytics.customer_churn")
+        rfm = rfm.left_join(churn.select("customer_id", "churn_probability"), "customer_id")
+        columns.append("churn_probability")
+        means = backend.fetch_dicts(rfm.aggregate(
+            at_risk=rfm.is_at_risk.ifelse(rfm.churn_probability, ibis.null("float64")).mean(),
+            others=(~rfm.is_at_risk).ifelse(rfm.churn_probability, ibis.null("float64")).mean()))[0]
+        churn_kpis = [("Churn probability, At-Risk (model)", percent(_as_percent(means["at_risk"]))),
+                      ("Churn probability, others (model)", percent(_as_percent(means["others"])))]
     top_high = backend.fetch_dicts(rfm.filter(rfm.is_high_spender).select(columns)
                                    .order_by([ibis.desc("monetary"), "customer_id"]).limit(10))
     top_risk = backend.fetch_dicts(rfm.filter(rfm.is_at_risk).select(columns)
@@ -318,7 +331,7 @@ def segments(backend: Backend) -> Section:
     return Section(
         kpis=[("Customers", count(flags["customers"])), ("Segments", count(len(sizes))),
               ("High-Spenders", count(flags["high"])), ("High-Spenders' revenue share", percent(high_share)),
-              ("At-Risk", count(flags["at_risk"]))],
+              ("At-Risk", count(flags["at_risk"])), *churn_kpis],
         charts=[charts.treemap(sizes, "segment", "customers", "Customers per RFM segment",
                                hover=["revenue_share", "average_recency_days"]),
                 charts.bar(sizes, "segment", {"revenue_share_pct": "revenue share %"}, "Revenue share by segment",
@@ -328,7 +341,13 @@ def segments(backend: Backend) -> Section:
                                y_title="recency score")],
         tables=[table("Top High-Spenders", top_high, columns),
                 table("Top At-Risk customers (by points balance)", top_risk, columns,
-                      note="At-Risk: no purchase for 60+ days and a positive points balance.")])
+                      note="At-Risk: no purchase for 60+ days and a positive points balance. Churn probability: "
+                           "1 − P(alive) from the MBG/NBD model fitted on the purchase history.")])
+
+
+def _as_percent(share: object) -> float | None:
+    value = number(share)
+    return None if value is None else 100 * value
 
 
 @section("inventory", "Inventory", needs=("analytics.top_products", "analytics.stockouts", "analytics.lost_sales"),
@@ -360,10 +379,11 @@ def inventory(backend: Backend) -> Section:
     by_store, products = _pivot(store_product, "store_id", "product", "lost_revenue")
     totals = {key: sum(number(row[key]) or 0.0 for row in by_product) for key in ("lost_units", "lost_revenue",
                                                                                    "stockout_days")}
+    phantom_kpis, phantom_tables = _phantom_inventory(backend)
     return Section(
         kpis=[("Top products", count(len(top))), ("Stock-out days (top products)", count(totals["stockout_days"])),
               ("Estimated lost units", count(round(totals["lost_units"]))),
-              ("Estimated lost revenue", money(totals["lost_revenue"]))],
+              ("Estimated lost revenue", money(totals["lost_revenue"])), *phantom_kpis],
         charts=[charts.heatmap(heat, "product", "store_id", "out_of_stock_pct",
                                "Out-of-stock % of days, store × product", value_title="% of days",
                                x_title="product", y_title="store", colorscale="Reds",
@@ -379,4 +399,22 @@ def inventory(backend: Backend) -> Section:
                 table("Lost sales by product", by_product, ["rank", "product", "stockout_days", "lost_units",
                                                             "lost_revenue"],
                       note="Lost units: mean units on the same store-product's in-stock days (same weekday where "
-                           "available) × stock-out days, valued at its average realised price.")])
+                           "available) × stock-out days, valued at its average realised price."),
+                *phantom_tables])
+
+
+def _phantom_inventory(backend: Backend) -> tuple[list[tuple[str, str]], list]:
+    """The suspected phantom-stock KPI and its least likely runs; nothing for a database from before the check."""
+    if not backend.has_table("analytics", "phantom_inventory"):
+        return [], []
+    phantom = stored("analytics.phantom_inventory")
+    runs = int(backend.fetch_dicts(phantom.aggregate(runs=phantom.count()))[0]["runs"] or 0)
+    least_likely = backend.fetch_dicts(phantom.order_by(inventory_analysis.PHANTOM_ORDER).limit(PHANTOM_LIMIT))
+    for row in least_likely:
+        row["probability"] = f"{row['probability']:.1e}"  # far below 0.01: two decimals would show 0.00
+    columns = ["store_id", "product_id", "first_day", "last_day", "days", "min_stock_on_hand", "daily_sales",
+               "expected_units", "probability", "ongoing"]
+    return [("Suspected phantom-stock runs", count(runs))], [table(
+        "Suspected phantom stock (least likely runs first)", least_likely, columns,
+        note=_capped(len(least_likely), runs, "runs") + " In stock at the snapshot yet no sale for improbably "
+             "many trading days: P = exp(−sales a day × days). Shelves worth counting.")]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from retailflow.analytics import inventory, loyalty, promotions, segmentation
+from retailflow.analytics import churn, inventory, loyalty, promotions, segmentation
 from retailflow.backends.base import AUDIT_TABLES
 from retailflow.model import ENTITIES
 from retailflow.notify import outbox
@@ -54,8 +54,11 @@ _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     "analytics.top_products": lambda: inventory.top_products(**_sales()).schema(),
     "analytics.stockouts": lambda: inventory.stockouts(**_stock()).schema(),
     "analytics.lost_sales": lambda: inventory.lost_sales(**_stock()).schema(),
+    "analytics.phantom_inventory": lambda: inventory.phantom_inventory(
+        **{key: value for key, value in _stock().items() if key in ("line_items", "headers", "inventory")}).schema(),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
         staging_table("store_sales_header"), staging_table("customer_details"), _balances()).schema(),
+    "analytics.customer_churn": lambda: churn.churn_table().schema(),
     "loyalty.points_ledger": lambda: loyalty.LEDGER.schema(),
     "loyalty.balances": lambda: _balances().schema(),
     "notifications.outbox": lambda: outbox.OUTBOX.schema(),
