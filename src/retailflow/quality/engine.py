@@ -285,6 +285,12 @@ def _candidates(backend: Backend, entity: Entity, phase: str) -> tuple[ir.Table,
     return table.select(*raw_columns), []
 
 
+def _has_pending(name: str, candidates: dict[str, tuple[ir.Table, list[int]]], atomic: set[str]) -> bool:
+    """Whether an entity has batches to validate; the two halves of a transaction go together."""
+    related = atomic if name in atomic else {name}
+    return any(candidates[other][1] for other in related)
+
+
 def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") -> RouteOutcome:
     """Validate pending batches (phase 'validate') or re-validate quarantine ('replay'), in one transaction."""
     started = time.perf_counter()
@@ -297,6 +303,8 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
         held: dict[str, Checked] = {}
         for name in VALIDATION_ORDER:
             entity = ENTITIES[name]
+            if phase == "validate" and not _has_pending(name, candidates, atomic):
+                continue
             entity_rules = [rule for rule in rules if rule.entity == name]
             table = backend.create_temp_table(
                 f"rf_checked_{name}", check(backend, entity, candidates[name][0], entity_rules, pending))
