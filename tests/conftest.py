@@ -14,7 +14,7 @@ from hypothesis import settings
 
 # CI runs a bounded number of fuzz examples; `pytest --hypothesis-profile=long` runs thousands.
 settings.register_profile("default", max_examples=25)
-settings.register_profile("long", max_examples=2000)
+settings.register_profile("long", max_examples=200)
 settings.load_profile("default")
 
 from retailflow.backends import Backend, connect
