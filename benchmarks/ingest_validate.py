@@ -19,20 +19,11 @@ from pathlib import Path
 import duckdb
 import psycopg
 
+from floor import floor_seconds
 from retailflow.backends import connect
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
-
-
-def floor_seconds(files: list[Path]) -> float:
-    """Seconds DuckDB takes to load the files into typed tables (CREATE TABLE AS read_csv)."""
-    with tempfile.TemporaryDirectory() as folder:
-        connection = duckdb.connect(str(Path(folder) / "floor.duckdb"))
-        started = time.perf_counter()
-        for index, path in enumerate(files):
-            connection.execute(f"CREATE TABLE t{index} AS SELECT * FROM read_csv('{path}')")
-        return time.perf_counter() - started
 
 
 def main() -> None:

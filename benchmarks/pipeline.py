@@ -15,23 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
 
+from floor import floor_seconds
 from retailflow.backends import connect
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.ingest import discover
 from retailflow.pipeline import run_pipeline
 from retailflow.quality.rules import load_rules
 from retailflow.report.dashboard import build_report
-
-
-def floor_seconds(files: list[Path], folder: Path) -> float:
-    connection = duckdb.connect(str(folder / "floor.duckdb"))
-    started = time.perf_counter()
-    for index, path in enumerate(files):
-        connection.execute(f"CREATE TABLE t{index} AS SELECT * FROM read_csv('{path}')")
-    connection.close()
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -47,6 +38,7 @@ def main() -> None:
             data = folder / "data"
             generate_dataset(data, GeneratorOptions(line_items=args.line_items, days=90, stores=50, products=2000))
         files = [path for path, _ in discover([data])]
+        floor = floor_seconds(files)
         backend = connect(args.db or f"duckdb:///{folder}/bench.duckdb")
         started = time.perf_counter()
         result = run_pipeline(backend, [data], load_rules())
@@ -54,7 +46,6 @@ def main() -> None:
         report = build_report(backend, folder / "report.html")
         seconds = {**result.seconds, "report": time.perf_counter() - report_started}
         total = time.perf_counter() - started
-        floor = floor_seconds(files, folder)
         lines = sum(r.rows for r in result.ingested if r.entity == "store_sales_line_items")
         print(json.dumps({
             "line_items": lines, "input_bytes": sum(path.stat().st_size for path in files),
