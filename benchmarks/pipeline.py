@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from floor import floor_seconds
 from retailflow.backends import connect
 from retailflow.generate import GeneratorOptions, generate_dataset
