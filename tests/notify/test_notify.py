@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import email
+import os
+import signal
 import socket
+import subprocess
+import sys
 from email.policy import default
 
 import pytest
@@ -11,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from retailflow.analytics.loyalty import run_loyalty
 from retailflow.analytics.segmentation import run_segments
+from retailflow.backends import connect
 from retailflow.errors import UserError
 from retailflow.notify import outbox
 from retailflow.notify.senders import FileSender, SmtpSender, make_sender
@@ -120,3 +126,93 @@ def test_broken_templates_and_missing_settings_are_user_errors(ready, tmp_path, 
     monkeypatch.delenv("RETAILFLOW_SMTP_HOST", raising=False)
     with pytest.raises(UserError, match="RETAILFLOW_SMTP_HOST"):
         SmtpSender()
+
+
+@pytest.mark.parametrize(("name", "text", "line", "message"), [
+    ("points.txt.j2", "Hi {{ first_name }\n", 1, "template syntax error: unexpected '}'"),
+    ("points.html.j2", "<p>Hi</p>\n\n{{ no_such_field }}\n", 3, "template error: 'no_such_field' is undefined"),
+    ("points.subject.j2", "{% for x in points_earned %}{{ x }}{% endfor %}\n", 1, "template error: 'int' object"),
+])
+def test_template_errors_name_the_file_and_line(tmp_path, name, text, line, message):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(UserError, match=message) as raised:
+        outbox.templates(tmp_path)
+    assert str(raised.value).startswith(f"{tmp_path / name}:{line}: ")
+    with pytest.raises(UserError, match="no such templates folder"):
+        outbox.templates(tmp_path / "missing")
+
+
+def test_a_broken_template_override_stops_notify_with_exit_code_2(tmp_path):
+    database = f"duckdb:///{tmp_path}/notify.duckdb"
+    backend = connect(database)
+    run_loyalty(backend)  # nothing staged: an empty run, enough for notify to reach the templates
+    backend.close()
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "points.html.j2").write_text("<p>\n{% if tier %}\n{{ tier }\n")
+    result = subprocess.run([sys.executable, "-m", "retailflow", "--db", database, "notify", "--templates",
+                             str(tmp_path / "templates")], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / 'templates' / 'points.html.j2'}:3: "
+                                                   "template syntax error"), lines
+
+
+# Runs in a subprocess: sends with SMTP and dies (SIGKILL) right after the server accepted the
+# second message, before its outbox row is marked sent.
+DIES_AFTER_ACCEPTANCE = """
+import os, signal, sys
+from retailflow.backends import connect
+from retailflow.notify import outbox
+from retailflow.notify.senders import SmtpSender
+
+class DiesAfterAcceptance(SmtpSender):
+    accepted = 0
+
+    def send(self, message):
+        super().send(message)
+        DiesAfterAcceptance.accepted += 1
+        if DiesAfterAcceptance.accepted == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+outbox.send(connect(sys.argv[1]), DiesAfterAcceptance())
+"""
+
+
+def test_a_crash_after_the_server_accepted_resends_that_message_once_with_its_message_id(ready, db_url,
+                                                                                         smtp_server):
+    outbox.queue(ready)
+    ready.close()  # the subprocesses need the database (DuckDB admits one process)
+    killed = subprocess.run([sys.executable, "-c", DIES_AFTER_ACCEPTANCE, db_url], capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(smtp_server.messages) == 2
+    rerun = subprocess.run([sys.executable, "-m", "retailflow", "--db", db_url, "notify", "--sender", "smtp"],
+                           capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    ids = collections.Counter(message["Message-ID"] for message in smtp_server.messages)
+    second = smtp_server.messages[1]["Message-ID"]
+    assert ids[second] == 2 and all(count == 1 for message_id, count in ids.items() if message_id != second)
+    assert {message["To"] for message in smtp_server.messages} == {
+        "ann@example.com", "ben@example.com", "cara@example.com", "dev@example.com"}
+    backend = connect(db_url)
+    try:
+        statuses = dict(backend.fetch("SELECT customer_id, status FROM notifications.outbox")[1])
+        attempts = backend.scalar("SELECT max(attempts) FROM notifications.outbox WHERE status = 'sent'")
+    finally:
+        backend.close()
+    assert statuses == {"C01": "sent", "C02": "sent", "C03": "sent", "C04": "sent", "C05": "failed", "C06": "skipped"}
+    assert attempts == 1  # the attempt that died was never recorded
+
+
+def test_the_log_sender_prints_one_json_line_when_logging_is_not_configured():
+    script = ("from email.message import EmailMessage\n"
+              "from retailflow.notify.senders import LogSender\n"
+              "message = EmailMessage()\n"
+              "message['To'], message['Subject'] = 'ann@example.com', 'Hi'\n"
+              "message['Message-ID'] = '<C01.r@retailflow>'\n"
+              "LogSender().send(message)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        '{"to": "ann@example.com", "subject": "Hi", "message_id": "<C01.r@retailflow>"}']

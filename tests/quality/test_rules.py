@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
 from helpers import write_csv
@@ -49,29 +54,64 @@ rules:
     assert len(rules) == len(load_rules()) + 1
 
 
+RULE = "rules:\n  - id: x\n    entity: stores\n"
+
+
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "line", "message"),
     [
-        ("rules:\n  - id: x\n    entity: stores\n    kind: nonsense\n    column: store_id\n", "unknown kind 'nonsense'"),
-        ("rules:\n  - id: x\n    entity: shops\n    kind: not_null\n    column: store_id\n", "unknown entity 'shops'"),
-        ("rules:\n  - id: x\n    entity: stores\n    kind: not_null\n", "needs 'column'"),
-        ("rules:\n  - id: x\n    entity: stores\n    kind: not_null\n    column: city\n", "not a column of stores"),
-        ("rules:\n  - id: x\n    entity: stores\n    kind: matches_regex\n    column: store_id\n"
-         "    params: {pattern: '([a-z'}\n", "not a valid regular expression"),
-        ("rules:\n  - id: x\n    entity: stores\n    kind: not_null\n    column: store_id\n    severity: fatal\n",
-         "severity"),
-        ("rules:\n  - id: 'x; DROP TABLE'\n    entity: stores\n    kind: not_null\n    column: store_id\n",
+        (RULE + "    kind: nonsense\n    column: store_id\n", 4, "unknown kind 'nonsense'"),
+        ("rules:\n  - id: x\n    entity: shops\n    kind: not_null\n    column: store_id\n", 3,
+         "unknown entity 'shops'"),
+        (RULE + "    kind: not_null\n", 2, "needs 'column'"),
+        ("rules:\n  - id: x\n    kind: not_null\n    column: store_id\n", 2, "entity: Field required"),
+        (RULE + "    kind: not_null\n    colum: store_id\n", 5, "colum: Extra inputs are not permitted"),
+        (RULE + "    kind: not_null\n    column: city\n", 5, "not a column of stores"),
+        (RULE + "    kind: matches_regex\n    column: store_id\n    params: {pattern: '([a-z'}\n", 6,
+         "not a valid regular expression"),
+        (RULE + "    kind: not_null\n    column: store_id\n    severity: fatal\n", 6, "severity"),
+        ("rules:\n  - id: 'x; DROP TABLE'\n    entity: stores\n    kind: not_null\n    column: store_id\n", 2,
          "use letters, digits"),
-        ("rules:\n  - id: x\n    entity: [stores\n", r"rules.yaml:\d+: not valid YAML"),
-        ("something: else\n", "expected a top-level 'rules:' list"),
+        (RULE + "    kind: exists_in\n    column: store_id\n    params: {references: [stores]}\n", 6,
+         "needs params.references, an entity"),
+        (RULE + "    kind: in_set\n    column: store_id\n    params: {values: [[ST01]]}\n", 6,
+         "a non-empty list of texts or numbers"),
+        (RULE + "    kind: valid_type\n    column: store_name\n", 5, "needs a typed column, store_name is text"),
+        (RULE + "    kind: not_null\n    column: store_id\n  - id: x\n    entity: stores\n    kind: not_null\n"
+         "    column: store_name\n", 6, "id 'x' is also used by the rule on line 2"),
+        ("rules:\n  - id: x\n    entity: [stores\n", 4, r"not valid YAML \(.*flow sequence started on line 3\)"),
+        ("rules:\n  - id: x\n\tentity: stores\n", 3, "not valid YAML"),
+        ("something: else\n", 1, "expected a top-level 'rules:' list"),
+        ("rules:\n  - hello\n", 2, "not a mapping"),
     ],
 )
-def test_invalid_rule_files_are_rejected_at_start_up(tmp_path, text, message):
+def test_invalid_rule_files_are_rejected_at_start_up_naming_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "rules.yaml"
     path.write_text(text)
     with pytest.raises(UserError, match=message) as raised:
         load_rules(path)
-    assert str(path) in str(raised.value)
+    assert str(raised.value).startswith(f"{path}:{line}: ")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_rules_file_that_is_not_utf8_names_the_line(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_bytes("rules:\n  - id: x\n    description: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(UserError, match=rf"^{re.escape(str(path))}:3: not UTF-8 text"):
+        load_rules(path)
+
+
+def test_a_bad_rules_file_stops_the_command_with_one_line_and_exit_code_2(tmp_path):
+    path = tmp_path / "my rules.yaml"
+    path.write_text(RULE + "    kind: nonsense\n    column: store_id\n")
+    result = subprocess.run([sys.executable, "-m", "retailflow", "--db", f"duckdb:///{tmp_path}/x.duckdb",
+                             "--rules", str(path), "validate"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: {path}:4: rule #1 (x): unknown kind 'nonsense'; one of compare, exists_in, in_range, in_set, "
+        "matches_regex, non_negative, not_null, positive, promotion_applicable, single_value, sums_to, unique, "
+        "valid_type; fix the rules file"]
 
 
 def test_model_rules_are_derived_from_the_model():

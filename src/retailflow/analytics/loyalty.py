@@ -8,7 +8,8 @@ bonus; `stack` — the base rate once plus every applicable bonus. Ties go to th
 
 Tables: loyalty.points_ledger (one row per transaction × rule that earned points; unique on
 both, so re-running never double-counts), loyalty.opening_balances (one row per customer: the
-balance from the first staged export), loyalty.balances (one row per customer), loyalty.runs.
+balance from the first staged export), loyalty.balances (one row per customer), loyalty.runs
+(one row per run that credited points).
 """
 
 from __future__ import annotations
@@ -146,15 +147,20 @@ def run_loyalty(backend: Backend, *, policy: str = "best",
             policy=ibis.literal(policy), run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
-        backend.execute(
-            f"INSERT INTO loyalty.runs VALUES ({backend.literal(run_id)}, {backend.literal(policy)}, "
-            f"CURRENT_TIMESTAMP, {int(summary['transactions'] or 0)}, {int(summary['points'] or 0)})")
-        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, headers, tiers, run_id))
+        # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no
+        # trace: runs and run_points keep pointing at the latest run that credited points, the one
+        # `notify` announces, so re-running converges to the state of a single run.
+        if inserted:
+            backend.execute(
+                f"INSERT INTO loyalty.runs VALUES ({backend.literal(run_id)}, {backend.literal(policy)}, "
+                f"CURRENT_TIMESTAMP, {int(summary['transactions'] or 0)}, {int(summary['points'] or 0)})")
+        latest = backend.scalar("SELECT run_id FROM loyalty.runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
+        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, headers, tiers, latest))
         backend.execute(
             "UPDATE staging.customer_details SET total_loyalty_points = b.balance, loyalty_status = b.tier, "
             "last_purchase_date = b.last_purchase_date FROM loyalty.balances b "
             "WHERE staging.customer_details.customer_id = b.customer_id")
-    return {"run_id": run_id, "policy": policy, "ledger_rows": inserted,
+    return {"run_id": run_id if inserted else None, "policy": policy, "ledger_rows": inserted,
             "transactions": int(summary["transactions"] or 0), "points": int(summary["points"] or 0)}
 
 

@@ -12,16 +12,26 @@ __all__ = ["Backend", "connect", "mask_url"]
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ***, safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        # Unparseable (e.g. a stray '['): hide everything that could be credentials.
+        scheme, separator, rest = url.partition("://")
+        return f"{scheme}{separator}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    if password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    user_info, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user_info.partition(':')[0]}:***@{host}"
     return parts._replace(netloc=netloc).geturl()
 
 
 def connect(url: str) -> Backend:
     """Open the database at `url` (duckdb:///path, postgresql://user@host:port/db) and ensure its schemas."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
     if scheme == "duckdb":
         from retailflow.backends.duckdb import DuckDBBackend
 

@@ -198,6 +198,7 @@ class Backend(abc.ABC):
     def create_schemas(self) -> None:
         """Create the schemas and tables retailflow needs where they are missing."""
         with self.transaction():
+            self._serialise_schema_changes()
             for schema in SCHEMAS:
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
             self._create_support_functions()
@@ -212,6 +213,9 @@ class Backend(abc.ABC):
             for entity in ENTITIES.values():
                 if not self.has_table("staging", entity.name):
                     self.execute(self.staging_ddl(entity))
+
+    def _serialise_schema_changes(self) -> None:
+        """Make a concurrent process wait while this one creates the schemas (a server engine's lock)."""
 
     def _create_support_functions(self) -> None:
         """Engine-specific helpers (e.g. safe casts) created once per database."""

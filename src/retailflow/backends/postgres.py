@@ -7,7 +7,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import duckdb
 import ibis
@@ -22,6 +22,8 @@ from retailflow.errors import UserError
 COPY_CHUNK = 1 << 20
 #: pg_advisory_lock key of retailflow writers (any constant shared by all retailflow processes).
 WRITER_LOCK_KEY = 7_402_615_001
+#: pg_advisory_xact_lock key held while a process creates or checks the schemas.
+SCHEMA_LOCK_KEY = 7_402_615_002
 
 # Ibis compiles try_cast to a plain CAST on PostgreSQL, so one impossible date would abort
 # the whole statement; these functions return NULL instead.
@@ -43,17 +45,30 @@ class PostgresBackend(Backend):
 
     def _connect(self) -> ibis.BaseBackend:
         parts = urlsplit(self.url)
-        database = parts.path.lstrip("/") or "retailflow"
-        params = dict(host=parts.hostname or "localhost", port=parts.port or 5432,
-                      user=parts.username or "postgres", password=parts.password, database=database)
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise UserError(f"database URL {self.display_url!r} has an invalid port; "
+                            "use postgresql://user:password@host:5432/dbname") from None
+        # URLs percent-encode reserved characters (a password with '@' is written %40).
+        database = unquote(parts.path.lstrip("/")) or "retailflow"
+        params = dict(host=parts.hostname or "localhost", port=port,
+                      user=unquote(parts.username or "postgres"),
+                      password=unquote(parts.password) if parts.password is not None else None, database=database)
         try:
             return ibis.postgres.connect(**params)
         except psycopg.OperationalError as error:
             if f'database "{database}" does not exist' not in str(error):
                 raise UserError(f"cannot connect to {self.display_url}: {str(error).strip().splitlines()[-1]}") from None
         admin_params = {key: value for key, value in params.items() if key != "database"}
-        with psycopg.connect(**admin_params, dbname="postgres", autocommit=True) as admin:
-            admin.execute(f"CREATE DATABASE {self.quote(database)}")
+        try:
+            with psycopg.connect(**admin_params, dbname="postgres", autocommit=True) as admin:
+                admin.execute(f"CREATE DATABASE {self.quote(database)}")
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            pass  # another process created it a moment ago (at the same moment: the catalog's unique index)
+        except psycopg.Error as error:
+            raise UserError(f"database {database!r} does not exist on {self.display_url} and cannot be created "
+                            f"({str(error).strip().splitlines()[0]}); create it or ask for CREATEDB") from None
         return ibis.postgres.connect(**params)
 
     @property
@@ -88,6 +103,11 @@ class PostgresBackend(Backend):
         # Freshly loaded and temporary tables have no statistics until ANALYZE; without them
         # the planner assumes a few rows and picks nested loops over a million.
         self.execute(f"ANALYZE {qualified_name}")
+
+    def _serialise_schema_changes(self) -> None:
+        # Two processes starting at once on a new database would both create the schemas and
+        # one would fail on the catalog's unique index; this lock, released at commit, queues them.
+        self.execute(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})")
 
     def _create_support_functions(self) -> None:
         for sql_type, function in SAFE_CAST_FUNCTIONS.items():

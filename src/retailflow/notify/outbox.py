@@ -11,11 +11,12 @@ means that message is sent again next time: at-least-once, with the same Message
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from email.message import EmailMessage
 from pathlib import Path
 
 import ibis
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateError
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateSyntaxError
 
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -42,6 +43,12 @@ SEGMENT_LINES = {
     "AR": "We miss you: your points are waiting for your next visit.",
     "HS": "As one of our best customers, thank you for your loyalty.",
 }
+TEMPLATE_NAMES = ("points.subject.j2", "points.txt.j2", "points.html.j2")
+#: An outbox row the templates are tried on when they are loaded.
+EXAMPLE_ROW = {name: None for name, _ in OUTBOX_COLUMNS} | {
+    "message_key": "C01:run", "customer_id": "C01", "run_id": "run", "email": "ann@example.com", "first_name": "Ann",
+    "points_earned": 120, "new_total": 1320, "tier": "Gold", "segment_id": "HS", "transactions": 2,
+    "status": "queued", "attempts": 0, "message_id": "<C01.run@retailflow>", "queued_at": dt.datetime(2024, 12, 7)}
 
 
 def ensure_outbox(backend: Backend) -> None:
@@ -82,22 +89,44 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
 
 
 def templates(folder: Path | None = None) -> Environment:
-    """Jinja2 templates: a user folder first, then the package's; HTML parts are autoescaped."""
+    """Jinja2 templates: a user folder first, then the package's; HTML parts are autoescaped.
+
+    Each template is compiled and rendered once with an example row, so a syntax error or an
+    unknown variable stops the command before anything is sent, naming the file and line.
+    """
+    if folder is not None and not folder.is_dir():
+        raise UserError(f"{folder}: no such templates folder; --templates needs a folder holding "
+                        f"{', '.join(TEMPLATE_NAMES)} (any of them)")
     loaders = ([FileSystemLoader(str(folder))] if folder else []) + [PackageLoader("retailflow.notify", "templates")]
     environment = Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=False,
                               autoescape=lambda name: bool(name and name.endswith(".html.j2")))
-    try:
-        for name in ("points.subject.j2", "points.txt.j2", "points.html.j2"):
-            environment.get_template(name)
-    except TemplateError as error:
-        where = f"{getattr(error, 'filename', None) or getattr(error, 'name', '')}:{getattr(error, 'lineno', '?')}"
-        raise UserError(f"template {where}: {error.message}; fix the template") from None
+    for name in TEMPLATE_NAMES:
+        try:
+            environment.get_template(name).render(_context(EXAMPLE_ROW))
+        except TemplateSyntaxError as error:
+            raise UserError(f"{error.filename or name}:{error.lineno}: template syntax error: {error.message}; "
+                            "fix the template") from None
+        except Exception as error:  # whatever a user's template raises, it is theirs to fix
+            raise UserError(f"{_template_line(environment, name, error)}: template error: "
+                            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}; "
+                            "fix the template") from None
     return environment
+
+
+def _template_line(environment: Environment, name: str, error: Exception) -> str:
+    """file:line of the template frame an error was raised in (Jinja maps its frames to template lines)."""
+    filename = environment.get_template(name).filename or name
+    lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__) if frame.filename == filename]
+    return f"{filename}:{lines[-1] if lines else 1}"
+
+
+def _context(row: dict) -> dict:
+    return {**row, "segment_line": SEGMENT_LINES.get(row.get("segment_id") or "", "")}
 
 
 def render(environment: Environment, row: dict) -> EmailMessage:
     """The MIME message for one outbox row: plain text and HTML alternatives."""
-    context = {**row, "segment_line": SEGMENT_LINES.get(row.get("segment_id") or "", "")}
+    context = _context(row)
     message = EmailMessage()
     message["From"] = SENDER_ADDRESS
     message["To"] = row["email"]

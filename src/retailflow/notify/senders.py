@@ -23,6 +23,14 @@ class LogSender:
 
     name = "log"
 
+    def __init__(self) -> None:
+        # INFO lines go nowhere until logging is configured (the CLI does not): then print them on stderr.
+        if not log.hasHandlers():
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+
     def send(self, message: EmailMessage) -> None:
         log.info(json.dumps({"to": message["To"], "subject": message["Subject"], "message_id": message["Message-ID"]}))
 
@@ -38,7 +46,10 @@ class FileSender:
 
     def send(self, message: EmailMessage) -> None:
         name = message["X-Retailflow-Key"].replace(":", "_").replace("/", "_")
-        (self.folder / f"{name}.eml").write_bytes(bytes(message))
+        # Written aside, then renamed: whatever picks up *.eml never sees half a message after a crash.
+        partial = self.folder / f"{name}.eml.partial"
+        partial.write_bytes(bytes(message))
+        os.replace(partial, self.folder / f"{name}.eml")
 
 
 class SmtpSender:
@@ -50,7 +61,10 @@ class SmtpSender:
         self.host = os.environ.get("RETAILFLOW_SMTP_HOST", "")
         if not self.host:
             raise UserError("set RETAILFLOW_SMTP_HOST (and _PORT, _STARTTLS, _USER, _PASSWORD) to send by SMTP")
-        self.port = int(os.environ.get("RETAILFLOW_SMTP_PORT", "25"))
+        port = os.environ.get("RETAILFLOW_SMTP_PORT", "25")
+        if not port.isdigit():
+            raise UserError(f"RETAILFLOW_SMTP_PORT must be a port number such as 25 or 587, not {port!r}")
+        self.port = int(port)
         self.starttls = os.environ.get("RETAILFLOW_SMTP_STARTTLS", "").lower() in ("1", "true", "yes")
         self.user = os.environ.get("RETAILFLOW_SMTP_USER")
         self._password = os.environ.get("RETAILFLOW_SMTP_PASSWORD")
@@ -59,10 +73,14 @@ class SmtpSender:
     def _connect(self) -> smtplib.SMTP:
         if self._connection is None:
             connection = smtplib.SMTP(self.host, self.port, timeout=30)
-            if self.starttls:
-                connection.starttls()
-            if self.user:
-                connection.login(self.user, self._password or "")
+            try:
+                if self.starttls:
+                    connection.starttls()
+                if self.user:
+                    connection.login(self.user, self._password or "")
+            except BaseException:
+                connection.close()  # a refused login must not leave the socket open until garbage collection
+                raise
             self._connection = connection
         return self._connection
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import ibis
 import ibis.expr.types as ir
 
-from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_WORDS
+from retailflow.model import ENTITIES, TYPE_WORDS
 from retailflow.quality.context import CheckContext
 from retailflow.quality.rules import Rule
 
@@ -96,8 +96,10 @@ def _regex_params(rule: Rule) -> str | None:
 
 def _in_set_params(rule: Rule) -> str | None:
     values = rule.params.get("values")
-    if not isinstance(values, list) or not values:
-        return "in_set needs params.values (a non-empty list)"
+    # Cells are compared as text, so each value must be one (a number is taken as written).
+    if not isinstance(values, list) or not values or not all(isinstance(value, (str, int, float)) and
+                                                             not isinstance(value, bool) for value in values):
+        return "in_set needs params.values, a non-empty list of texts or numbers"
     return None
 
 
@@ -108,9 +110,9 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 def _compare_params(rule: Rule) -> str | None:
     other = rule.params.get("other")
-    if other not in ENTITIES[rule.entity].column_names:
+    if not isinstance(other, str) or other not in ENTITIES[rule.entity].column_names:
         return f"compare needs params.other, a column of {rule.entity}"
-    if rule.params.get("op") not in COMPARISONS:
+    if not isinstance(rule.params.get("op"), str) or rule.params["op"] not in COMPARISONS:
         return f"compare needs params.op, one of {' '.join(COMPARISONS)}"
     return None
 
@@ -121,7 +123,10 @@ def _compare_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
 
 
 def _exists_params(rule: Rule) -> str | None:
-    return None if rule.params.get("references") in ENTITIES else "exists_in needs params.references, an entity"
+    references = rule.params.get("references")
+    if isinstance(references, str) and references in ENTITIES:
+        return None
+    return "exists_in needs params.references, an entity"
 
 
 def _exists_prepare(ctx: CheckContext, rule: Rule) -> None:
@@ -273,7 +278,8 @@ KINDS: dict[str, Kind] = {
         reason=lambda ctx, rule: sentence(
             f"{rule.column} ", shown(ctx.text(rule.column)),
             f" is not {TYPE_WORDS[ENTITIES[rule.entity].column(rule.column).type]}"),
-        check_params=lambda rule: None if ENTITIES[rule.entity].column(rule.column or "").type in IBIS_TYPES else "bad type",
+        check_params=lambda rule: None if ENTITIES[rule.entity].column(rule.column or "").type in TYPE_WORDS
+        else f"valid_type needs a typed column, {rule.column} is text",
     ),
     "positive": Kind(
         fails=lambda ctx, rule: ctx.typed(rule.column) <= 0,
@@ -293,7 +299,8 @@ KINDS: dict[str, Kind] = {
         check_params=_in_range_params,
     ),
     "in_set": Kind(
-        fails=lambda ctx, rule: ctx.text(rule.column).notnull() & ~ctx.text(rule.column).isin(rule.params["values"]),
+        fails=lambda ctx, rule: ctx.text(rule.column).notnull() & ~ctx.text(rule.column).isin(
+            [str(value) for value in rule.params["values"]]),
         reason=lambda ctx, rule: sentence(
             f"{rule.column} ", shown(ctx.text(rule.column)), f" is not one of {', '.join(map(str, rule.params['values']))}"),
         check_params=_in_set_params,

@@ -8,6 +8,7 @@ the finding in audit.warnings.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -70,55 +71,101 @@ def model_rules() -> list[Rule]:
     return rules
 
 
-def _read_yaml(path: Path | None) -> tuple[str, Any]:
+@dataclass
+class RuleFile:
+    """A parsed rules file: where it came from, its rule entries and the line each entry and key is on."""
+
+    name: str
+    entries: list[Any]
+    lines: list[dict[str, int]]
+
+    def line(self, index: int, key: str | None = None) -> int:
+        """Line of entry `index` (0-based), or of its `key` when the entry has it."""
+        lines = self.lines[index] if index < len(self.lines) else {}
+        return lines.get(key or "", lines.get("", 1))
+
+    def error(self, index: int, message: str, key: str | None = None) -> UserError:
+        entry = self.entries[index]
+        rule_id = entry.get("id", "no id") if isinstance(entry, dict) else "no id"
+        return UserError(f"{self.name}:{self.line(index, key)}: rule #{index + 1} ({rule_id}): {message}; "
+                         "fix the rules file")
+
+
+def _read_yaml(path: Path | None) -> RuleFile:
     if path is None:
+        name = str(resources.files("retailflow.quality").joinpath("default_rules.yaml"))
         text = resources.files("retailflow.quality").joinpath("default_rules.yaml").read_text(encoding="utf-8")
-        return "default_rules.yaml", yaml.safe_load(text)
+    else:
+        name = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"{path}: cannot read the rules file ({error.strerror})") from None
+        except UnicodeDecodeError as error:
+            line = path.read_bytes()[:error.start].count(b"\n") + 1
+            raise UserError(f"{path}:{line}: not UTF-8 text; save the rules file as UTF-8") from None
     try:
-        return str(path), yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the rules file ({error.strerror})") from None
+        document = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: not valid YAML ({getattr(error, 'problem', error)}); fix the rules file") from None
-
-
-def _parse(source: str, document: Any) -> list[dict[str, Any]]:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 1 if mark else text[:getattr(error, "position", 0)].count("\n") + 1
+        problem = " ".join(str(getattr(error, "problem", None) or getattr(error, "reason", None) or error).split())
+        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+        if context and context_mark and context_mark.line + 1 != line:
+            problem += f", {context} started on line {context_mark.line + 1}"
+        raise UserError(f"{name}:{line}: not valid YAML ({problem}); fix the rules file") from None
     entries = document.get("rules") if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise UserError(f"{source}: expected a top-level 'rules:' list")
-    return entries
+        raise UserError(f"{name}:1: expected a top-level 'rules:' list of rules; see `retailflow rules`")
+    return RuleFile(name, entries, _entry_lines(root))
+
+
+def _entry_lines(root: yaml.Node | None) -> list[dict[str, int]]:
+    """Per rule entry: its first line ('') and the line of each of its keys (1-based)."""
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "rules" and isinstance(value, yaml.SequenceNode):
+            return [{"": item.start_mark.line + 1,
+                     **({str(k.value): k.start_mark.line + 1 for k, _ in item.value}
+                        if isinstance(item, yaml.MappingNode) else {})} for item in value.value]
+    return []
 
 
 def load_rules(path: Path | None = None) -> list[Rule]:
-    """Model rules, the shipped default rules, then a user's file: new ids add, known ids override."""
+    """Model rules, the shipped default rules, then a user's file: new ids add, known ids override.
+
+    Any problem stops with one line naming the file and the line of the rule (or its key).
+    """
     from retailflow.quality.kinds import KINDS
 
     rules = {rule.id: rule for rule in model_rules()}
-    sources = [_read_yaml(None)] + ([_read_yaml(path)] if path else [])
-    for source, document in sources:
-        for index, entry in enumerate(_parse(source, document), start=1):
+    for source in [_read_yaml(None)] + ([_read_yaml(path)] if path else []):
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(source.entries):
             if not isinstance(entry, dict):
-                raise UserError(f"{source}: rule #{index} is not a mapping")
+                raise source.error(index, "not a mapping of id, entity, kind, column, params, severity, description")
             known = rules.get(str(entry.get("id")))
             if known and set(entry) <= {"id", "severity", "description"}:
                 data = {**known.model_dump(), **entry}
             else:
                 data = entry
             try:
-                rule = Rule(**data)
+                rule = Rule.model_validate(data)
             except ValidationError as error:
                 problem = error.errors()[0]
                 field = ".".join(str(part) for part in problem["loc"]) or "rule"
-                raise UserError(
-                    f"{source}: rule #{index} ({entry.get('id', 'no id')}): {field}: {problem['msg']}"
-                ) from None
+                key = str(problem["loc"][0]) if problem["loc"] else None
+                raise source.error(index, f"{field}: {problem['msg']}", key) from None
+            if rule.id in seen:
+                raise source.error(index, f"id {rule.id!r} is also used by the rule on line {seen[rule.id]}", "id")
+            seen[rule.id] = source.line(index)
             kind = KINDS.get(rule.kind)
             if kind is None:
-                raise UserError(f"{source}: rule {rule.id}: unknown kind {rule.kind!r}; one of {', '.join(sorted(KINDS))}")
+                raise source.error(index, f"unknown kind {rule.kind!r}; one of {', '.join(sorted(KINDS))}", "kind")
             problem = kind.check(rule)
             if problem:
-                raise UserError(f"{source}: rule {rule.id}: {problem}")
+                raise source.error(index, problem, "params" if "params" in problem else "column")
             rules[rule.id] = rule
     return list(rules.values())
