@@ -76,9 +76,12 @@ def notify_command(
     output_format: Format = FORMAT,
 ) -> None:
     """Queue one e-mail per customer whose points changed in the latest loyalty run, then send the due ones."""
+    # A bad sender or template folder is reported before anything is queued.
+    chosen_sender = make_sender(sender, out_dir)
+    outbox.templates(templates)
     backend = open_backend(ctx, writes=True)
     queued = outbox.queue(backend)
-    result = outbox.send(backend, make_sender(sender, out_dir), template_dir=templates, dry_run=dry_run)
+    result = outbox.send(backend, chosen_sender, template_dir=templates, dry_run=dry_run)
     render([{"run_id": queued["run_id"], "queued": queued["queued"], "skipped": queued["skipped"],
              "due": result["due"], "sent": result["sent"], "failed": result["failed"]}], output_format,
            title="Notifications" + (" (dry run)" if dry_run else ""))

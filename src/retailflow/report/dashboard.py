@@ -65,7 +65,10 @@ def build_report(backend: Backend, out: Path, *, title: str | None = None, png_d
         out = out / "report.html"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(html, encoding="utf-8")
+        # Written beside and renamed over: a crash mid-write leaves the previous report whole.
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(html, encoding="utf-8")
+        os.replace(partial, out)
     except OSError as error:
         raise UserError(f"cannot write the report to {out}: {error.strerror}; choose another --out") from None
     return ReportInfo(out, out.stat().st_size, len(charts),
