@@ -59,6 +59,23 @@ def generated(tmp_path_factory) -> Path:
     return data
 
 
+def _model_inputs(backend) -> dict[str, tuple]:
+    rows = backend.fetch_dicts("SELECT customer_id, repeat_purchases, first_to_last_days, first_to_as_of_days "
+                               "FROM analytics.customer_churn")
+    return {row.pop("customer_id"): tuple(row.values()) for row in rows}
+
+
+def test_the_loyalty_write_back_keeps_the_purchase_history(backend, generated):
+    """`loyalty` replaces last_purchase_date by the last sale; the export's date still counts as a purchase day."""
+    load_and_validate(backend, generated)
+    run_churn(backend)
+    before = _model_inputs(backend)
+    run_loyalty(backend)
+    run_churn(backend)
+    assert _model_inputs(backend) == before
+    assert sum(inputs[0] > 0 for inputs in before.values()) > 50
+
+
 def test_lapsed_customers_have_a_higher_churn_probability(backend, generated):
     load_and_validate(backend, generated)
     run_loyalty(backend)

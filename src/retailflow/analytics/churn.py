@@ -12,9 +12,9 @@ differ by that one chance, `MODELS` below; P(alive) with n dropout chances so fa
     P(alive) = 1 / (1 + [n > 0] · a / (b + n - 1) · ((α + T) / (α + t_x))^(r + x)),  n = x (+ 1)
 
 Inputs per customer, computed in the engine: purchase days are the distinct days of their staged
-transactions plus customer_details.last_purchase_date (the only trace of purchases before the
-staged history; once `retailflow loyalty` has run it is the later of that date and the last staged
-sale), up to the as-of date. x = purchase days - 1 (several tills on one day are one
+transactions plus the export's last_purchase_date (the only trace of purchases before the
+staged history; `retailflow loyalty` replaces it in staging by the last sale, so its first value is
+read from loyalty.opening_balances), up to the as-of date. x = purchase days - 1 (several tills on one day are one
 visit, and the clock ticks in days), t_x = days from the first to the last purchase day, T = days
 from the first purchase day to the as-of date. The fit (maximum likelihood on the log-parameters)
 runs in Python on the summary grouped by (x, t_x, T) with a count, a few thousand rows at most;
@@ -40,6 +40,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
+from retailflow.analytics.loyalty import OPENING
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
 
@@ -87,14 +88,21 @@ class ChurnFit:
                 f"b={self.b:.3g} ({seen}, log-likelihood {self.log_likelihood:.1f}).")
 
 
-def purchase_summary(headers: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None) -> ir.Table:
-    """One row per customer with a purchase by the as-of date: repeat purchase days x, t_x and T in days."""
+def purchase_summary(headers: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None,
+                     opening: ir.Table | None = None) -> ir.Table:
+    """One row per customer with a purchase by the as-of date: repeat purchase days x, t_x and T in days.
+
+    `opening` (loyalty.opening_balances) keeps the export's own last purchase date, which the loyalty
+    write-back replaces by the last staged sale once a customer buys again.
+    """
     reference = (ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()).cast("date")
     staged = headers.filter(headers.customer_id.notnull()).select(
         "customer_id", day=headers.transaction_date.date())
-    recorded = customers.filter(customers.last_purchase_date.notnull()).select(
-        "customer_id", day=customers.last_purchase_date.cast("date"))
-    days = staged.union(recorded, distinct=True)
+    days = staged
+    for source in [customers] + ([opening] if opening is not None else []):
+        recorded = source.filter(source.last_purchase_date.notnull()).select(
+            "customer_id", day=source.last_purchase_date.cast("date"))
+        days = days.union(recorded, distinct=True)
     days = days.filter(days.day <= reference)
     spans = days.group_by("customer_id").aggregate(
         purchase_days=days.count(), first_day=days.day.min(), last_day=days.day.max())
@@ -207,7 +215,8 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
     """Fit the model, then materialise analytics.churn_model and analytics.customer_churn; returns the fit."""
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
-    summary = purchase_summary(staging_table("store_sales_header"), customers, as_of=day)
+    opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
+    summary = purchase_summary(staging_table("store_sales_header"), customers, as_of=day, opening=opening)
     counts = backend.fetch_dicts(summary_counts(summary))
     fit = fit_parameters(*(np.array([row[name] for row in counts], dtype=float) for name in (
         "repeat_purchases", "first_to_last_days", "first_to_as_of_days", "customers")), model=model)

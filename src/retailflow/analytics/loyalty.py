@@ -8,7 +8,7 @@ bonus; `stack` — the base rate once plus every applicable bonus. Ties go to th
 
 Tables: loyalty.points_ledger (one row per transaction × rule that earned points; unique on
 both, so re-running never double-counts), loyalty.opening_balances (one row per customer: the
-balance from the first staged export), loyalty.balances (one row per customer), loyalty.runs
+balance and last purchase date from the first staged export), loyalty.balances (one row per customer), loyalty.runs
 (one row per run that credited points).
 """
 
@@ -116,6 +116,8 @@ def _ensure_tables(backend: Backend) -> None:
                         "PRIMARY KEY (transaction_id, rule_id))")
         backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
                         "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
+        # Added after the first release: databases from before it gain the column here.
+        backend.execute("ALTER TABLE loyalty.opening_balances ADD COLUMN IF NOT EXISTS last_purchase_date DATE")
         backend.execute("CREATE TABLE IF NOT EXISTS loyalty.runs (run_id VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, "
                         "started_at TIMESTAMP NOT NULL, transactions BIGINT NOT NULL, points BIGINT NOT NULL)")
 
@@ -123,8 +125,8 @@ def _ensure_tables(backend: Backend) -> None:
 LEDGER = ibis.table({name: {"VARCHAR NOT NULL": "string", "TIMESTAMP NOT NULL": "timestamp",
                             "DECIMAL(10,2) NOT NULL": "decimal(10, 2)", "BIGINT NOT NULL": "int64"}[kind]
                      for name, kind in LEDGER_COLUMNS}, name="points_ledger", database="loyalty")
-OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recorded_at": "timestamp"},
-                     name="opening_balances", database="loyalty")
+OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recorded_at": "timestamp",
+                      "last_purchase_date": "date"}, name="opening_balances", database="loyalty")
 
 
 def run_loyalty(backend: Backend, *, policy: str = "best",
@@ -135,11 +137,12 @@ def run_loyalty(backend: Backend, *, policy: str = "best",
     headers, customers = staging_table("store_sales_header"), staging_table("customer_details")
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with backend.transaction():
-        # Opening balances are the first staged export's points, kept so re-runs never compound.
+        # Opening balances are the first staged export's points, kept so re-runs never compound,
+        # and its last purchase date, which the write-back below replaces (the churn model needs it).
         new_customers = customers.anti_join(OPENING, "customer_id")
         backend.insert("loyalty", "opening_balances", new_customers.select(
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
-            recorded_at=ibis.now().cast("timestamp")))
+            recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
         earned = points_ledger(headers, staging_table("store_sales_line_items"), staging_table("products"),
                                staging_table("loyalty_rules"), policy=policy)
         new = earned.anti_join(LEDGER, "transaction_id")
