@@ -44,6 +44,8 @@ KILLS_PER_STAGE = {
     "ingest": 1, "validate": 2, "promotions": 1, "inventory": 1,
     "loyalty": 2, "segments": 1, "notify": 1, "report": 1,
 }
+#: More kills for a long local pass: RETAILFLOW_TEST_KILL_ROUNDS=10 runs each stage's count ten times.
+KILL_ROUNDS = int(os.environ.get("RETAILFLOW_TEST_KILL_ROUNDS", "1"))
 STAGES = list(KILLS_PER_STAGE)
 SEED = 20241213
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
@@ -325,7 +327,7 @@ def _kill_every_stage(engine: Engine, workdir: Path, subtests) -> None:
         engine.copy(before, clean)
         seconds = _run_to_completion(engine.url(clean), _stage_args(stage, workdir))
         expected = _state_after(engine, clean, stage, workdir)
-        for iteration in range(KILLS_PER_STAGE[stage]):
+        for iteration in range(KILLS_PER_STAGE[stage] * KILL_ROUNDS):
             delay = rng.uniform(0, seconds)
             with subtests.test(stage=stage, iteration=iteration):
                 outcome, actual = _kill_and_rerun(engine, before, stage, delay, workdir)
