@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -17,24 +15,12 @@ settings.register_profile("default", max_examples=25)
 settings.register_profile("long", max_examples=200)
 settings.load_profile("default")
 
+from helpers import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
 from retailflow.backends import Backend, connect
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
 
-POSTGRES_ADMIN = os.environ.get("RETAILFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-SAMPLE_DIR = Path(str(resources.files("retailflow").joinpath("sample_data")))
-
-
-def _postgres_available() -> str | None:
-    try:
-        with psycopg.connect(POSTGRES_ADMIN, connect_timeout=3):
-            return None
-    except psycopg.OperationalError as error:
-        return f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {str(error).strip().splitlines()[0]}"
-
-
-POSTGRES_SKIP = _postgres_available()
 
 
 @pytest.fixture

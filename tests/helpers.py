@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import os
+from importlib import resources
 from pathlib import Path
+
+import psycopg
 
 from retailflow.backends import Backend
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.quality.rules import load_rules
+
+POSTGRES_ADMIN = os.environ.get("RETAILFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAMPLE_DIR = Path(str(resources.files("retailflow").joinpath("sample_data")))
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN, connect_timeout=3):
+            return None
+    except psycopg.OperationalError as error:
+        return f"PostgreSQL not reachable at {POSTGRES_ADMIN}: {str(error).strip().splitlines()[0]}"
+
+
+POSTGRES_SKIP = _postgres_available()
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:

@@ -30,7 +30,7 @@ import duckdb
 import psycopg
 import pytest
 
-from conftest import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
+from helpers import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
 from retailflow.notify import outbox
 from retailflow.notify.senders import LogSender
 from retailflow.pipeline import run_pipeline

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SAMPLE_DIR
-from helpers import column, load_and_validate, write_csv
+from helpers import SAMPLE_DIR, column, load_and_validate, write_csv
 from retailflow import audit
 from retailflow.backends import connect
 from retailflow.errors import UserError

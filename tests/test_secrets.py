@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from conftest import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
+from helpers import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
 from retailflow.backends import mask_url
 from retailflow.cli import app, entry
 
