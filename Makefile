@@ -13,7 +13,7 @@ $(VENV)/.installed: $(BIN)/activate pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.dev-installed: $(VENV)/.installed
+$(VENV)/.dev-installed: $(VENV)/.installed | system-deps
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -21,19 +21,25 @@ install: $(VENV)/.installed
 
 dev-install: $(VENV)/.dev-installed
 
-# Debian's chromium for the dashboard's real-browser test; skipped (with a stated reason in
-# the test) where apt cannot install it.
+# Debian's chromium for the dashboard's real-browser test (skipped, with a stated reason in the
+# test, where apt cannot install it), and libmariadb-dev + pkg-config, which the MySQL driver
+# (mysqlclient) compiles against.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	dpkg -s libmariadb-dev >/dev/null 2>&1 || missing="$$missing libmariadb-dev"; \
+	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	      || echo "chromium could not be installed; browser tests will be skipped"; \
-	  else echo "chromium missing and apt-get unavailable; browser tests will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "could not install$$missing; the tests that need them will fail or be skipped"; \
+	  else echo "missing$$missing and apt-get unavailable; the tests that need them will fail or be skipped"; fi; \
+	fi
 
 demo: $(VENV)/.installed
 	$(BIN)/retailflow demo
 
-test: $(VENV)/.dev-installed system-deps
+test: system-deps $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(VENV)/.installed

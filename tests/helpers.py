@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -26,6 +27,40 @@ def _postgres_available() -> str | None:
 
 
 POSTGRES_SKIP = _postgres_available()
+
+MYSQL_ADMIN = os.environ.get("RETAILFLOW_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
+
+
+def _mysql_connection():
+    import MySQLdb
+
+    parts = urlsplit(MYSQL_ADMIN)
+    return MySQLdb.connect(host=parts.hostname or "127.0.0.1", port=parts.port or 3306, user=parts.username or "root",
+                           password=parts.password or "", connect_timeout=3)
+
+
+def _mysql_available() -> str | None:
+    try:
+        _mysql_connection().close()
+        return None
+    except Exception as error:  # noqa: BLE001 - the driver missing or the server down: both mean skip
+        return f"MySQL/MariaDB not reachable at {MYSQL_ADMIN}: {error}"
+
+
+MYSQL_SKIP = _mysql_available()
+
+
+def drop_mysql_database(name: str) -> None:
+    """Drop a retailflow MySQL database: the URL's database and one database per schema (name_schema)."""
+    connection = _mysql_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s "
+                       "OR schema_name LIKE %s", (name, name.replace("_", "\\_") + "\\_%"))
+        for (schema,) in cursor.fetchall():
+            cursor.execute(f"DROP DATABASE `{schema}`")
+    finally:
+        connection.close()
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:

@@ -27,7 +27,7 @@ def mask_url(url: str) -> str:
 
 
 def connect(url: str) -> Backend:
-    """Open the database at `url` (duckdb:///path, postgresql://user@host:port/db) and ensure its schemas."""
+    """Open the database at `url` (duckdb:///path, postgresql://user@host:port/db, mysql://user@host:port/db) and ensure its schemas."""
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
@@ -40,10 +40,14 @@ def connect(url: str) -> Backend:
         from retailflow.backends.postgres import PostgresBackend
 
         backend = PostgresBackend(url)
+    elif scheme in ("mysql", "mariadb"):
+        from retailflow.backends.mysql import MySQLBackend
+
+        backend = MySQLBackend(url)
     else:
         raise UserError(
             f"database URL {mask_url(url)!r} is not supported: use duckdb:///path/file.duckdb "
-            "or postgresql://user@host:5432/dbname"
+            "postgresql://user@host:5432/dbname or mysql://user@host:3306/dbname"
         )
     backend.create_schemas()
     return backend

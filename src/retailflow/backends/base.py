@@ -136,12 +136,25 @@ class Backend(abc.ABC):
     def qualified(self, schema: str, table: str) -> str:
         return f"{self.quote(schema)}.{self.quote(table)}"
 
+    def catalog_schema(self, schema: str) -> str:
+        """The schema's name in information_schema (MySQL keeps each schema as a database)."""
+        return schema
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         """Column names of schema.table in order, [] when the table does not exist."""
         _, rows = self.fetch(
             "SELECT column_name FROM information_schema.columns "
-            f"WHERE table_schema = {self.literal(schema)} AND table_name = {self.literal(table)} "
+            f"WHERE table_schema = {self.literal(self.catalog_schema(schema))} AND table_name = {self.literal(table)} "
             "ORDER BY ordinal_position"
+        )
+        return [row[0] for row in rows]
+
+    def tables(self, schema: str) -> list[str]:
+        """Names of the schema's tables, sorted."""
+        _, rows = self.fetch(
+            "SELECT table_name FROM information_schema.tables "
+            f"WHERE table_schema = {self.literal(self.catalog_schema(schema))} AND table_type = 'BASE TABLE' "
+            "ORDER BY table_name"
         )
         return [row[0] for row in rows]
 
@@ -158,6 +171,12 @@ class Backend(abc.ABC):
         """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted."""
         columns = ", ".join(self.quote(name) for name in expr.columns)
         return self.execute(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {self.compile(expr)}")
+
+    def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
+        """Insert the SELECT's rows; a row whose key is already there replaces that row's other columns."""
+        updates = ", ".join(f"{self.quote(name)} = EXCLUDED.{self.quote(name)}" for name in columns if name not in key)
+        self.execute(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
+                     f"{select_sql} ON CONFLICT ({', '.join(map(self.quote, key))}) DO UPDATE SET {updates}")
 
     def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise expr as a temporary table and return an Ibis table over it."""
@@ -176,6 +195,25 @@ class Backend(abc.ABC):
             self.execute(f"DROP TABLE IF EXISTS {target}")
             self.execute(f"CREATE TABLE {target} AS {self.compile(expr)}")
             return int(self.scalar(f"SELECT count(*) FROM {target}"))
+
+    @staticmethod
+    def calendar_checked_cast(value: ir.StringValue, logical_type: str) -> ir.Value:
+        """Cast text of the date/timestamp pattern, NULL where the day or time does not exist.
+
+        For engines whose cast of 2024-02-30 is an error rather than NULL and that have no
+        safe-cast function: the calendar is checked with integer arithmetic first.
+        """
+        year, month, day = (value.substr(start, length).cast("int32") for start, length in ((0, 4), (5, 2), (8, 2)))
+        leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+        month_days = (ibis.cases((month == 2, ibis.ifelse(leap, 29, 28)), (month.isin([4, 6, 9, 11]), 30),
+                                 else_=31))
+        valid = (year >= 1) & month.between(1, 12) & day.between(1, month_days)
+        if logical_type == "timestamp":
+            clock = value.length() > 10
+            hour, minute = value.substr(11, 2).cast("int32"), value.substr(14, 2).cast("int32")
+            second = ibis.ifelse(value.length() >= 19, value.substr(17, 2).cast("int32"), 0)
+            valid &= ibis.ifelse(clock, (hour <= 23) & (minute <= 59) & (second <= 59), True)
+        return ibis.ifelse(valid, value.cast(logical_type), ibis.null(logical_type))
 
     def parse(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         """Typed value of a text cell (trimmed), NULL when it is not a valid value of that type."""

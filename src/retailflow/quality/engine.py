@@ -215,14 +215,7 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
     for batch_id, count in superseded:
         backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + {count} "
                         f"WHERE batch_id = {batch_id}")
-    columns = list(clean.columns)
-    updates = ", ".join(f"{backend.quote(name)} = EXCLUDED.{backend.quote(name)}"
-                        for name in columns if name not in entity.primary_key)
-    conflict = ", ".join(backend.quote(name) for name in entity.primary_key)
-    backend.execute(
-        f"INSERT INTO {backend.qualified('staging', entity.name)} ({', '.join(backend.quote(c) for c in columns)}) "
-        f"{backend.compile(rows)} ON CONFLICT ({conflict}) DO UPDATE SET {updates}"
-    )
+    backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
 def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str, batch_ids: Sequence[int],

@@ -1,0 +1,286 @@
+"""MySQL / MariaDB, reached with mysqlclient through Ibis.
+
+MySQL has no schemas inside a database: a schema *is* a database. retailflow's schemas become
+databases named after the URL's database (`mysql://root@host/shop` keeps staging in
+`shop_staging`), so two retailflow databases on one server never meet. Every statement is
+parsed once with sqlglot and re-written for MySQL: schema names mapped, types sized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import duckdb
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
+import ibis.expr.types as ir
+import sqlglot
+import sqlglot.expressions as sge
+from ibis.backends.sql.compilers.mysql import MySQLCompiler
+from sqlglot.dialects.mysql import MySQL
+
+from retailflow.backends import csv_reader
+from retailflow.backends.base import SCHEMAS, Backend
+from retailflow.errors import UserError
+
+#: Key columns need a length in MySQL; 255 characters of utf8mb4 stay inside InnoDB's key limit.
+KEY_VARCHAR = "VARCHAR(255)"
+
+
+class _Written(MySQL):
+    """MySQL syntax that also reads "double-quoted" identifiers, as retailflow's portable SQL writes them."""
+
+    class Tokenizer(MySQL.Tokenizer):
+        QUOTES = ["'"]
+        IDENTIFIERS = ["`", '"']
+
+
+class _Compiler(MySQLCompiler):
+    """Ibis's MySQL compiler with the result types the other engines give.
+
+    MySQL sums integers into DECIMAL, and averages and divides integers into DECIMAL with 4
+    decimals (div_precision_increment); Ibis types these int64 / float64, so the SQL says so. Also
+    REGEXP_REPLACE, which MySQL 8 and MariaDB 10 both have.
+    """
+
+    UNSUPPORTED_OPS = tuple(op for op in MySQLCompiler.UNSUPPORTED_OPS if op is not ops.RegexReplace)
+
+    def visit_RegexReplace(self, op, *, arg, pattern, replacement):
+        return self.f.regexp_replace(arg, pattern, replacement)
+
+    def visit_Sum(self, op, *, arg, where):
+        total = super().visit_Sum(op, arg=arg, where=where)
+        return self.cast(total, op.dtype) if op.dtype.is_integer() else total
+
+    def visit_Mean(self, op, *, arg, where):
+        if op.arg.dtype.is_integer() or op.arg.dtype.is_boolean():
+            arg = self.cast(arg, dt.float64)
+        return self.agg.avg(arg, where=where)
+
+    def visit_Round(self, op, *, arg, digits):
+        # MySQL rounds a double's halves to even (5.625 -> 5.62); DuckDB and PostgreSQL round
+        # them away from zero, on the scaled double. Do the same: sign * floor(|x| * 10^d + 0.5) / 10^d.
+        if not op.arg.dtype.is_floating() or digits is None:
+            return super().visit_Round(op, arg=arg, digits=digits)
+        scale = self.f.pow(10, digits)
+        return self.f.sign(arg) * self.f.floor(self.f.abs(arg) * scale + 0.5) / scale
+
+    def visit_WindowFunction(self, op, *, func, **kwargs):
+        # An integer SUM over a window: the cast goes around the window, not inside OVER.
+        if isinstance(func, sge.Cast):
+            return func.__class__(this=super().visit_WindowFunction(op, func=func.this, **kwargs), to=func.to)
+        return super().visit_WindowFunction(op, func=func, **kwargs)
+
+    def visit_Divide(self, op, *, left, right):
+        if op.dtype.is_floating():
+            left = self.cast(left, dt.float64)
+        return self.binop(sge.Div, left, right)
+
+
+_COMPILER = _Compiler()
+
+
+class MySQLBackend(Backend):
+    """A MySQL or MariaDB server; one database per retailflow schema, created on first use."""
+
+    dialect = "mysql"
+    declares_fact_keys = False
+
+    def _connect(self) -> ibis.BaseBackend:
+        parts = urlsplit(self.url)
+        try:
+            port = parts.port or 3306
+        except ValueError:
+            raise UserError(f"database URL {self.display_url!r} has an invalid port; "
+                            "use mysql://user:password@host:3306/dbname") from None
+        self.database = unquote(parts.path.lstrip("/")) or "retailflow"
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,48}", self.database):
+            raise UserError(f"database name {self.database!r} in {self.display_url}: use letters, digits and _ "
+                            "(at most 48, as each retailflow schema becomes a database named <name>_<schema>)")
+        params = dict(host=parts.hostname or "localhost", port=port, user=unquote(parts.username or "root"),
+                      password=unquote(parts.password) if parts.password is not None else "",
+                      local_infile=1, charset="utf8mb4")
+        try:
+            import MySQLdb
+        except ImportError:
+            raise UserError("the MySQL driver is not installed: pip install 'retailflow[mysql]' "
+                            "(it builds mysqlclient: needs libmariadb-dev and pkg-config)") from None
+        try:
+            with warnings.catch_warnings():
+                # Ibis asks for the zone 'UTC', which needs the server's zone tables; the
+                # offset below needs none.
+                warnings.filterwarnings("ignore", "Unable to set session timezone")
+                connection = ibis.mysql.connect(**params)
+        except MySQLdb.Error as error:
+            raise UserError(f"cannot connect to {self.display_url}: {error.args[-1]}") from None
+        with connection.con.cursor() as cursor:
+            cursor.execute("SET SESSION time_zone = '+00:00'")
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+            cursor.execute(f"USE `{self.database}`")
+            # Strict mode: a value that does not fit is an error, never a silent truncation.
+            cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+                           "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'")
+            cursor.execute("SET SESSION group_concat_max_len = 1048576")
+        self._depth = 0
+        return connection
+
+    @property
+    def _raw(self):
+        return self.ibis.con
+
+    def catalog_schema(self, schema: str) -> str:
+        """The MySQL database holding a retailflow schema."""
+        return f"{self.database}_{schema}"
+
+    def qualified(self, schema: str, table: str) -> str:
+        return f"{self.quote(self.catalog_schema(schema))}.{self.quote(table)}"
+
+    # -- statements -------------------------------------------------------------------
+
+    def compile(self, expr: ir.Expr) -> str:
+        return _COMPILER.to_sqlglot(expr.unbind()).sql("mysql")
+
+    def _native(self, sql: str) -> int:
+        """Run MySQL-only syntax (already physical names) that sqlglot cannot parse."""
+        with self._raw.cursor() as cursor:
+            return cursor.execute(sql)
+
+    def translate(self, sql: str) -> str:
+        """retailflow's SQL (portable text and Ibis's MySQL output) as MySQL runs it."""
+        statements = []
+        for tree in sqlglot.parse(sql, read=_Written):
+            for node in tree.find_all(sge.Table, sge.Column):
+                db = node.args.get("db")
+                if db is not None and db.name in SCHEMAS:
+                    node.set("db", sge.to_identifier(self.catalog_schema(db.name), quoted=True))
+            if isinstance(tree, sge.Create) and isinstance(tree.this, sge.Schema):
+                _size_types(tree.this)
+            elif isinstance(tree, sge.Alter):
+                for definition in tree.find_all(sge.ColumnDef):
+                    _size_column(definition, key=False)
+            statements.append(tree.sql("mysql"))
+        return ";\n".join(statements)
+
+    def execute(self, sql: str) -> int:
+        with self._raw.cursor() as cursor:
+            cursor.execute(self.translate(sql))
+            return max(cursor.rowcount, 0)
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        with self._raw.cursor() as cursor:
+            cursor.execute(self.translate(sql))
+            names = [column[0] for column in cursor.description or ()]
+            return names, [tuple(row) for row in cursor.fetchall()]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # MySQL commits implicitly before any DDL, so only row changes are atomic here.
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._raw.begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._raw.rollback()
+            raise
+        else:
+            self._raw.commit()
+        finally:
+            self._depth = 0
+
+    def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
+        # DDL cannot be rolled back here: build the new table aside, then swap with one atomic RENAME.
+        target, fresh, old = (self.qualified(schema, name), self.qualified(schema, f"{name}__new"),
+                              self.qualified(schema, f"{name}__old"))
+        self.execute(f"DROP TABLE IF EXISTS {fresh}")
+        self.execute(f"CREATE TABLE {fresh} AS {self.compile(expr)}")
+        if self.has_table(schema, name):
+            self.execute(f"DROP TABLE IF EXISTS {old}")
+            self._native(f"RENAME TABLE {target} TO {old}, {fresh} TO {target}")
+            self.execute(f"DROP TABLE {old}")
+        else:
+            self._native(f"RENAME TABLE {fresh} TO {target}")
+        return int(self.scalar(f"SELECT count(*) FROM {target}"))
+
+    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        # A TEMPORARY table cannot be opened twice in one MySQL query; a plain table in the
+        # URL's own database (the connection's default) can, and the caller drops it.
+        self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
+        self.execute(f"CREATE TABLE {self.quote(name)} AS {self.compile(expr)}")
+        return ibis.table(expr.schema(), name=name)
+
+    def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
+        updates = ", ".join(f"{self.quote(name)} = VALUES({self.quote(name)})" for name in columns if name not in key)
+        self.execute(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
+                     f"{select_sql} ON DUPLICATE KEY UPDATE {updates}")
+
+    def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        return self.calendar_checked_cast(value, logical_type)
+
+    def lock_for_writing(self) -> None:
+        if not self.scalar(f"SELECT GET_LOCK({self.literal('retailflow:' + self.database)}, 0)"):
+            raise UserError(f"another retailflow process is writing to {self.display_url}; "
+                            "wait for it to finish and run the command again")
+
+    def _serialise_schema_changes(self) -> None:
+        self.scalar(f"SELECT GET_LOCK({self.literal('retailflow-schema:' + self.database)}, 60)")
+
+    def create_schemas(self) -> None:
+        try:
+            super().create_schemas()
+        finally:
+            self.scalar(f"SELECT RELEASE_LOCK({self.literal('retailflow-schema:' + self.database)})")
+
+    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
+                  batch_id: int, source_name: str) -> int:
+        columns = [*file_columns, "_batch_id", "_source_file", "_source_line"]
+        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
+            parsed = Path(folder) / "rows.csv"
+            try:
+                # Every value quoted and NULL written bare: LOAD DATA reads a bare NULL as NULL and
+                # a quoted "NULL" (or "") as text.
+                duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' "
+                                         "(FORMAT csv, HEADER false, FORCE_QUOTE *, NULLSTR 'NULL')")
+            except duckdb.Error as error:
+                raise csv_reader.explain_read_error(path, error) from None
+            target = ", ".join(self.quote(name) for name in columns)
+            return int(self._native(
+                f"LOAD DATA LOCAL INFILE {self.literal(str(parsed))} INTO TABLE {self.qualified('raw', table)} "
+                "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                f"LINES TERMINATED BY '\\n' ({target})"))
+
+
+def _size_types(schema: sge.Schema) -> None:
+    """Give VARCHAR a length where MySQL needs one (key columns), TEXT elsewhere; TIMESTAMP as DATETIME."""
+    keys = set()
+    for constraint in schema.expressions:
+        if isinstance(constraint, (sge.PrimaryKey, sge.ForeignKey)):
+            keys |= {column.name for column in constraint.expressions}
+    for definition in schema.expressions:
+        if isinstance(definition, sge.ColumnDef):
+            primary = any(isinstance(c.kind, sge.PrimaryKeyColumnConstraint) for c in definition.constraints)
+            _size_column(definition, key=primary or definition.name in keys)
+
+
+def _size_column(definition: sge.ColumnDef, key: bool) -> None:
+    kind = definition.args.get("kind")
+    if kind is None:
+        return
+    if kind.this in (sge.DataType.Type.VARCHAR, sge.DataType.Type.TEXT) and not kind.expressions:
+        definition.set("kind", sge.DataType.build(KEY_VARCHAR if key else "TEXT", dialect="mysql"))
+    elif kind.this in (sge.DataType.Type.TIMESTAMP, sge.DataType.Type.TIMESTAMPTZ):
+        definition.set("kind", sge.DataType.build("DATETIME(6)", dialect="mysql"))
