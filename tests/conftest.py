@@ -15,7 +15,7 @@ settings.register_profile("default", max_examples=25)
 settings.register_profile("long", max_examples=200)
 settings.load_profile("default")
 
-from helpers import POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR
+from helpers import MYSQL_ADMIN, MYSQL_SKIP, POSTGRES_ADMIN, POSTGRES_SKIP, SAMPLE_DIR, drop_mysql_database
 from retailflow.backends import Backend, connect
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
@@ -29,11 +29,20 @@ def sample_dir() -> Path:
     return SAMPLE_DIR
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=["duckdb", "postgres", "mysql"])
 def db_url(request, tmp_path) -> Iterator[str]:
-    """A fresh, empty database URL on each engine; PostgreSQL databases are dropped afterwards."""
+    """A fresh, empty database URL on each engine; server databases are dropped afterwards."""
     if request.param == "duckdb":
         yield f"duckdb:///{tmp_path}/test.duckdb"
+        return
+    if request.param == "mysql":
+        if MYSQL_SKIP:
+            pytest.skip(MYSQL_SKIP)
+        name = f"rf_test_{uuid.uuid4().hex[:12]}"
+        try:
+            yield f"{MYSQL_ADMIN.rstrip('/')}/{name}"
+        finally:
+            drop_mysql_database(name)
         return
     if POSTGRES_SKIP:
         pytest.skip(POSTGRES_SKIP)

@@ -8,6 +8,7 @@ import ibis
 
 from retailflow.backends import Backend
 from retailflow.model import ENTITIES
+from retailflow.tables import per_rule_id
 
 
 @dataclass
@@ -58,8 +59,9 @@ def quarantine_summary(backend: Backend) -> list[dict]:
     for entity in ENTITIES.values():
         table = backend.raw_table("quarantine", entity.name)
         key = ibis.literal("|").join([table[name].fill_null("") for name in entity.primary_key])
-        exploded = table.select(rule_id=table._rule_ids.split(",").unnest(), key=key, reasons=table._reasons,
-                                line=table._source_line, file=table._source_file)
+        listed = per_rule_id(table.mutate(_key=key), "_rule_ids")
+        exploded = listed.select("rule_id", key=listed._key, reasons=listed._reasons,
+                                 line=listed._source_line, file=listed._source_file)
         grouped = exploded.group_by("rule_id").aggregate(
             rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
         summary += [{"entity": entity.name, **row} for row in backend.fetch_dicts(grouped.order_by("rule_id"))]

@@ -91,6 +91,14 @@ class Backend(abc.ABC):
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
         """Run a query; returns (column names, rows)."""
 
+    def execute_built(self, sql: str) -> int:
+        """Run a statement made only of compile(), qualified() and quote() output: already this engine's SQL."""
+        return self.execute(sql)
+
+    def fetch_built(self, sql: str) -> tuple[list[str], list[tuple]]:
+        """fetch() for a query from compile()."""
+        return self.fetch(sql)
+
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """Everything executed inside commits together or not at all."""
@@ -111,7 +119,10 @@ class Backend(abc.ABC):
         """
 
     def close(self) -> None:
-        self.ibis.disconnect()
+        """Disconnect; a second call does nothing."""
+        if not getattr(self, "_closed", False):
+            self._closed = True
+            self.ibis.disconnect()
 
     # -- queries ------------------------------------------------------------------
 
@@ -119,8 +130,15 @@ class Backend(abc.ABC):
         return ibis.to_sql(expr, dialect=self.dialect)
 
     def fetch_dicts(self, sql_or_expr: str | ir.Expr) -> list[dict[str, Any]]:
-        sql = sql_or_expr if isinstance(sql_or_expr, str) else self.compile(sql_or_expr)
-        names, rows = self.fetch(sql)
+        if isinstance(sql_or_expr, str):
+            names, rows = self.fetch(sql_or_expr)
+            return [dict(zip(names, row)) for row in rows]
+        names, rows = self.fetch_built(self.compile(sql_or_expr))
+        # Engines without a boolean type (MySQL) return 0/1: the expression's types say which are flags.
+        flags = [index for index, dtype in enumerate(sql_or_expr.schema().types) if dtype.is_boolean()]
+        if flags:
+            rows = [tuple(bool(value) if index in flags and value is not None else value
+                          for index, value in enumerate(row)) for row in rows]
         return [dict(zip(names, row)) for row in rows]
 
     def scalar(self, sql: str) -> Any:
@@ -170,7 +188,7 @@ class Backend(abc.ABC):
     def insert(self, schema: str, table: str, expr: ir.Table) -> int:
         """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted."""
         columns = ", ".join(self.quote(name) for name in expr.columns)
-        return self.execute(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {self.compile(expr)}")
+        return self.execute_built(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {self.compile(expr)}")
 
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         """Insert the SELECT's rows; a row whose key is already there replaces that row's other columns."""

@@ -121,8 +121,14 @@ class MySQLBackend(Backend):
         except MySQLdb.Error as error:
             raise UserError(f"cannot connect to {self.display_url}: {error.args[-1]}") from None
         with connection.con.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            # Text compares byte for byte, trailing spaces included, as on the other engines
+            # (MySQL's default collations ignore case and trailing spaces).
+            self.collation = "utf8mb4_nopad_bin" if "mariadb" in cursor.fetchone()[0].lower() else "utf8mb4_0900_bin"
+            cursor.execute(f"SET NAMES utf8mb4 COLLATE {self.collation}")
             cursor.execute("SET SESSION time_zone = '+00:00'")
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4")
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4 "
+                           f"COLLATE {self.collation}")
             cursor.execute(f"USE `{self.database}`")
             # Strict mode: a value that does not fit is an error, never a silent truncation.
             cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
@@ -145,21 +151,35 @@ class MySQLBackend(Backend):
     # -- statements -------------------------------------------------------------------
 
     def compile(self, expr: ir.Expr) -> str:
-        return _COMPILER.to_sqlglot(expr.unbind()).sql("mysql")
+        return self._mapped(_COMPILER.to_sqlglot(expr.unbind())).sql("mysql")
 
-    def _native(self, sql: str) -> int:
-        """Run MySQL-only syntax (already physical names) that sqlglot cannot parse."""
+    def _mapped(self, tree: sge.Expression) -> sge.Expression:
+        """The tree with retailflow schema names replaced by the databases that hold them."""
+        for node in tree.find_all(sge.Table, sge.Column):
+            db = node.args.get("db")
+            if db is not None and db.name in SCHEMAS:
+                node.set("db", sge.to_identifier(self.catalog_schema(db.name), quoted=True))
+        return tree
+
+    def execute_built(self, sql: str) -> int:
+        # Already MySQL with database names: parsing a large compiled query again costs more than running it.
         with self._raw.cursor() as cursor:
-            return cursor.execute(sql)
+            return max(cursor.execute(sql), 0)
+
+    def fetch_built(self, sql: str) -> tuple[list[str], list[tuple]]:
+        with self._raw.cursor() as cursor:
+            cursor.execute(sql)
+            names = [column[0] for column in cursor.description or ()]
+            return names, [tuple(row) for row in cursor.fetchall()]
 
     def translate(self, sql: str) -> str:
         """retailflow's SQL (portable text and Ibis's MySQL output) as MySQL runs it."""
         statements = []
         for tree in sqlglot.parse(sql, read=_Written):
-            for node in tree.find_all(sge.Table, sge.Column):
-                db = node.args.get("db")
-                if db is not None and db.name in SCHEMAS:
-                    node.set("db", sge.to_identifier(self.catalog_schema(db.name), quoted=True))
+            tree = self._mapped(tree)
+            if isinstance(tree, sge.Drop) and tree.args.get("kind") == "TABLE" and not tree.this.args.get("db"):
+                # Unqualified tables are create_temp_table's; a plain DROP would commit the transaction.
+                tree.set("temporary", True)
             if isinstance(tree, sge.Create) and isinstance(tree.this, sge.Schema):
                 _size_types(tree.this)
             elif isinstance(tree, sge.Alter):
@@ -169,15 +189,10 @@ class MySQLBackend(Backend):
         return ";\n".join(statements)
 
     def execute(self, sql: str) -> int:
-        with self._raw.cursor() as cursor:
-            cursor.execute(self.translate(sql))
-            return max(cursor.rowcount, 0)
+        return self.execute_built(self.translate(sql))
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
-        with self._raw.cursor() as cursor:
-            cursor.execute(self.translate(sql))
-            names = [column[0] for column in cursor.description or ()]
-            return names, [tuple(row) for row in cursor.fetchall()]
+        return self.fetch_built(self.translate(sql))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -205,26 +220,26 @@ class MySQLBackend(Backend):
         # DDL cannot be rolled back here: build the new table aside, then swap with one atomic RENAME.
         target, fresh, old = (self.qualified(schema, name), self.qualified(schema, f"{name}__new"),
                               self.qualified(schema, f"{name}__old"))
-        self.execute(f"DROP TABLE IF EXISTS {fresh}")
-        self.execute(f"CREATE TABLE {fresh} AS {self.compile(expr)}")
+        self.execute_built(f"DROP TABLE IF EXISTS {fresh}")
+        self.execute_built(f"CREATE TABLE {fresh} AS {self.compile(expr)}")
         if self.has_table(schema, name):
-            self.execute(f"DROP TABLE IF EXISTS {old}")
-            self._native(f"RENAME TABLE {target} TO {old}, {fresh} TO {target}")
-            self.execute(f"DROP TABLE {old}")
+            self.execute_built(f"DROP TABLE IF EXISTS {old}")
+            self.execute_built(f"RENAME TABLE {target} TO {old}, {fresh} TO {target}")
+            self.execute_built(f"DROP TABLE {old}")
         else:
-            self._native(f"RENAME TABLE {fresh} TO {target}")
+            self.execute_built(f"RENAME TABLE {fresh} TO {target}")
         return int(self.scalar(f"SELECT count(*) FROM {target}"))
 
     def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
-        # A TEMPORARY table cannot be opened twice in one MySQL query; a plain table in the
-        # URL's own database (the connection's default) can, and the caller drops it.
-        self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
-        self.execute(f"CREATE TABLE {self.quote(name)} AS {self.compile(expr)}")
+        # TEMPORARY: the one DDL MySQL does not commit implicitly, so validation stays one
+        # transaction. (MariaDB opens a temporary table twice in one query; MySQL 8 cannot.)
+        self.execute_built(f"DROP TEMPORARY TABLE IF EXISTS {self.quote(name)}")
+        self.execute_built(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
         return ibis.table(expr.schema(), name=name)
 
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         updates = ", ".join(f"{self.quote(name)} = VALUES({self.quote(name)})" for name in columns if name not in key)
-        self.execute(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
+        self.execute_built(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
                      f"{select_sql} ON DUPLICATE KEY UPDATE {updates}")
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
@@ -239,6 +254,9 @@ class MySQLBackend(Backend):
         self.scalar(f"SELECT GET_LOCK({self.literal('retailflow-schema:' + self.database)}, 60)")
 
     def create_schemas(self) -> None:
+        for schema in SCHEMAS:
+            self.execute_built(f"CREATE DATABASE IF NOT EXISTS {self.quote(self.catalog_schema(schema))} "
+                         f"CHARACTER SET utf8mb4 COLLATE {self.collation}")
         try:
             super().create_schemas()
         finally:
@@ -258,7 +276,7 @@ class MySQLBackend(Backend):
             except duckdb.Error as error:
                 raise csv_reader.explain_read_error(path, error) from None
             target = ", ".join(self.quote(name) for name in columns)
-            return int(self._native(
+            return int(self.execute_built(
                 f"LOAD DATA LOCAL INFILE {self.literal(str(parsed))} INTO TABLE {self.qualified('raw', table)} "
                 "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
                 f"LINES TERMINATED BY '\\n' ({target})"))

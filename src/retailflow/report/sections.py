@@ -18,6 +18,7 @@ from retailflow.report import charts
 from retailflow.report.charts import COUNT, DECIMAL, PERCENT
 from retailflow.report.registry import Section, section, table
 from retailflow.report.stored import stored
+from retailflow.tables import per_rule_id
 from retailflow.report.values import count, label, mask_email, money, number, percent
 
 #: Categories shown one bar or heatmap row each are capped (the rest stay in the engine).
@@ -119,8 +120,8 @@ def data_quality(backend: Backend) -> Section:
         .filter(lambda t: t.failed > 0).order_by([ibis.desc("failed"), "rule_id"]).limit(25))
     by_severity, severities = _pivot(failures, "rule_id", "severity", "failed")
     warnings = stored("audit.warnings")
-    exploded = warnings.select("entity", rule_id=warnings.rule_ids.split(",").unnest(), key=warnings.row_key,
-                               reasons=warnings.reasons)
+    listed = per_rule_id(warnings, "rule_ids")
+    exploded = listed.select("entity", "rule_id", key=listed.row_key, reasons=listed.reasons)
     top_warnings = backend.fetch_dicts(exploded.group_by(["entity", "rule_id"]).aggregate(
         rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
         .order_by([ibis.desc("rows"), "rule_id"]).limit(10))
