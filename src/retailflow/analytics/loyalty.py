@@ -112,8 +112,10 @@ def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, headers: 
 def _ensure_tables(backend: Backend) -> None:
     with backend.transaction():
         ledger = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in LEDGER_COLUMNS)
-        backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}, "
-                        "PRIMARY KEY (transaction_id, rule_id))")
+        # A fact table: keyed where the engine declares fact keys (on DuckDB the key's index made the
+        # insert 14 of 27 s at 9M line items); the anti-join below keeps it unique either way.
+        key = ", PRIMARY KEY (transaction_id, rule_id)" if backend.declares_fact_keys else ""
+        backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}{key})")
         backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
                         "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
         # Added after the first release: databases from before it gain the column here.
