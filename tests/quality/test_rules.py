@@ -81,6 +81,8 @@ RULE = "rules:\n  - id: x\n    entity: stores\n"
          "    column: store_name\n", 6, "id 'x' is also used by the rule on line 2"),
         ("rules:\n  - id: x\n    entity: [stores\n", 4, r"not valid YAML \(.*flow sequence started on line 3\)"),
         ("rules:\n  - id: x\n\tentity: stores\n", 3, "not valid YAML"),
+        *[("rules:\n  - id: x\n    entity: products\n    kind: in_range\n    column: unit_price\n"
+           f"    params: {{min: {limit}}}\n", 6, "must be finite numbers") for limit in (".nan", ".inf", "true")],
         ("something: else\n", 1, "expected a top-level 'rules:' list"),
         ("rules:\n  - hello\n", 2, "not a mapping"),
     ],

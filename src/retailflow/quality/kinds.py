@@ -7,6 +7,7 @@ subqueries inside expressions) and all rules of a table are evaluated in one pas
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -68,8 +69,9 @@ def _in_range_params(rule: Rule) -> str | None:
         return problem
     if "min" not in rule.params and "max" not in rule.params:
         return "in_range needs params.min and/or params.max"
-    if any(not isinstance(rule.params.get(key, 0), (int, float)) for key in ("min", "max")):
-        return "params.min and params.max must be numbers"
+    if any(not isinstance(rule.params.get(key, 0), (int, float)) or isinstance(rule.params.get(key, 0), bool)
+           or not math.isfinite(rule.params.get(key, 0)) for key in ("min", "max")):
+        return "params.min and params.max must be finite numbers"
     return None
 
 
