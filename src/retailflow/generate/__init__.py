@@ -2,14 +2,19 @@
 
 `generate_dataset(out_dir, GeneratorOptions(...))` writes the input files in the CSV contract
 (sales and inventory one file per day) and `_truth/`: anomalies.csv, promotions.csv,
-lost_demand.csv, customers.csv and manifest.json. Same options, same bytes.
+lost_demand.csv, customers.csv and manifest.json. Same options, same bytes. Days are simulated
+one at a time and formatted and written in the background, so memory holds a few days, not the
+dataset.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,162 +24,174 @@ import pyarrow.parquet as pq
 
 from retailflow import __version__
 from retailflow.generate import columns
-from retailflow.generate.anomalies import break_emails, plant
-from retailflow.generate.masters import make_masters
+from retailflow.generate.anomalies import Planter, bad_emails, break_emails, labels
+from retailflow.generate.masters import ARCHETYPES, Catalog, Customers, make_masters
 from retailflow.generate.options import GeneratorOptions
 from retailflow.generate.sales import Simulator
+from retailflow.generate.sizing import customer_count
+from retailflow.generate.tables import LOST_DEMAND_SCHEMA, DayTables
 
 __all__ = ["GeneratorOptions", "generate_dataset"]
 
 OVERLAP_RULE = ("when several promotions cover a category on a day, the one with the largest discount "
                 "applies to its lines (ties: lowest promotion id) and only its uplift is planted")
-HEADER_COLUMNS = ("transaction_id", "customer_id", "store_id", "transaction_date", "total_amount")
-LINE_COLUMNS = ("line_item_id", "transaction_id", "product_id", "promotion_id", "quantity", "line_item_amount")
 LAPSED_DAYS = 60
+CUSTOMER_CHUNK = 1 << 18  # customers formatted and written at a time
 
 
 class _Writer:
-    """Writes tables as CSV or Parquet and counts rows per file."""
+    """Writes tables as CSV or Parquet on a background thread and counts rows per file.
+
+    Arrow formats and writes without holding the GIL, so a day's bulk (line items, inventory) is
+    formatted and written while the next day is simulated; at most `MAX_PENDING` files wait,
+    which bounds memory.
+    """
+
+    MAX_PENDING = 3
 
     def __init__(self, out_dir: Path, file_format: str) -> None:
         self.out_dir, self.format, self.rows = out_dir, file_format, {}
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="retailflow-writer")
+        self.pending: deque[Future] = deque()
 
-    def write(self, stem: str, table: pa.Table) -> None:
-        name = f"{stem}.{self.format}"
-        if self.format == "parquet":
-            pq.write_table(table, self.out_dir / name)
-        else:
-            pacsv.write_csv(table, self.out_dir / name)
-        self.rows[name] = table.num_rows
+    def __enter__(self) -> "_Writer":
+        return self
 
+    def __exit__(self, error_type, *_) -> None:
+        try:
+            while self.pending and error_type is None:
+                self.pending.popleft().result()
+        finally:
+            self.thread.shutdown(cancel_futures=True)
 
-def _text_table(names, rows: list[tuple]) -> pa.Table:
-    return pa.table({name: pa.array([row[index] for row in rows], type=pa.string()) for index, name in enumerate(names)})
+    def write(self, stem: str, content: pa.Table | Iterable[pa.Table] | Callable[[], pa.Table]) -> None:
+        """Write a table, tables in turn into one file, or the table a function builds (built in the background)."""
+        self._submit(f"{stem}.{self.format}", self.format, content, counted=True)
+
+    def write_truth(self, stem: str, content: pa.Table | Iterable[pa.Table]) -> None:
+        """Write a ground-truth table (or tables in turn) as _truth/<stem>.csv, not counted in the manifest's rows."""
+        self._submit(f"_truth/{stem}.csv", "csv", content, counted=False)
+
+    def _submit(self, name: str, file_format: str, content, counted: bool) -> None:
+        self.pending.append(self.thread.submit(self._write, name, file_format, content, counted))
+        while len(self.pending) > self.MAX_PENDING:
+            self.pending.popleft().result()
+
+    def _write(self, name: str, file_format: str, content, counted: bool) -> None:
+        content = content() if callable(content) else content
+        rows, file = 0, None
+        try:
+            for table in [content] if isinstance(content, pa.Table) else content:
+                if file is None:
+                    opener = pq.ParquetWriter if file_format == "parquet" else pacsv.CSVWriter
+                    file = opener(self.out_dir / name, table.schema)
+                file.write_table(table)
+                rows += table.num_rows
+        finally:
+            if file is not None:
+                file.close()
+        if counted:
+            self.rows[name] = rows
 
 
 def generate_dataset(out_dir: Path, options: GeneratorOptions,
                      progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Write a dataset to out_dir and return its manifest."""
     options = options.validated()
-    report = progress or (lambda stage, done, total: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_dir = out_dir / "_truth"
     truth_dir.mkdir(exist_ok=True)
-    rng = np.random.default_rng(options.seed)
-    masters = make_masters(options, rng)
-    writer = _Writer(out_dir, options.format)
-
-    emails, bad_email = break_emails(masters.customers.column("email").combine_chunks(), options.anomaly_rate, rng)
-    customers = masters.customers.set_column(masters.customers.schema.get_field_index("email"), "email", emails)
-    for stem, table in (("stores", masters.stores), ("products", masters.products), ("customer_details", customers),
-                        ("promotion_details", masters.promotions), ("loyalty_rules", masters.loyalty_rules)):
-        writer.write(stem, table)
-    ids = {name: masters_table.column(key).combine_chunks() for name, masters_table, key in (
-        ("stores", masters.stores, "store_id"), ("products", masters.products, "product_id"),
-        ("customers", masters.customers, "customer_id"), ("promotions", masters.promotions, "promotion_id"))}
-    labels = [("customer_details", customer_id, None, "bad_email", "warn")
-              for customer_id in ids["customers"].take(pa.array(bad_email, type=pa.int64())).to_pylist()]
-    id_text = {name: values.to_numpy(zero_copy_only=False) for name, values in ids.items()}
-
-    simulator = Simulator(options, masters, rng)
-    total_txns = max(1, int(masters.customer_rate.sum() * options.days * 1.4))
-    txn_width = max(8, len(str(total_txns * 2)))
-    last_purchase_day = np.full(len(masters.customer_rate), -1)
-    lost_demand: list[pa.Table] = []
-    pending_duplicates: list[tuple] = []
-    next_numbers = [0, 0, 0]  # next transaction number, next line number, next anomaly kind
-    for day_index in range(options.days):
-        sales = simulator.simulate(day_index)
-        day, stamp = sales.day, sales.day.isoformat()
-        np.maximum.at(last_purchase_day, sales.txn_customer, day_index)
-        next_numbers[:2] = [simulator.next_txn, simulator.next_line]
-        noisy, duplicates = plant(
-            sales, options.anomaly_rate, rng, id_text, next_numbers,
-            txn_text=lambda number: f"TXN{int(number):0{txn_width}d}", money_text=_money_text,
-            time_text=lambda seconds: f"{stamp} {int(seconds) // 3600:02d}:{int(seconds) % 3600 // 60:02d}:"
-                                      f"{int(seconds) % 60:02d}")
-        simulator.next_txn, simulator.next_line = next_numbers[:2]
-        labels += noisy.labels
-        headers = pa.table({
-            "transaction_id": columns.numbered("TXN", sales.txn_number, txn_width),
-            "customer_id": columns.pick(sales.txn_customer, ids["customers"]),
-            "store_id": columns.pick(sales.txn_store, ids["stores"]),
-            "transaction_date": columns.timestamps(day, sales.txn_seconds),
-            "total_amount": columns.money(sales.txn_total_cents),
-        })
-        extra_headers = noisy.headers + pending_duplicates
-        pending_duplicates = duplicates if day_index + 1 < options.days else []
-        if day_index + 1 == options.days:
-            extra_headers += duplicates
-        if extra_headers:
-            headers = pa.concat_tables([headers, _text_table(HEADER_COLUMNS, extra_headers)])
-        lines = pa.table({
-            "line_item_id": columns.integers(sales.line_number),
-            "transaction_id": columns.numbered("TXN", sales.txn_number[sales.line_txn], txn_width),
-            "product_id": columns.pick(sales.line_product, ids["products"]),
-            "promotion_id": columns.pick(sales.line_promotion, ids["promotions"]),
-            "quantity": columns.integers(sales.line_quantity),
-            "line_item_amount": columns.money(sales.line_cents),
-        })
-        if noisy.lines:
-            lines = pa.concat_tables([lines, _text_table(LINE_COLUMNS, noisy.lines)])
-        writer.write(f"store_sales_header_{stamp}", headers)
-        writer.write(f"store_sales_line_items_{stamp}", lines)
-        if options.inventory:
-            stores_count, products_count = sales.opening_stock.shape
-            store_index = np.repeat(np.arange(stores_count), products_count)
-            product_index = np.tile(np.arange(products_count), stores_count)
-            writer.write(f"inventory_daily_{stamp}", pa.table({
-                "snapshot_date": columns.constant(stamp, stores_count * products_count),
-                "store_id": columns.pick(store_index, ids["stores"]),
-                "product_id": columns.pick(product_index, ids["products"]),
-                "stock_on_hand": columns.integers(sales.opening_stock.ravel()),
-            }))
-            unmet = np.flatnonzero(sales.unmet_units.ravel())
-            lost_demand.append(pa.table({
-                "snapshot_date": columns.constant(stamp, len(unmet)),
-                "store_id": columns.pick(unmet // products_count, ids["stores"]),
-                "product_id": columns.pick(unmet % products_count, ids["products"]),
-                "unmet_units": columns.integers(sales.unmet_units.ravel()[unmet]),
-                "whole_day": pa.array(sales.opening_stock.ravel()[unmet] == 0),
-            }))
-        report("days", day_index + 1, options.days)
-
-    _write_truth(truth_dir, options, masters, ids, labels, lost_demand, last_purchase_day)
+    # Separate random streams, so that neither the planted problems nor the sizing pilot change the clean data.
+    sales_rng, masters_rng, anomalies_rng, pilot_rng = np.random.default_rng(options.seed).spawn(4)
+    catalog, customers = make_masters(options, masters_rng, lambda catalog: customer_count(options, catalog, pilot_rng))
+    simulator = Simulator(options, catalog, customers.rate, customers.home_store, sales_rng)
+    with _Writer(out_dir, options.format) as writer:
+        ids, found = _write_masters(writer, catalog, customers, options, anomalies_rng)
+        last_purchase_day = _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng,
+                                        progress or (lambda stage, done, total: None))
+        writer.write_truth("anomalies", pa.concat_tables(found))
+        _write_truth(writer, options, catalog, customers, ids, last_purchase_day)
     manifest = {
         "generator": f"retailflow {__version__}", "options": options.as_dict(), "seed": options.seed,
         "promotion_overlap_rule": OVERLAP_RULE, "inventory_snapshot": "stock on hand at opening, after deliveries",
         "rows": writer.rows, "line_items": sum(n for name, n in writer.rows.items() if name.startswith("store_sales_line")),
-        "anomalies": len(labels),
+        "anomalies": sum(table.num_rows for table in found),
     }
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
-def _money_text(cents: int) -> str:
-    sign = "-" if cents < 0 else ""
-    return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, options: GeneratorOptions,
+                   rng: np.random.Generator) -> tuple[dict[str, pa.Array], list[pa.Table]]:
+    """Write the master files (some e-mails broken); return the ids by entity and the e-mail labels."""
+    count = len(customers.ids)
+    bad_email = bad_emails(count, options.anomaly_rate, rng)
+    broken = np.zeros(count, dtype=bool)
+    broken[bad_email] = True
+    details = (break_emails(customers.details(start, min(start + CUSTOMER_CHUNK, count)),
+                            broken[start:start + CUSTOMER_CHUNK]) for start in range(0, count, CUSTOMER_CHUNK))
+    for stem, content in (("stores", catalog.stores), ("products", catalog.products), ("customer_details", details),
+                          ("promotion_details", catalog.promotions), ("loyalty_rules", catalog.loyalty_rules)):
+        writer.write(stem, content)
+    ids = {name: table.column(key).combine_chunks() for name, table, key in (
+        ("stores", catalog.stores, "store_id"), ("products", catalog.products, "product_id"),
+        ("promotions", catalog.promotions, "promotion_id"))}
+    ids["customers"] = customers.ids
+    return ids, [labels("customer_details", customers.ids.take(pa.array(bad_email)), None, "bad_email", "warn")]
 
 
-def _write_truth(truth_dir: Path, options: GeneratorOptions, masters, ids: dict, labels: list[tuple],
-                 lost_demand: list[pa.Table], last_purchase_day: np.ndarray) -> None:
-    pacsv.write_csv(_text_table(("entity", "key", "transaction_id", "kind", "severity"), labels),
-                    truth_dir / "anomalies.csv")
-    pacsv.write_csv(pa.table({
-        "promotion_id": ids["promotions"], "applicable_category": masters.promotion_category,
-        "discount_percentage": [f"{value * 100:.2f}" for value in masters.promotion_discount],
-        "true_uplift": [f"{value:.4f}" for value in masters.promotion_uplift],
-        "start_date": masters.promotions.column("start_date"), "end_date": masters.promotions.column("end_date"),
-    }), truth_dir / "promotions.csv")
-    if lost_demand:
-        pacsv.write_csv(pa.concat_tables(lost_demand), truth_dir / "lost_demand.csv")
+def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, simulator: Simulator,
+                ids: dict[str, pa.Array], found: list[pa.Table], anomalies_rng: np.random.Generator,
+                report: Callable[[str, int, int], None]) -> np.ndarray:
+    """Simulate and write day after day (labels appended to `found`); return each customer's last purchase day."""
+    total_txns = max(1, int(simulator.rate * options.days * 1.4))
+    tables = DayTables(ids, txn_width=max(8, len(str(total_txns * 2))))
+    planter = Planter(options.anomaly_rate, anomalies_rng, ids, simulator.numbering, tables)
+    last_purchase_day = np.full(len(ids["customers"]), -1)
+    pending_duplicates = []
+    with ExitStack() as stack:
+        lost_demand = (stack.enter_context(pacsv.CSVWriter(truth_dir / "lost_demand.csv", LOST_DEMAND_SCHEMA))
+                       if options.inventory else None)
+        for day_index in range(options.days):
+            sales = simulator.simulate(day_index)
+            stamp = sales.day.isoformat()
+            last_purchase_day[sales.txn_customer] = day_index
+            planted = planter.plant(sales)
+            found.append(planted.labels)
+            # A duplicate header arrives in the next day's file (the last day's in its own file).
+            last_day = day_index + 1 == options.days
+            noisy_headers = [planted.headers, *pending_duplicates, *([planted.duplicates] if last_day else [])]
+            pending_duplicates = [planted.duplicates]
+            writer.write(f"store_sales_header_{stamp}", partial(tables.header_file, sales, noisy_headers))
+            writer.write(f"store_sales_line_items_{stamp}", partial(tables.line_file, sales, planted.lines))
+            if options.inventory:
+                writer.write(f"inventory_daily_{stamp}", partial(tables.inventory, sales))
+                lost_demand.write_table(tables.lost_demand(sales))
+            report("days", day_index + 1, options.days)
+    return last_purchase_day
+
+
+def _write_truth(writer: _Writer, options: GeneratorOptions, catalog: Catalog, customers: Customers,
+                 ids: dict[str, pa.Array], last_purchase_day: np.ndarray) -> None:
+    """promotions.csv (planted uplift) and customers.csv (archetype, days since purchase, lapsed)."""
+    writer.write_truth("promotions", pa.table({
+        "promotion_id": ids["promotions"], "applicable_category": catalog.promotion_category,
+        "discount_percentage": [f"{value * 100:.2f}" for value in catalog.promotion_discount],
+        "true_uplift": [f"{value:.4f}" for value in catalog.promotion_uplift],
+        "start_date": catalog.promotions.column("start_date"), "end_date": catalog.promotions.column("end_date"),
+    }))
     as_of_index = int(last_purchase_day.max())
     as_of = np.datetime64(options.start.isoformat(), "D") + max(as_of_index, 0)
-    history = (as_of - masters.customer_last_purchase).astype(np.int64)
+    history = (as_of - customers.last_purchase).astype(np.int64)
     days_since = np.where(last_purchase_day >= 0, as_of_index - last_purchase_day, history)
     lapsed = days_since >= LAPSED_DAYS
-    pacsv.write_csv(pa.table({
-        "customer_id": ids["customers"], "archetype": masters.customer_archetype.astype(str),
-        "days_since_purchase": days_since, "lapsed": lapsed,
-        "lapsed_with_points": lapsed & (masters.customer_points > 0),
-    }), truth_dir / "customers.csv")
+    with_points, archetypes = lapsed & (customers.points > 0), pa.array(list(ARCHETYPES))
+
+    def chunk(start: int) -> pa.Table:
+        rows = slice(start, start + CUSTOMER_CHUNK)
+        return pa.table({
+            "customer_id": ids["customers"][rows], "archetype": columns.pick(customers.archetype[rows], archetypes),
+            "days_since_purchase": days_since[rows], "lapsed": lapsed[rows], "lapsed_with_points": with_points[rows],
+        })
+
+    writer.write_truth("customers", (chunk(start) for start in range(0, len(days_since), CUSTOMER_CHUNK)))

@@ -2,18 +2,20 @@
 
 Clean rows are never modified: every problem is an additional transaction (or line, or header
 copy) so the clean data, the inventory and the ground truth stay exactly consistent. Each
-affected transaction has exactly one kind.
+affected transaction has exactly one kind; a line-level problem is on the copy's first line.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from retailflow.generate.sales import DaySales
+from retailflow.generate import columns
+from retailflow.generate.sales import DaySales, Numbering
+from retailflow.generate.tables import DayTables, header_table, line_table
 
 TRANSACTION_KINDS = (
     "missing_product_id", "unknown_product", "unknown_store", "unknown_customer", "negative_amount",
@@ -22,95 +24,141 @@ TRANSACTION_KINDS = (
 )
 LINE_KINDS = {"missing_product_id", "unknown_product", "negative_amount", "zero_amount", "multi_valued_product",
               "unknown_promotion"}
+LABEL_COLUMNS = ("entity", "key", "transaction_id", "kind", "severity")
+KIND = {name: code for code, name in enumerate(TRANSACTION_KINDS)}
 
 
 @dataclass
-class NoisyRows:
-    """Rows to append to a day's files (all values already text), and their labels."""
+class Planted:
+    """A day's noisy rows (all text) to append to its files, duplicate headers for a later file, and their labels."""
 
-    headers: list[tuple] = field(default_factory=list)
-    lines: list[tuple] = field(default_factory=list)
-    labels: list[tuple] = field(default_factory=list)
-
-
-def plant(sales: DaySales, rate: float, rng: np.random.Generator, ids: dict, next_numbers: list[int],
-          txn_text, money_text, time_text) -> tuple[NoisyRows, list[tuple]]:
-    """Noisy copies of a sample of the day's transactions; returns them and duplicate headers for a later file."""
-    noisy = NoisyRows()
-    duplicates: list[tuple] = []
-    count = int(rng.binomial(len(sales.txn_number), rate)) if len(sales.txn_number) else 0
-    if count == 0:
-        return noisy, duplicates
-    sources = rng.choice(len(sales.txn_number), count, replace=False)
-    # Kinds in rotation (continuing across days), so even a small dataset has every kind.
-    kinds = [TRANSACTION_KINDS[(next_numbers[2] + index) % len(TRANSACTION_KINDS)] for index in range(count)]
-    next_numbers[2] += count
-    line_start = np.searchsorted(sales.line_txn, np.arange(len(sales.txn_number)))
-    line_end = np.searchsorted(sales.line_txn, np.arange(len(sales.txn_number)), side="right")
-    products, stores, customers, promotions = ids["products"], ids["stores"], ids["customers"], ids["promotions"]
-    for source, kind in zip(sources.tolist(), kinds):
-        original = (txn_text(sales.txn_number[source]), customers[sales.txn_customer[source]],
-                    stores[sales.txn_store[source]], time_text(sales.txn_seconds[source]),
-                    money_text(sales.txn_total_cents[source]))
-        if kind == "duplicate_transaction":
-            duplicates.append(original)
-            noisy.labels.append(("store_sales_header", original[0], original[0], kind, "reject"))
-            continue
-        number = next_numbers[0]
-        next_numbers[0] += 1
-        txn_id = txn_text(number)
-        span = range(line_start[source], line_end[source])
-        lines = []
-        for line in span:
-            line_id = str(next_numbers[1])
-            next_numbers[1] += 1
-            promotion = sales.line_promotion[line]
-            lines.append([line_id, txn_id, products[sales.line_product[line]],
-                          promotions[promotion] if promotion >= 0 else None, str(sales.line_quantity[line]),
-                          int(sales.line_cents[line])])
-        header = [txn_id, original[1], original[2], original[3], None]
-        first = lines[0]
-        if kind == "orphan_line":
-            first[1] = txn_text(number) + "X"
-            noisy.lines.append(tuple(first[:5]) + (money_text(first[5]),))
-            noisy.labels.append(("store_sales_line_items", first[0], first[1], kind, "reject"))
-            continue
-        if kind == "missing_product_id":
-            first[2] = None
-        elif kind == "unknown_product":
-            first[2] = "P" + "9" * (len(first[2]) - 1) + "X"
-        elif kind == "multi_valued_product":
-            first[2] = f"{first[2]},{products[(sales.line_product[line_start[source]] + 1) % len(products)]}"
-        elif kind == "unknown_promotion":
-            first[3] = "PR999"
-        elif kind == "negative_amount":
-            first[5] = -first[5]
-        elif kind == "zero_amount":
-            first[5] = 0
-        elif kind == "unknown_store":
-            header[2] = "ST999X"
-        elif kind == "unknown_customer":
-            header[1] = "C999999X"
-        elif kind == "invalid_date":
-            header[3] = header[3][:5] + "13" + header[3][7:]
-        elif kind == "empty_date":
-            header[3] = None
-        total = sum(line[5] for line in lines)
-        if kind == "total_mismatch":
-            total += int(rng.integers(100, 5000))
-        header[4] = money_text(total)
-        noisy.headers.append(tuple(header))
-        noisy.lines.extend(tuple(line[:5]) + (money_text(line[5]),) for line in lines)
-        entity, key = ("store_sales_line_items", first[0]) if kind in LINE_KINDS else ("store_sales_header", txn_id)
-        noisy.labels.append((entity, key, txn_id, kind, "reject"))
-    return noisy, duplicates
+    headers: pa.Table
+    lines: pa.Table
+    duplicates: pa.Table
+    labels: pa.Table
 
 
-def break_emails(emails: pa.Array, rate: float, rng: np.random.Generator) -> tuple[pa.Array, np.ndarray]:
-    """E-mails with a sample made invalid (name.domain, no @: a warn-level problem), and that sample's indices."""
-    count = int(round(len(emails) * rate))
-    chosen = np.sort(rng.choice(len(emails), count, replace=False)) if count else np.array([], dtype=np.int64)
-    mask = np.zeros(len(emails), dtype=bool)
-    mask[chosen] = True
-    broken = pc.if_else(pa.array(mask), pc.replace_substring(emails, "@", "."), emails)
-    return broken, chosen
+def labels(entity: str | pa.Array, key: pa.Array, transaction_id: pa.Array | None, kind: str | pa.Array,
+           severity: str) -> pa.Table:
+    """Truth rows (anomalies.csv); a string stands for the same value on every row."""
+    count = len(key)
+    transaction_id = pa.nulls(count, pa.string()) if transaction_id is None else transaction_id
+    return pa.Table.from_arrays([columns.constant(value, count) if isinstance(value, str) else value
+                                 for value in (entity, key, transaction_id, kind, severity)], names=LABEL_COLUMNS)
+
+
+class Planter:
+    """Plants problems into a sample of each day's transactions, rotating through the kinds across days.
+
+    The number planted follows the rate exactly (to within one over the whole run), so that even
+    a small dataset gets its share.
+    """
+
+    def __init__(self, rate: float, rng: np.random.Generator, ids: dict[str, pa.Array], numbering: Numbering,
+                 tables: DayTables) -> None:
+        self.rate, self.rng, self.numbering, self.tables = rate, rng, numbering, tables
+        self.next_kind = 0
+        self.owed = 0.0  # problems due at the rate but not planted yet: fractions carry over to the next day
+        products = ids["products"]
+        following = products.take(pa.array((np.arange(len(products)) + 1) % len(products)))
+        unknown = "P" + "9" * (len(products[0].as_py()) - 1) + "X"
+        # Product texts by code: the ids, then "id,next id" (multi-valued, at + len(products)), then an unknown id.
+        self.product_texts = pa.concat_arrays([products, pc.binary_join_element_wise(products, following, ","),
+                                               pa.array([unknown])])
+        self.promotion_texts = pa.concat_arrays([ids["promotions"], pa.array(["PR999"])])
+
+    def plant(self, sales: DaySales) -> Planted:
+        """Noisy copies of a sample of the day's transactions."""
+        txn_count = len(sales.txn_number)
+        self.owed += self.rate * txn_count
+        count = min(int(self.owed), txn_count)
+        self.owed -= count
+        sources = self.rng.choice(txn_count, count, replace=False)
+        # Kinds in rotation (continuing across days), so even a small dataset has every kind.
+        kinds = (self.next_kind + np.arange(count)) % len(TRANSACTION_KINDS)
+        self.next_kind += count
+        duplicate = kinds == KIND["duplicate_transaction"]
+        duplicates = self.tables.headers(sales, sources[duplicate])
+        duplicate_ids = duplicates.column("transaction_id")
+        sources, kinds = sources[~duplicate], kinds[~duplicate]
+
+        txn_ids = self.tables.transaction_ids(self.numbering.take(len(sources), 0)[0])
+        orphan = kinds == KIND["orphan_line"]
+        line_txn_ids = _where(orphan, pc.binary_join_element_wise(txn_ids, "X", ""), txn_ids)  # matches no header
+        lines, totals, first_line_ids = self._copy_lines(sales, sources, kinds, line_txn_ids)
+        headers = self._copy_headers(sales, sources[~orphan], kinds[~orphan], txn_ids.filter(pa.array(~orphan)),
+                                     totals[~orphan])
+        on_line = np.isin(kinds, [KIND[kind] for kind in (*LINE_KINDS, "orphan_line")])
+        found = pa.concat_tables([
+            labels("store_sales_header", duplicate_ids, duplicate_ids, "duplicate_transaction", "reject"),
+            labels(columns.pick(on_line.astype(np.int64), pa.array(["store_sales_header", "store_sales_line_items"])),
+                   _where(on_line, first_line_ids, txn_ids), line_txn_ids,
+                   columns.pick(kinds, pa.array(TRANSACTION_KINDS)), "reject")])
+        return Planted(headers, lines, duplicates, found)
+
+    def _copy_lines(self, sales: DaySales, sources: np.ndarray, kinds: np.ndarray,
+                    txn_ids: pa.Array) -> tuple[pa.Table, np.ndarray, pa.Array]:
+        """Each copy's lines (an orphan line only the first) with the first one broken; totals and first line ids."""
+        line_start = np.searchsorted(sales.line_txn, sources)
+        lengths = np.where(kinds == KIND["orphan_line"], 1,
+                           np.searchsorted(sales.line_txn, sources, side="right") - line_start)
+        copy = np.repeat(np.arange(len(sources)), lengths)
+        first = np.cumsum(lengths) - lengths
+        source_line = line_start[copy] + np.arange(len(copy)) - first[copy]
+        line_numbers = self.numbering.take(0, len(copy))[1]
+
+        def first_lines(kind: str) -> np.ndarray:
+            return first[kinds == KIND[kind]]
+
+        product, promotion = sales.line_product[source_line], sales.line_promotion[source_line]
+        cents = sales.line_cents[source_line]
+        product[first_lines("multi_valued_product")] += len(self.product_texts) // 2
+        product[first_lines("unknown_product")] = len(self.product_texts) - 1
+        product[first_lines("missing_product_id")] = -1
+        promotion[first_lines("unknown_promotion")] = len(self.promotion_texts) - 1
+        cents[first_lines("negative_amount")] *= -1
+        cents[first_lines("zero_amount")] = 0
+        lines = line_table(line_numbers, txn_ids.take(copy), columns.pick(product, self.product_texts),
+                           columns.pick(promotion, self.promotion_texts), sales.line_quantity[source_line], cents)
+        totals = np.bincount(copy, weights=cents, minlength=len(sources)).astype(np.int64)
+        return lines, totals, columns.integers(line_numbers[first])
+
+    def _copy_headers(self, sales: DaySales, sources: np.ndarray, kinds: np.ndarray, txn_ids: pa.Array,
+                      totals: np.ndarray) -> pa.Table:
+        """The copies' headers, broken by header-level kinds; a total mismatch is off by 1.00-49.99."""
+        originals = self.tables.headers(sales, sources)
+        dates = originals.column("transaction_date").combine_chunks()
+        dates = _where(kinds == KIND["invalid_date"], pc.utf8_replace_slice(dates, 5, 7, "13"), dates)
+        mismatch = np.flatnonzero(kinds == KIND["total_mismatch"])
+        totals[mismatch] += self.rng.integers(100, 5000, len(mismatch))
+        return header_table(
+            txn_ids, _where(kinds == KIND["unknown_customer"], "C999999X", originals.column("customer_id")),
+            _where(kinds == KIND["unknown_store"], "ST999X", originals.column("store_id")),
+            _where(kinds == KIND["empty_date"], None, dates), totals)
+
+
+def expected_planted_lines(rate: float, transactions: float, lines: float) -> float:
+    """Planted line items expected for this many clean transactions and lines: a copy repeats its source's lines,
+    an orphan line only the first, a duplicate is a header only."""
+    whole_copies = len(TRANSACTION_KINDS) - 2
+    return rate * (whole_copies * lines + transactions) / len(TRANSACTION_KINDS)
+
+
+def _where(mask: np.ndarray, replacement, values) -> pa.Array:
+    """values with the rows in mask replaced (a string or None replaces them all with that value)."""
+    if not isinstance(replacement, pa.Array):
+        replacement = pa.scalar(replacement, pa.string())
+    return pc.if_else(pa.array(mask, pa.bool_()), replacement, values)
+
+
+def bad_emails(customers: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Customers (indices, ascending) whose e-mail is made invalid: name.domain, no @ (a warn-level problem)."""
+    count = int(round(customers * rate))
+    return np.sort(rng.choice(customers, count, replace=False)) if count else np.array([], dtype=np.int64)
+
+
+def break_emails(details: pa.Table, broken: np.ndarray) -> pa.Table:
+    """customer_details with the e-mails of the rows in the mask `broken` stripped of their @."""
+    emails, mask = details.column("email").combine_chunks(), pa.array(broken)
+    emails = pc.replace_with_mask(emails, mask, pc.replace_substring(emails.filter(mask), "@", "."))
+    return details.set_column(details.schema.get_field_index("email"), "email", emails)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,26 +31,26 @@ TIERS = ((0, "Bronze"), (500, "Silver"), (1500, "Gold"), (4000, "Platinum"))
 #: Customer archetypes: share, mean purchases per day (relative), spend multiplier.
 ARCHETYPES = {"loyal": (0.15, 3.0, 1.4), "regular": (0.40, 1.0, 1.0), "occasional": (0.30, 0.35, 0.8),
               "lapsed": (0.15, 0.0, 1.0)}
+EMAIL_DOMAINS = ["example.com", "mail.example.org", "shop.example.net"]
+#: Gamma shape and scale of a customer's purchase rate relative to their archetype's (mean 1).
+RATE_SPREAD = (2.0, 0.5)
+#: Expected purchases per customer-day, over archetypes and the spread.
+MEAN_RATE = (sum(share * relative for share, relative, _ in ARCHETYPES.values()) * RATE_SPREAD[0] * RATE_SPREAD[1]
+             * TRANSACTIONS_PER_CUSTOMER_DAY)
 
 
 @dataclass
-class Masters:
-    """Master tables to write, plus the traits the simulation needs (not written)."""
+class Catalog:
+    """Stores, products, promotions and loyalty rules: tables to write, and the traits that drive the simulation."""
 
     stores: pa.Table
     products: pa.Table
-    customers: pa.Table
     promotions: pa.Table
     loyalty_rules: pa.Table
     store_weight: np.ndarray
     product_category: np.ndarray
     product_price: np.ndarray
     product_weight: np.ndarray
-    customer_rate: np.ndarray
-    customer_store: np.ndarray
-    customer_archetype: np.ndarray
-    customer_points: np.ndarray
-    customer_last_purchase: np.ndarray
     promotion_category: list[str]
     promotion_start: np.ndarray
     promotion_end: np.ndarray
@@ -57,9 +58,44 @@ class Masters:
     promotion_uplift: np.ndarray
 
 
-def padded_ids(prefix: str, count: int, start: int = 1) -> np.ndarray:
-    width = max(3, len(str(start + count - 1)))
-    return np.array([f"{prefix}{index:0{width}d}" for index in range(start, start + count)], dtype=object)
+@dataclass
+class Customers:
+    """Each customer's traits; the customer master (customer_details) is formatted from them a slice at a time."""
+
+    ids: pa.Array
+    rate: np.ndarray  # expected purchases per day
+    home_store: np.ndarray
+    archetype: np.ndarray  # index into ARCHETYPES
+    points: np.ndarray
+    last_purchase: np.ndarray
+    first_name: np.ndarray  # index into first_names
+    last_name: np.ndarray  # index into last_names
+    email_domain: np.ndarray  # index into EMAIL_DOMAINS
+    first_names: pa.Array
+    last_names: pa.Array
+
+    def details(self, start: int, stop: int) -> pa.Table:
+        """customer_details rows of customers start to stop - 1; a running number makes each e-mail unique."""
+        rows = slice(start, stop)
+        emails = pc.binary_join_element_wise(
+            columns.pick(self.first_name[rows], pc.utf8_lower(self.first_names)), ".",
+            columns.pick(self.last_name[rows], pc.replace_substring(pc.utf8_lower(self.last_names), " ", "")),
+            columns.integers(np.arange(start + 1, stop + 1)), "@",
+            columns.pick(self.email_domain[rows], pa.array(EMAIL_DOMAINS)), "")
+        tier = np.searchsorted([threshold for threshold, _ in TIERS], self.points[rows], side="right") - 1
+        return pa.table({
+            "customer_id": self.ids.slice(start, stop - start),
+            "first_name": columns.pick(self.first_name[rows], self.first_names), "email": emails,
+            "loyalty_status": columns.pick(tier, pa.array([name for _, name in TIERS])),
+            "total_loyalty_points": columns.integers(self.points[rows]),
+            "last_purchase_date": columns.dates(self.last_purchase[rows]),
+            "segment_id": pa.nulls(stop - start, pa.string()),
+        })
+
+
+def padded_ids(prefix: str, count: int) -> pa.Array:
+    """prefix + 1..count zero-padded to at least three digits, e.g. ST001."""
+    return columns.numbered(prefix, np.arange(1, count + 1), max(3, len(str(count))))
 
 
 def _stores(options: GeneratorOptions, rng: np.random.Generator, faker: Faker) -> tuple[pa.Table, np.ndarray]:
@@ -99,39 +135,28 @@ def _products(options: GeneratorOptions, rng: np.random.Generator) -> tuple[pa.T
     return table, np.array([names[i] for i in category_index], dtype=object), price, weight / weight.sum()
 
 
-def _customers(options: GeneratorOptions, rng: np.random.Generator, faker: Faker, store_weight: np.ndarray):
-    count = options.effective_customers()
-    first_pool = sorted({faker.first_name() for _ in range(600)})
-    last_pool = sorted({faker.last_name() for _ in range(600)})
-    first = columns.pick(rng.integers(0, len(first_pool), count), pa.array(first_pool))
-    last = columns.pick(rng.integers(0, len(last_pool), count), pa.array(last_pool))
-    domains = columns.pick(rng.integers(0, 3, count), pa.array(["example.com", "mail.example.org", "shop.example.net"]))
-    # The running number makes every address unique.
-    local = pc.binary_join_element_wise(pc.utf8_lower(first), pc.replace_substring(pc.utf8_lower(last), " ", ""), ".")
-    local = pc.binary_join_element_wise(local, columns.integers(np.arange(1, count + 1)), "")
-    emails = pc.binary_join_element_wise(local, domains, "@")
-    archetypes = np.array(list(ARCHETYPES))
-    shares = np.array([value[0] for value in ARCHETYPES.values()])
-    archetype = rng.choice(archetypes, count, p=shares)
-    relative = np.array([ARCHETYPES[name][1] for name in archetype])
-    rate = relative * rng.gamma(2.0, 0.5, count) * TRANSACTIONS_PER_CUSTOMER_DAY
+def _customers(count: int, options: GeneratorOptions, rng: np.random.Generator, faker: Faker,
+               store_weight: np.ndarray) -> Customers:
+    # Faker names a pool; customers combine pool entries.
+    first_names = pa.array(sorted({faker.first_name() for _ in range(600)}))
+    last_names = pa.array(sorted({faker.last_name() for _ in range(600)}))
+    first_name = rng.integers(0, len(first_names), count, dtype=np.int16)
+    last_name = rng.integers(0, len(last_names), count, dtype=np.int16)
+    email_domain = rng.integers(0, len(EMAIL_DOMAINS), count, dtype=np.int8)
+    archetype = rng.choice(len(ARCHETYPES), count, p=[share for share, _, _ in ARCHETYPES.values()]).astype(np.int8)
+    relative_rate = np.array([rate for _, rate, _ in ARCHETYPES.values()])[archetype]
+    rate = relative_rate * rng.gamma(*RATE_SPREAD, count) * TRANSACTIONS_PER_CUSTOMER_DAY
     # History before the window: lapsed customers last bought 60-400 days before its end.
-    days_before_start = np.where(archetype == "lapsed", rng.integers(60, 400, count) - options.days + 1,
-                                 rng.integers(1, 45, count))
+    lapsed = archetype == list(ARCHETYPES).index("lapsed")
+    days_before_start = np.where(lapsed, rng.integers(60, 400, count) - options.days + 1, rng.integers(1, 45, count))
     days_before_start = np.maximum(days_before_start, 1)
     last_purchase = np.datetime64(options.start.isoformat(), "D") - days_before_start.astype("timedelta64[D]")
-    spend_history = rng.gamma(1.5, 600.0, count) * np.array([ARCHETYPES[name][2] for name in archetype])
-    points = np.maximum(1, np.floor(spend_history)).astype(np.int64)
-    tier = np.searchsorted([threshold for threshold, _ in TIERS], points, side="right") - 1
-    status = columns.pick(tier, pa.array([name for _, name in TIERS]))
-    table = pa.table({
-        "customer_id": columns.numbered("C", np.arange(1, count + 1), max(4, len(str(count)))),
-        "first_name": first, "email": emails, "loyalty_status": status,
-        "total_loyalty_points": columns.integers(points), "last_purchase_date": columns.dates(last_purchase),
-        "segment_id": pa.nulls(count, pa.string()),
-    })
-    store = rng.choice(len(store_weight), count, p=store_weight)
-    return table, rate, store, archetype, points, last_purchase
+    spend_multiplier = np.array([spend for _, _, spend in ARCHETYPES.values()])[archetype]
+    points = np.maximum(1, np.floor(rng.gamma(1.5, 600.0, count) * spend_multiplier)).astype(np.int64)
+    home_store = rng.choice(len(store_weight), count, p=store_weight).astype(np.int32)
+    ids = columns.numbered("C", np.arange(1, count + 1), max(4, len(str(count))))
+    return Customers(ids, rate, home_store, archetype, points, last_purchase, first_name, last_name, email_domain,
+                     first_names, last_names)
 
 
 def _promotions(options: GeneratorOptions, rng: np.random.Generator):
@@ -173,14 +198,14 @@ def _loyalty_rules() -> pa.Table:
     })
 
 
-def make_masters(options: GeneratorOptions, rng: np.random.Generator) -> Masters:
-    """All master tables and the hidden traits that drive the simulation."""
+def make_masters(options: GeneratorOptions, rng: np.random.Generator,
+                 customer_count: Callable[[Catalog], int]) -> tuple[Catalog, Customers]:
+    """All master tables and hidden traits; `customer_count` chooses how many customers the catalog gets."""
     faker = Faker("en_US")
     faker.seed_instance(options.seed)
     stores, store_weight = _stores(options, rng, faker)
     products, category, price, product_weight = _products(options, rng)
-    customers, rate, store, archetype, points, last_purchase = _customers(options, rng, faker, store_weight)
     promotions, promo_category, starts, ends, discount, uplift = _promotions(options, rng)
-    return Masters(stores, products, customers, promotions, _loyalty_rules(), store_weight, category, price,
-                   product_weight, rate, store, archetype, points, last_purchase, promo_category, starts, ends,
-                   discount, uplift)
+    catalog = Catalog(stores, products, promotions, _loyalty_rules(), store_weight, category, price, product_weight,
+                      promo_category, starts, ends, discount, uplift)
+    return catalog, _customers(customer_count(catalog), options, rng, faker, store_weight)

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass
 
 from retailflow.errors import UserError
 
-#: Average line items per transaction and transactions per customer-day, used to size by target rows.
-LINES_PER_TRANSACTION = 2.3
+#: Transactions per customer-day of a "regular" customer.
 TRANSACTIONS_PER_CUSTOMER_DAY = 0.06
 
 
@@ -24,7 +23,7 @@ class GeneratorOptions:
     start: dt.date = dt.date(2024, 12, 1)
     anomaly_rate: float = 0.02
     format: str = "csv"
-    #: When set, the number of customers is chosen to give about this many line items.
+    #: When set, the number of customers is chosen to give about this many line items (see sizing.py).
     line_items: int | None = None
     inventory: bool = True
 
@@ -43,13 +42,6 @@ class GeneratorOptions:
         if problems:
             raise UserError("; ".join(problems))
         return self
-
-    def effective_customers(self) -> int:
-        """Customers to simulate: as given, or sized so the output has about `line_items` lines."""
-        if self.line_items is None:
-            return self.customers
-        per_customer = self.days * TRANSACTIONS_PER_CUSTOMER_DAY * LINES_PER_TRANSACTION * 0.85
-        return max(10, round(self.line_items / per_customer))
 
     def as_dict(self) -> dict:
         return {**asdict(self), "start": self.start.isoformat()}
