@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install dev-install system-deps clean
+.PHONY: demo test test-spark-full bench install dev-install system-deps clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +22,14 @@ install: $(VENV)/.installed
 dev-install: $(VENV)/.dev-installed
 
 # Debian's chromium for the dashboard's real-browser test (skipped, with a stated reason in the
-# test, where apt cannot install it), and libmariadb-dev + pkg-config, which the MySQL driver
-# (mysqlclient) compiles against.
+# test, where apt cannot install it), libmariadb-dev + pkg-config, which the MySQL driver
+# (mysqlclient) compiles against, and Java 17 for PySpark.
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	dpkg -s libmariadb-dev >/dev/null 2>&1 || missing="$$missing libmariadb-dev"; \
 	command -v pkg-config >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
@@ -44,6 +45,10 @@ test: system-deps $(VENV)/.dev-installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py --line-items 1000000
+
+# The generated-dataset Spark parity run (about 2.5 more minutes), beside what `make test` runs.
+test-spark-full: $(VENV)/.dev-installed
+	RETAILFLOW_TEST_SPARK_FULL=1 $(BIN)/python -m pytest tests/test_pyspark.py -q
 
 clean:
 	rm -rf $(VENV) work

@@ -41,7 +41,7 @@ FORMAT_OPTION = typer.Option(Format.table, "--format", help="Output format: tabl
 @app.callback()
 def main(
     ctx: typer.Context,
-    db: Optional[str] = typer.Option(None, "--db", help="Database URL (env RETAILFLOW_DB); default duckdb:///./retailflow.duckdb."),
+    db: Optional[str] = typer.Option(None, "--db", help="Database URL (env RETAILFLOW_DB): duckdb:///file, postgresql://..., mysql://..., pyspark://local[2]; default duckdb:///./retailflow.duckdb."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="YAML file adding or overriding data-quality rules (env RETAILFLOW_RULES)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or timing lines (env RETAILFLOW_QUIET=1)."),
 ) -> None:

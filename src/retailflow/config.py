@@ -13,7 +13,8 @@ DEFAULT_DB = "duckdb:///./retailflow.duckdb"
 class Settings:
     """What every command needs to know: which database and which rules."""
 
-    #: Database URL (RETAILFLOW_DB): duckdb:///relative.duckdb, duckdb:////abs/path.duckdb or postgresql://...
+    #: Database URL (RETAILFLOW_DB): duckdb:///relative.duckdb, duckdb:////abs/path.duckdb, postgresql://...,
+    #: mysql://..., pyspark://local[2]?warehouse=/path or sc://host:15002
     db_url: str = DEFAULT_DB
     #: Extra or overriding data-quality rules (RETAILFLOW_RULES), a YAML file.
     rules_path: Path | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from retailflow.backends.base import Backend
@@ -11,7 +12,9 @@ __all__ = ["Backend", "connect", "mask_url"]
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print."""
+    """The URL with any password (or Spark Connect token) replaced by ***, safe to print."""
+    if url.lower().startswith("sc://"):
+        return re.sub(r"(;\s*token=)[^;]*", r"\1***", url, flags=re.IGNORECASE)
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -27,11 +30,13 @@ def mask_url(url: str) -> str:
 
 
 def connect(url: str) -> Backend:
-    """Open the database at `url` (duckdb:///path, postgresql://user@host:port/db, mysql://user@host:port/db) and ensure its schemas."""
+    """Open the database at `url` and ensure its schemas: duckdb:///path, postgresql://user@host:port/db,
+    mysql://user@host:port/db, pyspark://local[2]?warehouse=/path or sc://host:15002 (Spark Connect)."""
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
-        scheme = ""
+        # pyspark://local[2]: urlsplit reads "[2]" as an IPv6 address and refuses it.
+        scheme = "pyspark" if url.lower().startswith("pyspark://") else ""
     if scheme == "duckdb":
         from retailflow.backends.duckdb import DuckDBBackend
 
@@ -44,10 +49,15 @@ def connect(url: str) -> Backend:
         from retailflow.backends.mysql import MySQLBackend
 
         backend = MySQLBackend(url)
+    elif scheme in ("pyspark", "sc"):
+        from retailflow.backends.pyspark import PySparkBackend
+
+        backend = PySparkBackend(url)
     else:
         raise UserError(
             f"database URL {mask_url(url)!r} is not supported: use duckdb:///path/file.duckdb "
-            "postgresql://user@host:5432/dbname or mysql://user@host:3306/dbname"
+            "postgresql://user@host:5432/dbname, mysql://user@host:3306/dbname, "
+            "pyspark://local[2]?warehouse=/path or sc://host:15002"
         )
     backend.create_schemas()
     return backend

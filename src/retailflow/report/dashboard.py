@@ -99,7 +99,11 @@ def _build_section(backend: Backend, spec: SectionSpec) -> _Rendered:
 
 def _dataset(backend: Backend) -> tuple[str, int]:
     """The dataset's name (the folder its files came from, else the database's name) and its file count."""
-    database = Path(urlsplit(backend.url).path).stem or "retailflow"
+    try:
+        path = urlsplit(backend.url).path
+    except ValueError:  # pyspark://local[2]: urlsplit reads "[2]" as an IPv6 address
+        path = ""
+    database = Path(path).stem or "retailflow"
     if not _has_rows(backend, "audit.batches"):
         return database, 0
     batches = stored("audit.batches")

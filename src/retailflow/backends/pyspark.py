@@ -1,0 +1,526 @@
+"""PySpark: a local Spark (`pyspark://local[2]`) or a Spark Connect cluster (`sc://host:15002`).
+
+Every retailflow schema is a Spark database. Locally a retailflow database is one warehouse
+folder (`pyspark://local[2]?warehouse=/path`, default `./retailflow-spark`): the tables'
+Parquet files under `tables/` and its own Hive metastore (embedded Derby) under `metastore/`,
+so the tables outlive the process, two databases never share a catalog, and Derby's lock keeps
+a second process out while one has the database open (as DuckDB's file lock does). Other
+`spark.*` URL parameters are passed to Spark as they are
+(`pyspark://local[4]?warehouse=/data/rf&spark.driver.memory=8g`). Over Spark Connect the
+schemas live in the cluster's catalog, one retailflow database per catalog, and nothing keeps
+two retailflow processes from writing at once.
+
+Spark has no UPDATE, DELETE, MERGE or transactions on plain Parquet tables, and no ON CONFLICT.
+Every statement is parsed once with sqlglot and re-written: a row change computes the table's
+new contents, checkpoints them (so the plan no longer reads the table, which Spark refuses to
+overwrite while reading it) and INSERT OVERWRITEs the table; key constraints are dropped (the
+rules guarantee keys and references before a row is staged) and NOT NULL too (Spark's file
+tables accept it but never enforce it).
+
+Not atomic: `transaction()` is a no-op, so the crash-safety guarantees of the other engines do
+not hold here. A process killed during a stage can leave it half-written, and one killed during
+an INSERT OVERWRITE can leave that table empty; re-run the stage (or rebuild from the inputs).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import unquote
+
+import duckdb
+import ibis
+import pyarrow as pa
+import ibis.expr.operations as ops
+import ibis.expr.types as ir
+import sqlglot
+import sqlglot.expressions as sge
+from ibis.backends.sql.compilers.pyspark import PySparkCompiler
+from ibis.backends.sql.dialects import PySpark
+
+from retailflow.backends import csv_reader
+from retailflow.backends.base import Backend
+from retailflow.errors import UserError
+
+try:
+    from pyspark.sql import Observation, SparkSession
+    from pyspark.sql import functions as spark_functions
+except ImportError:  # the extra is not installed: connecting says how to install it
+    SparkSession = None
+
+DEFAULT_MASTER = "local[2]"
+#: Spark setting naming the warehouse a local session was started for.
+WAREHOUSE_SETTING = "spark.retailflow.warehouse"
+DEFAULT_WAREHOUSE = "retailflow-spark"
+#: Temporary view holding a checkpointed result while it is written back.
+SCRATCH_VIEW = "rf_spark_rewrite"
+#: Column a re-written UPDATE or DELETE marks the rows it changes with.
+CHANGED = "__rf_changed"
+#: Column marking the FROM source's rows in a re-written UPDATE ... FROM.
+MATCHED = "__rf_matched"
+
+#: Settings every session gets. ANSI off: a division by zero or a cast of text that is not a
+#: number gives NULL, as on DuckDB, instead of failing the whole statement.
+SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+#: Backends of this process using each session (by warehouse or Connect URL); the last one to close stops it.
+_OPEN: collections.Counter[str] = collections.Counter()
+
+
+class _Written(PySpark):
+    """Spark SQL that also reads "double-quoted" identifiers, as retailflow's portable SQL writes them."""
+
+    class Tokenizer(PySpark.Tokenizer):
+        QUOTES = ["'"]
+        IDENTIFIERS = ["`", '"']
+
+
+class _Compiler(PySparkCompiler):
+    """Ibis's PySpark compiler, stripping whitespace as the other engines do.
+
+    Ibis trims the characters of string.whitespace, written '\\v' and '\\f' in the literal, which
+    Spark reads as the letters v and f ('Dev' became 'De'), and Spark's LTRIM/RTRIM trim spaces
+    only; Java's \\s is exactly string.whitespace.
+    """
+
+    SIMPLE_OPS = {op: name for op, name in PySparkCompiler.SIMPLE_OPS.items() if op not in (ops.LStrip, ops.RStrip)}
+
+    def visit_Strip(self, op, *, arg):
+        return self.f.regexp_replace(arg, r"^\s+|\s+\z", "")
+
+    def visit_LStrip(self, op, *, arg):
+        return self.f.regexp_replace(arg, r"^\s+", "")
+
+    def visit_RStrip(self, op, *, arg):
+        return self.f.regexp_replace(arg, r"\s+\z", "")
+
+
+_COMPILER = _Compiler()
+
+
+def parse_url(url: str) -> tuple[str, Path, dict[str, str]]:
+    """(master, warehouse folder, extra Spark settings) of a pyspark:// URL."""
+    rest = url.split("://", 1)[1]
+    master, _, query = rest.partition("?")
+    # unquote, not parse_qsl: a '+' stays a '+' (-XX:+UseG1GC); a space is written %20.
+    settings = {unquote(name): unquote(value) for name, _, value in
+                (part.partition("=") for part in query.split("&") if part)}
+    warehouse = Path(settings.pop("warehouse", DEFAULT_WAREHOUSE)).expanduser().absolute()
+    unknown = sorted(name for name in settings if not name.startswith("spark."))
+    if unknown:
+        raise UserError(f"database URL {url!r}: unknown parameter(s) {', '.join(unknown)}; use "
+                        "pyspark://local[2]?warehouse=/path (and spark.* settings, e.g. spark.driver.memory=4g)")
+    return master.strip("/") or DEFAULT_MASTER, warehouse, settings
+
+
+def mask_connect_url(url: str) -> str:
+    """A Spark Connect URL with its token (sc://host:15002/;token=...) hidden."""
+    return re.sub(r"(;\s*token=)[^;]*", r"\1***", url)
+
+
+class PySparkBackend(Backend):
+    """Spark SQL through Ibis's PySpark backend; row changes re-written as table rewrites."""
+
+    dialect = "pyspark"
+    supports_foreign_keys = False
+    declares_fact_keys = False
+
+    @property
+    def display_url(self) -> str:
+        return mask_connect_url(self.url)
+
+    @property
+    def is_connect(self) -> bool:
+        return self.url.lower().startswith("sc://")
+
+    def _connect(self) -> ibis.BaseBackend:
+        if SparkSession is None:
+            raise UserError("PySpark is not installed: pip install 'retailflow[pyspark]' (needs Java 17)")
+        self._schemas: dict[tuple[str, str], object] = {}
+        if self.is_connect:
+            self._owner = self.url
+            try:
+                session = SparkSession.builder.remote(self.url).getOrCreate()
+            except ImportError as error:
+                raise UserError(f"Spark Connect needs its client libraries ({error}): "
+                                "pip install 'retailflow[spark-connect]'") from None
+        else:
+            master, warehouse, settings = parse_url(self.url)
+            self._owner = str(warehouse)
+            active = SparkSession.getActiveSession()
+            if active is None:
+                session = _start_local_session(master, warehouse, settings)
+            elif active.conf.get(WAREHOUSE_SETTING, None) == str(warehouse):
+                session = active
+            else:
+                raise UserError(f"this process already has another Spark database open "
+                                f"({active.conf.get(WAREHOUSE_SETTING, 'not a retailflow warehouse')}); "
+                                f"close it before opening {warehouse}")
+        connection = ibis.pyspark.connect(session)
+        for name, value in SESSION_SETTINGS.items():
+            session.conf.set(name, value)
+        _OPEN[self._owner] += 1
+        self._closed = False
+        return connection
+
+    @property
+    def _session(self):
+        return self.ibis._session
+
+    def close(self) -> None:
+        """Stop the Spark session when no other backend of this process uses it."""
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN[self._owner] -= 1
+        if not _OPEN[self._owner]:
+            self._session.stop()
+
+    # -- statements ---------------------------------------------------------------------
+
+    def _parse(self, sql: str) -> list[sge.Expression]:
+        return [tree for tree in sqlglot.parse(sql, read=_Written) if tree is not None]
+
+    def _sql(self, tree: sge.Expression | str):
+        return self._session.sql(tree if isinstance(tree, str) else tree.sql(self.dialect))
+
+    def execute(self, sql: str) -> int:
+        """Run statements; UPDATE and DELETE return the rows they changed, other statements 0."""
+        affected = 0
+        for tree in self._parse(sql):
+            if isinstance(tree, sge.Update):
+                affected = self._update(tree)
+            elif isinstance(tree, sge.Delete):
+                affected = self._delete(tree)
+            elif isinstance(tree, sge.Alter):
+                self._alter(tree)
+                affected = 0
+            else:
+                if isinstance(tree, sge.Create) and isinstance(tree.this, sge.Schema):
+                    _drop_constraints(tree.this)
+                self._sql(tree).collect()
+                affected = 0
+            if isinstance(tree, (sge.Create, sge.Drop, sge.Alter)):
+                self._forget(tree.this.this if isinstance(tree.this, sge.Schema) else tree.this)
+        return affected
+
+    def compile(self, expr: ir.Expr) -> str:
+        return _COMPILER.to_sqlglot(expr.unbind()).sql(self.dialect)
+
+    def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        *before, query = self._parse(sql)
+        for tree in before:
+            self.execute(tree.sql(self.dialect))
+        table = self._sql(query).toArrow()
+        # Spark's TIMESTAMP is an instant shown in the session's zone (UTC): as a naive
+        # date-time it reads as the value written, as DuckDB's TIMESTAMP does.
+        columns = [column.cast(_naive(column.type)) if _is_zoned(column.type) else column
+                   for column in table.columns]
+        return table.column_names, list(zip(*(column.to_pylist() for column in columns)))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """No transaction: Spark commits every statement on its own (see the module's docstring)."""
+        yield
+
+    # -- catalog --------------------------------------------------------------------------
+
+    def tables(self, schema: str) -> list[str]:
+        if not self._session.catalog.databaseExists(schema):
+            return []
+        rows = self._sql(f"SHOW TABLES IN {self.quote(schema)}").collect()
+        return sorted(row.tableName for row in rows if not row.isTemporary)
+
+    def _schema(self, qualified_name: str):
+        """The Spark schema (StructType) of a table, None when it does not exist.
+
+        Each look-up asks the metastore; the answers are kept until this backend runs DDL.
+        """
+        key = _table_key(sge.to_table(qualified_name, dialect=_Written))
+        if key not in self._schemas:
+            exists = self._session.catalog.tableExists(qualified_name)
+            self._schemas[key] = self._session.table(qualified_name).schema if exists else None
+        return self._schemas[key]
+
+    def _forget(self, changed: sge.Expression | None) -> None:
+        """Drop what _schema knows about a table whose DDL ran (everything, for other DDL)."""
+        if isinstance(changed, sge.Table) and changed.args.get("db"):
+            self._schemas.pop(_table_key(changed), None)
+        else:
+            self._schemas.clear()
+
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        found = self._schema(self.qualified(schema, table))
+        return [field.name for field in found.fields] if found else []
+
+    def _column_types(self, name: str) -> list[tuple[str, str]]:
+        """(name, Spark SQL type) of each column of a table, in order."""
+        found = self._schema(name)
+        if found is None:
+            raise UserError(f"table {name} does not exist")
+        return [(field.name, field.dataType.simpleString()) for field in found.fields]
+
+    # -- row changes ----------------------------------------------------------------------
+
+    def _update(self, tree: sge.Update) -> int:
+        """UPDATE [FROM]: every row re-computed with CASE WHEN <matched> THEN <new> ELSE <old>."""
+        target = tree.this
+        alias = target.alias or "__rf_target"
+        plain_target = target.copy()
+        plain_target.set("alias", None)
+        target_name = plain_target.sql(self.dialect)
+        columns = self._column_types(target_name)
+        source = tree.args.get("from_")
+        names = {_table_key(target): alias}
+        joined = ""
+        if source is not None:
+            if source.args.get("joins"):
+                raise NotImplementedError("UPDATE ... FROM on Spark takes one source (a table, subquery or VALUES)")
+            source_alias = source.this.alias_or_name
+            if not source_alias:
+                raise UserError("UPDATE ... FROM on Spark: give the source subquery an alias")
+            if isinstance(source.this, sge.Table):
+                names[_table_key(source.this)] = source_alias
+        where = tree.args.get("where")
+        condition = _requalified(where.this, names) if where else sge.true()
+        assignments = {eq.this.name: _requalified(eq.expression, names) for eq in tree.expressions}
+        if source is not None:
+            joined = (f" LEFT JOIN (SELECT *, TRUE AS {MATCHED} FROM {source.this.sql(self.dialect)}) AS "
+                      f"{self.quote(source_alias)} ON {condition.sql(self.dialect)}")
+            matched = f"{self.quote(source_alias)}.{MATCHED} IS NOT NULL"
+        else:
+            matched = f"COALESCE({condition.sql(self.dialect)}, FALSE)"
+        quoted_alias = self.quote(alias)
+        items = []
+        for name, sql_type in columns:
+            old = f"{quoted_alias}.{self.quote(name)}"
+            if name in assignments:
+                new = f"CAST({assignments[name].sql(self.dialect)} AS {sql_type})"
+                items.append(f"CASE WHEN {matched} THEN {new} ELSE {old} END AS {self.quote(name)}")
+            else:
+                items.append(old)
+        select = (f"SELECT {', '.join(items)}, {matched} AS {CHANGED} "
+                  f"FROM {target_name} AS {quoted_alias}{joined}")
+        expected_rows = int(self.scalar(f"SELECT count(*) FROM {target_name}")) if source is not None else None
+        return self._rewrite(target_name, [name for name, _ in columns], select, keep_changed=True,
+                             expected_rows=expected_rows)
+
+    def _delete(self, tree: sge.Delete) -> int:
+        """DELETE: the table re-written with the rows the condition does not hold for."""
+        target = tree.this
+        target_name = target.sql(self.dialect)
+        where = tree.args.get("where")
+        if where is None:
+            count = int(self.scalar(f"SELECT count(*) FROM {target_name}"))
+            self._sql(f"TRUNCATE TABLE {target_name}").collect()
+            return count
+        columns = [name for name, _ in self._column_types(target_name)]
+        select = (f"SELECT {', '.join(map(self.quote, columns))}, "
+                  f"COALESCE({where.this.sql(self.dialect)}, FALSE) AS {CHANGED} FROM {target_name}")
+        return self._rewrite(target_name, columns, select, keep_changed=False)
+
+    def _rewrite(self, target_name: str, columns: Sequence[str], select: str, *, keep_changed: bool,
+                 expected_rows: int | None = None) -> int:
+        """Write back `select` (the table's rows plus a CHANGED flag) when any row changed; returns how many.
+
+        The rows are checkpointed first: the plan that writes no longer reads the table.
+        """
+        counting = (spark_functions.count(spark_functions.lit(1)).alias("total"),
+                    spark_functions.count_if(spark_functions.col(CHANGED)).alias("changed"))
+        counts = Observation()
+        rows = self._session.sql(select).observe(counts, *counting).localCheckpoint()
+        metrics = counts.get
+        if "total" not in metrics:  # Spark Connect observes nothing during a checkpoint: count the rows kept
+            metrics = rows.agg(*counting).first().asDict()
+        total, changed = metrics["total"], metrics["changed"]
+        if expected_rows is not None and total != expected_rows:
+            raise UserError(f"UPDATE of {target_name}: the FROM source matches some rows more than once "
+                            f"({total} rows instead of {expected_rows}); make the source unique on the join key")
+        if changed:
+            rows.createOrReplaceTempView(SCRATCH_VIEW)
+            kept = "" if keep_changed else f" WHERE NOT {CHANGED}"
+            try:
+                self._sql(f"INSERT OVERWRITE TABLE {target_name} "
+                          f"SELECT {', '.join(map(self.quote, columns))} FROM {SCRATCH_VIEW}{kept}").collect()
+            finally:
+                self._session.catalog.dropTempView(SCRATCH_VIEW)
+        return int(changed)
+
+    def _alter(self, tree: sge.Alter) -> None:
+        """ALTER TABLE ... ADD COLUMN [IF NOT EXISTS]: Spark adds columns but has no IF NOT EXISTS."""
+        actions = tree.args.get("actions") or []
+        if not all(isinstance(action, sge.ColumnDef) for action in actions):
+            self._sql(tree).collect()
+            return
+        existing = {name for name, _ in self._column_types(tree.this.sql(self.dialect))}
+        added = [action for action in actions if not (action.args.get("exists") and action.name in existing)]
+        if added:
+            definitions = ", ".join(f"{self.quote(action.name)} {action.args['kind'].sql(self.dialect)}"
+                                    for action in added)
+            self._sql(f"ALTER TABLE {tree.this.sql(self.dialect)} ADD COLUMNS ({definitions})").collect()
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def _append(self, frame, schema: str, table: str) -> int:
+        """Append a DataFrame to schema.table, matching columns by name; returns the rows written."""
+        target = self.qualified(schema, table)
+        types = self._column_types(target)
+        present = set(frame.columns)
+        unknown = sorted(present - {name for name, _ in types})
+        if unknown:
+            raise ValueError(f"{target} has no column(s) {', '.join(unknown)}")
+        ordered = frame.select(*[
+            frame[name].cast(sql_type).alias(name) if name in present
+            else spark_functions.lit(None).cast(sql_type).alias(name)
+            for name, sql_type in types])
+        counts = Observation()
+        ordered.observe(counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.insertInto(target)
+        return int(counts.get["rows"])
+
+    def insert(self, schema: str, table: str, expr: ir.Table) -> int:
+        # Spark reports no row count for INSERT: an observed count on the written rows gives it in the same pass.
+        return self._append(self._session.sql(self.compile(expr)), schema, table)
+
+    def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
+        """Rows whose key is new are added, rows whose key is there replace it: the table is re-written."""
+        target = self.qualified(schema, table)
+        incoming = "rf_spark_incoming"
+        self._session.sql(self._translated(select_sql)).localCheckpoint().createOrReplaceTempView(incoming)
+        try:
+            names = [name for name, _ in self._column_types(target)]
+            on = " AND ".join(f"t.{self.quote(name)} = i.{self.quote(name)}" for name in key)
+            chosen = ", ".join(f"{'i' if name in columns else 't'}.{self.quote(name)}" for name in names)
+            select = (f"SELECT {chosen}, TRUE AS {CHANGED} FROM {incoming} AS i LEFT JOIN {target} AS t ON {on} "
+                      f"UNION ALL SELECT {', '.join(f't.{self.quote(name)}' for name in names)}, FALSE "
+                      f"FROM {target} AS t LEFT ANTI JOIN {incoming} AS i ON {on}")
+            self._rewrite(target, names, select, keep_changed=True)
+        finally:
+            self._session.catalog.dropTempView(incoming)
+
+    def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
+        target = self.qualified(schema, name)
+        self.execute(f"DROP TABLE IF EXISTS {target}")
+        counts = Observation()
+        self._session.sql(self.compile(expr)).observe(
+            counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.saveAsTable(target)
+        self._forget(sge.to_table(target, dialect=_Written))
+        return int(counts.get["rows"])
+
+    def _translated(self, sql: str) -> str:
+        return ";\n".join(tree.sql(self.dialect) for tree in self._parse(sql))
+
+    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+        # A checkpointed temporary view: computed once, and cut from its inputs, so a later
+        # rewrite of a table it was read from (DELETE FROM quarantine) leaves it as it was.
+        self._session.sql(self.compile(expr)).localCheckpoint().createOrReplaceTempView(name)
+        return ibis.table(expr.schema(), name=name)
+
+    def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
+        # Spark's TRY_CAST gives NULL for a day that does not exist (2024-02-30).
+        return value.try_cast(logical_type)
+
+    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
+                  batch_id: int, source_name: str) -> int:
+        """DuckDB parses the file (as for every engine), Spark reads the rows it wrote as Parquet.
+
+        That is Spark's native bulk path (spark.read) fed by the one parser every engine shares,
+        so NULL and empty text, quoting and line numbers come out as on DuckDB. Over Spark Connect
+        the cluster cannot read a local file: the parsed rows go as Arrow batches instead.
+        """
+        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        try:
+            if self.is_connect:
+                arrow = duckdb.connect().execute(select).to_arrow_table()
+                return self._append(self._session.createDataFrame(arrow), "raw", table)
+            with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
+                parsed = Path(folder) / "rows.parquet"
+                duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT parquet)")
+                return self._append(self._session.read.parquet(str(parsed)), "raw", table)
+        except duckdb.Error as error:
+            raise csv_reader.explain_read_error(path, error) from None
+
+
+def _start_local_session(master: str, warehouse: Path, settings: dict[str, str]) -> SparkSession:
+    """A local Spark session whose catalog (Derby) and tables live in `warehouse`."""
+    if "SPARK_CONNECT_MODE_ENABLED" in os.environ:
+        # PySpark sets this for the rest of the process once a Spark Connect session exists.
+        raise UserError("this process has used Spark Connect (sc://), after which PySpark cannot start a local "
+                        "session; open the pyspark:// database in another process")
+    warehouse.mkdir(parents=True, exist_ok=True)
+    metastore = warehouse / "metastore"
+    builder = SparkSession.builder.master(master).appName("retailflow")
+    for name, value in {
+        WAREHOUSE_SETTING: str(warehouse),
+        "spark.sql.warehouse.dir": str(warehouse / "tables"),
+        "spark.sql.catalogImplementation": "hive",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={metastore};create=true",
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        "spark.hadoop.hive.exec.scratchdir": str(warehouse / "scratch"),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        **settings,
+    }.items():
+        builder = builder.config(name, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:  # the JVM did not start: Java missing or misconfigured
+        raise UserError(f"cannot start Spark ({str(error).strip().splitlines()[0][:200]}); "
+                        "PySpark needs Java 17 on PATH or JAVA_HOME") from None
+    # Derby writes its log to the working directory unless told otherwise (read when it first boots).
+    session.sparkContext._jvm.java.lang.System.setProperty("derby.stream.error.file",
+                                                            str(warehouse / "derby.log"))
+    # Opening the metastore is where a second process fails (Derby's lock); its page of
+    # stack traces would hide the message below.
+    session.sparkContext.setLogLevel("OFF")
+    try:
+        session.sql("SHOW DATABASES").collect()
+    except Exception as error:
+        session.stop()
+        text = str(error)
+        if "Derby" in text or "metastore" in text.lower():
+            raise UserError(f"cannot open the Spark warehouse {warehouse}: its metastore is in use or damaged; "
+                            "is another retailflow process using it?") from None
+        raise
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _drop_constraints(schema: sge.Schema) -> None:
+    """Remove key constraints and NOT NULL, which Spark's Parquet tables refuse or ignore."""
+    schema.set("expressions", [node for node in schema.expressions
+                               if not isinstance(node, (sge.PrimaryKey, sge.ForeignKey, sge.Constraint))])
+    for definition in schema.expressions:
+        if isinstance(definition, sge.ColumnDef):
+            definition.set("constraints", [constraint for constraint in definition.constraints if not isinstance(
+                constraint.kind, (sge.PrimaryKeyColumnConstraint, sge.NotNullColumnConstraint))])
+
+
+def _table_key(table: sge.Table) -> tuple[str, str]:
+    """(schema, table) of a table reference, lower case as Spark's catalog keeps them."""
+    return (table.args["db"].name if table.args.get("db") else "").lower(), table.name.lower()
+
+
+def _requalified(expression: sge.Expression, names: dict[tuple[str, str], str]) -> sge.Expression:
+    """Columns written as schema.table.column or table.column, qualified by the table's alias instead."""
+    def rename(node: sge.Expression) -> sge.Expression:
+        if isinstance(node, sge.Column) and node.table:
+            db = node.args["db"].name.lower() if node.args.get("db") else ""
+            for (table_db, table_name), alias in names.items():
+                if node.table.lower() == table_name and db in ("", table_db):
+                    return sge.column(node.name, table=alias, quoted=True)
+        return node
+
+    return expression.copy().transform(rename)
+
+
+def _is_zoned(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_timestamp(arrow_type) and arrow_type.tz is not None
+
+
+def _naive(arrow_type: pa.DataType) -> pa.DataType:
+    return pa.timestamp(arrow_type.unit)

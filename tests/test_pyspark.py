@@ -1,0 +1,173 @@
+"""PySpark: the whole pipeline gives the same rows as on DuckDB, and the statements Spark lacks
+(UPDATE, DELETE, ON CONFLICT, ADD COLUMN IF NOT EXISTS, key constraints) are re-written.
+
+Each test opens its own warehouse under tmp_path (one Spark database per process at a time).
+The URL tunes Spark for tiny tables (TINY_DATA), where its per-query machinery costs more
+than the work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import ibis
+import pytest
+
+from helpers import SAMPLE_DIR
+from retailflow.backends import pyspark as spark_backend
+from retailflow.backends.pyspark import PySparkBackend, mask_connect_url, parse_url
+from retailflow.errors import UserError
+from retailflow.generate import generate_dataset
+from retailflow.generate.options import GeneratorOptions
+from snapshots import SCHEMAS, differences
+from test_parity import _on_duckdb, _state_after_pipeline
+
+if spark_backend.SparkSession is None:
+    SPARK_SKIP = "PySpark is not installed: pip install -e '.[pyspark]'"
+elif not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+    SPARK_SKIP = "PySpark needs Java 17: none on PATH and JAVA_HOME is not set"
+else:
+    SPARK_SKIP = None
+needs_spark = pytest.mark.skipif(SPARK_SKIP is not None, reason=SPARK_SKIP or "")
+#: The generated dataset's parity run takes about two minutes more than the sample's.
+FULL_PARITY = os.environ.get("RETAILFLOW_TEST_SPARK_FULL") == "1"
+#: A Spark Connect server to run the sample on (sc://host:15002); its retailflow schemas are dropped first.
+CONNECT_URL = os.environ.get("RETAILFLOW_TEST_SPARK_CONNECT")
+
+#: Spark tuned for a dozen rows: one shuffle partition, no adaptive re-planning, expressions
+#: interpreted rather than compiled, and the JVM's quick compiler only (read when the JVM starts).
+TINY_DATA = "&".join([
+    "spark.sql.shuffle.partitions=1", "spark.sql.adaptive.enabled=false", "spark.sql.codegen.wholeStage=false",
+    "spark.sql.codegen.factoryMode=NO_CODEGEN", "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1"])
+
+pytestmark = pytest.mark.slow
+
+
+def _url(warehouse: Path) -> str:
+    return f"pyspark://local[2]?warehouse={warehouse}&{TINY_DATA}"
+
+
+@pytest.fixture
+def spark(tmp_path) -> Iterator[PySparkBackend]:
+    """A PySpark backend on a fresh warehouse, schemas created."""
+    backend = PySparkBackend(_url(tmp_path / "warehouse"))
+    backend.create_schemas()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """The small generated dataset of test_parity (same options)."""
+    folder = tmp_path_factory.mktemp("spark_parity") / "data"
+    generate_dataset(folder, GeneratorOptions(seed=11, stores=3, products=25, customers=120, days=10,
+                                              anomaly_rate=0.03))
+    return folder
+
+
+@needs_spark
+@pytest.mark.parametrize("dataset", ["sample", pytest.param("generated", marks=pytest.mark.skipif(
+    not FULL_PARITY, reason="two more minutes on Spark: set RETAILFLOW_TEST_SPARK_FULL=1 to run it"))])
+def test_matches_duckdb(dataset, spark, request, tmp_path):
+    data = SAMPLE_DIR if dataset == "sample" else request.getfixturevalue("generated")
+    expected = _on_duckdb(tmp_path, data)
+    actual = _state_after_pipeline(spark, data)
+    problems = differences(expected, actual)
+    assert not problems, "\n".join(problems)
+    assert expected.tables["staging.store_sales_line_items"][1], "the input should stage rows"
+    if dataset == "sample":
+        assert expected.tables["quarantine.store_sales_header"][1], "the sample should quarantine rows"
+
+
+def _rows(backend: PySparkBackend, sql: str) -> list[tuple]:
+    return sorted(backend.fetch(sql)[1], key=repr)
+
+
+@needs_spark
+def test_rewrites_the_statements_spark_lacks(spark):
+    spark.execute('CREATE TABLE IF NOT EXISTS analytics.t ("k" VARCHAR PRIMARY KEY, n BIGINT NOT NULL, d DATE, '
+                  "FOREIGN KEY (k) REFERENCES staging.products (product_id))")
+    spark.execute("INSERT INTO analytics.t VALUES ('a', 1, NULL), ('b', 2, NULL), ('c', 3, NULL)")
+    assert spark.execute("UPDATE analytics.t SET n = n * 10, d = '2024-02-29' WHERE k <> 'a'") == 2
+    spark.execute("CREATE TABLE analytics.s (k VARCHAR, m BIGINT, text VARCHAR)")
+    spark.execute("INSERT INTO analytics.s VALUES ('a', 7, '2024-02-30'), ('z', 9, '2024-02-29 12:30')")
+    assert spark.execute("UPDATE analytics.t SET n = s.m FROM analytics.s s WHERE analytics.t.k = s.k") == 1
+    assert spark.execute("UPDATE analytics.t SET n = v.m FROM (VALUES ('c', 30), ('x', 1)) AS v(k, m) "
+                         "WHERE analytics.t.k = v.k AND analytics.t.n <> v.m") == 0
+    leap = dt.date(2024, 2, 29)
+    assert _rows(spark, 'SELECT * FROM "analytics"."t"') == [("a", 7, None), ("b", 20, leap), ("c", 30, leap)]
+    assert spark.execute("DELETE FROM analytics.t WHERE n > 25") == 1
+    spark.execute("ALTER TABLE analytics.t ADD COLUMN IF NOT EXISTS d DATE")
+    spark.execute("ALTER TABLE analytics.t ADD COLUMN IF NOT EXISTS note VARCHAR")
+    assert spark.table_columns("analytics", "t") == ["k", "n", "d", "note"]
+    # Upsert: a key already there gets the new values of the listed columns, the others stay.
+    spark.upsert("analytics", "t", ["k", "n"], ["k"], "SELECT 'b' AS k, 5 AS n UNION ALL SELECT 'q', 6")
+    assert _rows(spark, "SELECT k, n, d FROM analytics.t") == [("a", 7, None), ("b", 5, leap), ("q", 6, None)]
+    source = ibis.table({"k": "string", "m": "int64", "text": "string"}, name="s", database="analytics")
+    assert spark.insert("analytics", "t", source.select("k", n=source.m)) == 2
+    # 2024-02-30 does not exist: NULL, not an error and not March 1st.
+    parsed = source.select(day=spark.parse(source.text, "date"), moment=spark.parse(source.text, "timestamp"))
+    assert _rows(spark, spark.compile(parsed)) == [(None, None), (None, dt.datetime(2024, 2, 29, 12, 30))]
+    spark.execute("INSERT INTO analytics.s VALUES ('a', 8, NULL)")
+    with pytest.raises(UserError, match="more than once"):
+        spark.execute("UPDATE analytics.t SET n = s.m FROM analytics.s s WHERE analytics.t.k = s.k")
+    assert spark.execute("DELETE FROM analytics.t") == 5
+    assert spark.fetch("SELECT count(*) FROM analytics.t")[1] == [(0,)]
+    assert spark.tables("analytics") == ["s", "t"]
+
+
+@needs_spark
+def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(tmp_path):
+    url = _url(tmp_path / "warehouse")
+    backend = PySparkBackend(url)
+    try:
+        backend.create_schemas()
+        backend.execute("INSERT INTO audit.rule_results VALUES (1, 'stores', 'r', 'reject', 'validate', 3, 1, NULL)")
+        with pytest.raises(UserError, match="another Spark database"):
+            PySparkBackend(_url(tmp_path / "other"))
+        second = subprocess.run(
+            [sys.executable, "-c", f"from retailflow.backends.pyspark import PySparkBackend; PySparkBackend({url!r})"],
+            capture_output=True, text=True, timeout=300)
+        assert second.returncode != 0 and "another retailflow process" in second.stderr, second.stderr[-2000:]
+    finally:
+        backend.close()
+    reopened = PySparkBackend(url)
+    try:
+        reopened.create_schemas()
+        assert reopened.fetch("SELECT rule_id, failed FROM audit.rule_results")[1] == [("r", 1)]
+    finally:
+        reopened.close()
+
+
+def test_url_names_master_warehouse_and_spark_settings(tmp_path):
+    assert parse_url("pyspark://") == ("local[2]", Path.cwd() / "retailflow-spark", {})
+    master, warehouse, settings = parse_url(f"pyspark://local[4]?warehouse={tmp_path}&spark.driver.memory=4g"
+                                            "&spark.driver.extraJavaOptions=-XX:+UseG1GC%20-Xss4m")
+    assert (master, warehouse) == ("local[4]", tmp_path)
+    assert settings == {"spark.driver.memory": "4g", "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Xss4m"}
+    with pytest.raises(UserError, match="unknown parameter"):
+        parse_url("pyspark://local[2]?wharehouse=/tmp/x")
+    assert mask_connect_url("sc://spark.example.com:15002/;user_id=ann;token=s3cret") == (
+        "sc://spark.example.com:15002/;user_id=ann;token=***")
+
+
+@pytest.mark.skipif(not CONNECT_URL, reason="no Spark Connect server: set RETAILFLOW_TEST_SPARK_CONNECT=sc://host:15002 "
+                                           "(a scratch server: the test drops its retailflow schemas)")
+def test_sample_matches_duckdb_over_spark_connect(tmp_path):
+    # Last in the file: once a process has used Spark Connect, PySpark starts no local session in it.
+    backend = PySparkBackend(CONNECT_URL)
+    try:
+        for schema in SCHEMAS:
+            backend.execute(f"DROP SCHEMA IF EXISTS {backend.quote(schema)} CASCADE")
+        backend.create_schemas()
+        actual = _state_after_pipeline(backend, SAMPLE_DIR)
+    finally:
+        backend.close()
+    problems = differences(_on_duckdb(tmp_path, SAMPLE_DIR), actual)
+    assert not problems, "\n".join(problems)
