@@ -21,7 +21,8 @@ import pytest
 
 from helpers import SAMPLE_DIR
 from retailflow.backends import pyspark as spark_backend
-from retailflow.backends.pyspark import PySparkBackend, mask_connect_url, parse_url
+from retailflow.backends import mask_url
+from retailflow.backends.pyspark import PySparkBackend, parse_url
 from retailflow.errors import UserError
 from retailflow.generate import generate_dataset
 from retailflow.generate.options import GeneratorOptions
@@ -153,7 +154,7 @@ def test_url_names_master_warehouse_and_spark_settings(tmp_path):
     assert settings == {"spark.driver.memory": "4g", "spark.driver.extraJavaOptions": "-XX:+UseG1GC -Xss4m"}
     with pytest.raises(UserError, match="unknown parameter"):
         parse_url("pyspark://local[2]?wharehouse=/tmp/x")
-    assert mask_connect_url("sc://spark.example.com:15002/;user_id=ann;token=s3cret") == (
+    assert mask_url("sc://spark.example.com:15002/;user_id=ann;token=s3cret") == (
         "sc://spark.example.com:15002/;user_id=ann;token=***")
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -117,21 +116,12 @@ def parse_url(url: str) -> tuple[str, Path, dict[str, str]]:
     return master.strip("/") or DEFAULT_MASTER, warehouse, settings
 
 
-def mask_connect_url(url: str) -> str:
-    """A Spark Connect URL with its token (sc://host:15002/;token=...) hidden."""
-    return re.sub(r"(;\s*token=)[^;]*", r"\1***", url)
-
-
 class PySparkBackend(Backend):
     """Spark SQL through Ibis's PySpark backend; row changes re-written as table rewrites."""
 
     dialect = "pyspark"
     supports_foreign_keys = False
     declares_fact_keys = False
-
-    @property
-    def display_url(self) -> str:
-        return mask_connect_url(self.url)
 
     @property
     def is_connect(self) -> bool:
