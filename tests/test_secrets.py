@@ -15,7 +15,6 @@ import sys
 import traceback
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from unittest import mock
 
 import psycopg

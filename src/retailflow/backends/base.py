@@ -12,7 +12,7 @@ import ibis
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
 
-from retailflow.model import ENTITIES, IBIS_TYPES, LINEAGE_COLUMNS, TYPE_PATTERNS, Entity
+from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
 
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
 
