@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,29 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """Everything executed inside commits together or not at all."""
+
+    @contextlib.contextmanager
+    def _joined_transaction(self, begin: Callable[[], Any], commit: Callable[[], Any],
+                            rollback: Callable[[], Any]) -> Iterator[None]:
+        """A transaction from the driver's begin/commit/rollback; a nested one joins the outer."""
+        if getattr(self, "_depth", 0):
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            rollback()
+            raise
+        else:
+            commit()
+        finally:
+            self._depth = 0
 
     @abc.abstractmethod
     def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -44,7 +44,6 @@ class DuckDBBackend(Backend):
                                   ("threads", "RETAILFLOW_DUCKDB_THREADS")):
             if os.environ.get(variable):
                 connection.con.execute(f"SET {setting} = {self.literal(os.environ[variable])}")
-        self._depth = 0
         return connection
 
     @property
@@ -63,26 +62,9 @@ class DuckDBBackend(Backend):
         cursor = self._raw.execute(sql)
         return [column[0] for column in cursor.description], cursor.fetchall()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._raw.execute("BEGIN TRANSACTION")
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._raw.execute("ROLLBACK")
-            raise
-        else:
-            self._raw.execute("COMMIT")
-        finally:
-            self._depth = 0
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        return self._joined_transaction(lambda: self._raw.execute("BEGIN TRANSACTION"),
+                                        lambda: self._raw.execute("COMMIT"), lambda: self._raw.execute("ROLLBACK"))
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return value.try_cast(logical_type)

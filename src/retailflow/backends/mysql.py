@@ -12,7 +12,7 @@ import contextlib
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -134,7 +134,6 @@ class MySQLBackend(Backend):
             cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
                            "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'")
             cursor.execute("SET SESSION group_concat_max_len = 1048576")
-        self._depth = 0
         return connection
 
     @property
@@ -194,27 +193,9 @@ class MySQLBackend(Backend):
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
         return self.fetch_built(self.translate(sql))
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         # MySQL commits implicitly before any DDL, so only row changes are atomic here.
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._raw.begin()
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._raw.rollback()
-            raise
-        else:
-            self._raw.commit()
-        finally:
-            self._depth = 0
+        return self._joined_transaction(self._raw.begin, self._raw.commit, self._raw.rollback)
 
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
         # DDL cannot be rolled back here: build the new table aside, then swap with one atomic RENAME.
