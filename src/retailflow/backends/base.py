@@ -7,11 +7,13 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import ibis
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
 
+from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
 
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
@@ -82,6 +84,22 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def _connect(self) -> ibis.BaseBackend: ...
+
+    def server_address(self, default_port: int, default_user: str) -> dict[str, Any]:
+        """host, port, user, password (None when absent) and database of a server URL, percent-decoded.
+
+        URLs percent-encode reserved characters: a password with '@' is written %40.
+        """
+        parts = urlsplit(self.url)
+        try:
+            port = parts.port or default_port
+        except ValueError:
+            scheme = parts.scheme or "scheme"
+            raise UserError(f"database URL {self.display_url!r} has an invalid port; "
+                            f"use {scheme}://user:password@host:{default_port}/dbname") from None
+        return dict(host=parts.hostname or "localhost", port=port, user=unquote(parts.username or default_user),
+                    password=unquote(parts.password) if parts.password is not None else None,
+                    database=unquote(parts.path.lstrip("/")) or "retailflow")
 
     @abc.abstractmethod
     def execute(self, sql: str) -> int:

@@ -14,7 +14,6 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import duckdb
 import ibis
@@ -94,19 +93,12 @@ class MySQLBackend(Backend):
     declares_fact_keys = False
 
     def _connect(self) -> ibis.BaseBackend:
-        parts = urlsplit(self.url)
-        try:
-            port = parts.port or 3306
-        except ValueError:
-            raise UserError(f"database URL {self.display_url!r} has an invalid port; "
-                            "use mysql://user:password@host:3306/dbname") from None
-        self.database = unquote(parts.path.lstrip("/")) or "retailflow"
+        address = self.server_address(3306, "root")
+        self.database = address.pop("database")
         if not re.fullmatch(r"[A-Za-z0-9_]{1,48}", self.database):
             raise UserError(f"database name {self.database!r} in {self.display_url}: use letters, digits and _ "
                             "(at most 48, as each retailflow schema becomes a database named <name>_<schema>)")
-        params = dict(host=parts.hostname or "localhost", port=port, user=unquote(parts.username or "root"),
-                      password=unquote(parts.password) if parts.password is not None else "",
-                      local_infile=1, charset="utf8mb4")
+        params = dict(address, password=address["password"] or "", local_infile=1, charset="utf8mb4")
         try:
             import MySQLdb
         except ImportError:

@@ -8,7 +8,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import duckdb
 import ibis
@@ -101,17 +100,8 @@ class PostgresBackend(Backend):
         super().__init__(url)
 
     def _connect(self) -> ibis.BaseBackend:
-        parts = urlsplit(self.url)
-        try:
-            port = parts.port or 5432
-        except ValueError:
-            raise UserError(f"database URL {self.display_url!r} has an invalid port; "
-                            "use postgresql://user:password@host:5432/dbname") from None
-        # URLs percent-encode reserved characters (a password with '@' is written %40).
-        database = unquote(parts.path.lstrip("/")) or "retailflow"
-        params = dict(host=parts.hostname or "localhost", port=port,
-                      user=unquote(parts.username or "postgres"),
-                      password=unquote(parts.password) if parts.password is not None else None, database=database)
+        params = self.server_address(5432, "postgres")
+        database = params["database"]
         try:
             return self._with_session_settings(ibis.postgres.connect(**params))
         except psycopg.OperationalError as error:
