@@ -59,7 +59,7 @@ def quarantine_summary(backend: Backend) -> list[dict]:
     for entity in ENTITIES.values():
         table = backend.raw_table("quarantine", entity.name)
         key = ibis.literal("|").join([table[name].fill_null("") for name in entity.primary_key])
-        listed = per_rule_id(table.mutate(_key=key), "_rule_ids")
+        listed = per_rule_id(table.mutate(_key=key), "_rule_ids", ibis.literal(entity.name))
         exploded = listed.select("rule_id", key=listed._key, reasons=listed._reasons,
                                  line=listed._source_line, file=listed._source_file)
         grouped = exploded.group_by("rule_id").aggregate(

@@ -15,14 +15,19 @@ def staging_table(entity_name: str) -> ir.Table:
     return ibis.table({**schema, "_batch_id": "int64", "_source_line": "int64"}, name=entity.name, database="staging")
 
 
-RULE_RESULTS = ibis.table({"rule_id": "string"}, name="rule_results", database="audit")
+RULE_RESULTS = ibis.table({"entity": "string", "rule_id": "string"}, name="rule_results", database="audit")
 
 
-def per_rule_id(table: ir.Table, ids_column: str) -> ir.Table:
+def per_rule_id(table: ir.Table, ids_column: str, entity: ir.StringValue) -> ir.Table:
     """One row per (row of `table`, rule id listed in its comma-separated `ids_column`), as `rule_id`.
 
-    The ids are matched against the rule ids on record in audit.rule_results (every id that can
-    appear in a list is counted there) instead of splitting the text, as not every engine has arrays.
+    The ids are matched against the rule ids on record in audit.rule_results for the row's
+    `entity` (every id that can appear in a list is counted there) instead of splitting the
+    text, as not every engine has arrays. The equality on entity keeps the join a hash join:
+    only that entity's few ids are tested against each row.
     """
-    rule_ids = RULE_RESULTS.select("rule_id").distinct()
-    return table.join(rule_ids, ("," + table[ids_column] + ",").contains("," + rule_ids.rule_id + ","))
+    rule_ids = RULE_RESULTS.select(_rule_entity="entity", rule_id="rule_id").distinct()
+    table = table.mutate(_row_entity=entity)
+    joined = table.join(rule_ids, [table._row_entity == rule_ids._rule_entity,
+                                   ("," + table[ids_column] + ",").contains("," + rule_ids.rule_id + ",")])
+    return joined.drop("_row_entity", "_rule_entity")

@@ -120,7 +120,7 @@ def data_quality(backend: Backend) -> Section:
         .filter(lambda t: t.failed > 0).order_by([ibis.desc("failed"), "rule_id"]).limit(25))
     by_severity, severities = _pivot(failures, "rule_id", "severity", "failed")
     warnings = stored("audit.warnings")
-    listed = per_rule_id(warnings, "rule_ids")
+    listed = per_rule_id(warnings, "rule_ids", warnings.entity)
     exploded = listed.select("entity", "rule_id", key=listed.row_key, reasons=listed.reasons)
     top_warnings = backend.fetch_dicts(exploded.group_by(["entity", "rule_id"]).aggregate(
         rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
