@@ -37,7 +37,7 @@ def _flags(backend, tmp_path, rows, rule):
     ingest(backend, discover([path]))
     candidates = backend.raw_table("raw", "products")
     checked = check(backend, ENTITIES["products"], candidates, [rule], {}).order_by("_source_line")
-    return [(row["_fail0"], row["_why0"]) for row in backend.fetch_dicts(checked.select("_fail0", "_why0"))]
+    return [(row["_fail0"], row["_why"]) for row in backend.fetch_dicts(checked.select("_fail0", "_why"))]
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))

@@ -8,10 +8,16 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.model import ENTITIES, Entity
+from retailflow.model import Entity
 from retailflow.tables import staging_table
 
 TYPED_PREFIX = "_v_"
+
+
+def with_typed(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Table:
+    """Candidate rows plus each column's typed value as _v_<column> (NULL where it does not parse)."""
+    return candidates.mutate(**{TYPED_PREFIX + column.name: backend.parse(candidates[column.name], column.type)
+                                for column in entity.columns})
 
 
 class CheckContext:
@@ -23,9 +29,7 @@ class CheckContext:
         self.entity = entity
         self.pending = pending
         self._flag_names = {rule_id: f"_r{index}" for index, rule_id in enumerate(rule_ids)}
-        typed = {self.typed_name(column.name): backend.parse(candidates[column.name], column.type)
-                 for column in entity.columns}
-        self.table = candidates.mutate(**typed)
+        self.table = with_typed(backend, entity, candidates)
 
     @staticmethod
     def typed_name(column: str) -> str:
@@ -51,15 +55,17 @@ class CheckContext:
         return staging_table(entity_name)
 
     def typed_rows(self, entity_name: str, columns: Sequence[str]) -> ir.Table:
-        """Typed `columns` of staging.<entity> plus that entity's candidates in this run."""
+        """Typed `columns` of staging.<entity> plus that entity's candidates in this run.
+
+        `pending` holds those candidates with their typed _v_ columns: parsed from raw, or the
+        entity's materialised check once it has one, so they are not parsed twice.
+        """
         staged = self.staging(entity_name).select(*columns)
         if entity_name not in self.pending:
             return staged
-        raw = self.pending[entity_name]
-        entity = ENTITIES[entity_name]
-        parsed = raw.select(**{column: self.backend.parse(raw[column], entity.column(column).type)
-                               for column in columns})
-        return staged.union(parsed, distinct=False)
+        typed = self.pending[entity_name]
+        return staged.union(typed.select(**{column: typed[self.typed_name(column)] for column in columns}),
+                            distinct=False)
 
     def reference_keys(self, entity_name: str, column: str) -> ir.Table:
         rows = self.typed_rows(entity_name, [column])
