@@ -274,9 +274,8 @@ class Backend(abc.ABC):
             valid &= ibis.ifelse(clock, (hour <= 23) & (minute <= 59) & (second <= 59), True)
         return ibis.ifelse(valid, value.cast(logical_type), ibis.null(logical_type))
 
-    def parse(self, value: ir.StringValue, logical_type: str) -> ir.Value:
-        """Typed value of a text cell (trimmed), NULL when it is not a valid value of that type."""
-        trimmed = value.strip().nullif("")
+    def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
+        """Typed value of a trimmed text cell (NULL when empty), NULL when it is not a valid value of that type."""
         if logical_type == "text":
             return trimmed
         ibis_type = IBIS_TYPES[logical_type]

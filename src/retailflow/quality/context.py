@@ -12,12 +12,17 @@ from retailflow.model import Entity
 from retailflow.tables import staging_table
 
 TYPED_PREFIX = "_v_"
+TRIMMED_PREFIX = "_t_"
 
 
 def with_typed(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Table:
-    """Candidate rows plus each column's typed value as _v_<column> (NULL where it does not parse)."""
-    return candidates.mutate(**{TYPED_PREFIX + column.name: backend.parse(candidates[column.name], column.type)
-                                for column in entity.columns})
+    """Candidate rows plus each cell trimmed (_t_<column>, NULL when empty) and typed (_v_<column>,
+    NULL where it does not parse): every cell is trimmed once, whatever the rules read."""
+    trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: candidates[column.name].strip().nullif("")
+                                   for column in entity.columns})
+    return trimmed.mutate(**{TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name],
+                                                                       column.type)
+                             for column in entity.columns})
 
 
 class CheckContext:
@@ -40,7 +45,7 @@ class CheckContext:
 
     def text(self, column: str) -> ir.StringValue:
         """The cell as written (trimmed), NULL when empty."""
-        return self.table[column].strip().nullif("")
+        return self.table[TRIMMED_PREFIX + column]
 
     def flag_name(self, rule) -> str:
         return self._flag_names[rule.id]

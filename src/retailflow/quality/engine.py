@@ -85,15 +85,16 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
         prepare = KINDS[rule.kind].prepare
         if prepare:
             prepare(context, rule)
-    flags, reasons, warn_reasons = {}, [], []
-    for index, rule in enumerate(rules):
-        fails = KINDS[rule.kind].fails(context, rule).fill_null(False)
-        flags[f"_fail{index}"] = fails
-        reasons.append(ibis.ifelse(fails, KINDS[rule.kind].reason(context, rule), NULL_TEXT))
-        if rule.severity == "warn":
-            warn_reasons.append(reasons[-1])
-    kept = [*candidates.columns, *(context.typed_name(column.name) for column in entity.columns)]
-    return context.table.select(*kept, **flags, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
+    # Flags first, then the reasons over them: a reason is built only where its flag is set and
+    # never evaluates the rule a second time.
+    flagged = context.table.mutate(**{f"_fail{index}": KINDS[rule.kind].fails(context, rule).fill_null(False)
+                                      for index, rule in enumerate(rules)})
+    reasons = [ibis.ifelse(flagged[f"_fail{index}"], KINDS[rule.kind].reason(context, rule), NULL_TEXT)
+               for index, rule in enumerate(rules)]
+    warn_reasons = [reason for reason, rule in zip(reasons, rules) if rule.severity == "warn"]
+    kept = [*candidates.columns, *(context.typed_name(column.name) for column in entity.columns),
+            *(f"_fail{index}" for index in range(len(rules)))]
+    return flagged.select(*kept, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
 
 
 @dataclass
