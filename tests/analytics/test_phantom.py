@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import load_and_validate, write_csv
-from retailflow.analytics.inventory import phantom_inventory, run_inventory
+from retailflow.analytics.inventory import inputs, phantom_inventory, run_inventory
 from retailflow.cli import app
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -104,8 +104,7 @@ def store(backend, tmp_path):
 
 
 def runs(backend, **options) -> list[dict]:
-    expr = phantom_inventory(staging_table("store_sales_line_items"), staging_table("store_sales_header"),
-                             staging_table("inventory_daily"), **options)
+    expr = phantom_inventory(inputs()["lines"], staging_table("inventory_daily"), **options)
     return backend.fetch_dicts(expr)
 
 
@@ -145,9 +144,8 @@ def test_threshold_and_minimum_run_are_settings(store):
                                               ({"threshold": 1.5}, "between 0 and 1"),
                                               ({"min_days": 0}, "at least 1 day")])
 def test_settings_out_of_range_are_user_errors(options, message):
-    tables = [staging_table(name) for name in ("store_sales_line_items", "store_sales_header", "inventory_daily")]
     with pytest.raises(UserError, match=message):
-        phantom_inventory(*tables, **options)
+        phantom_inventory(inputs()["lines"], staging_table("inventory_daily"), **options)
 
 
 def test_inventory_command_lists_the_runs(store):

@@ -30,9 +30,8 @@ from retailflow.tables import staging_table
 PHANTOM_ORDER = ["probability", ibis.desc("expected_units"), "store_id", "product_id", "first_day"]
 
 
-def top_products(line_items: ir.Table, headers: ir.Table, products: ir.Table, *, top: int = 5) -> ir.Table:
-    """One row per top-N product by units sold: units, revenue, average realised price and rank."""
-    lines = sales_lines(line_items, headers, products)
+def top_products(lines: ir.Table, products: ir.Table, *, top: int = 5) -> ir.Table:
+    """One row per top-N product by units sold (`lines` from sales_lines): units, revenue, average price, rank."""
     totals = lines.group_by(["product_id", "product_category"]).aggregate(
         units=lines.units.sum(), revenue=lines.revenue.sum())
     ranked = totals.mutate(rank=ibis.row_number().over(order_by=[totals.units.desc(), totals.revenue.desc(),
@@ -42,16 +41,18 @@ def top_products(line_items: ir.Table, headers: ir.Table, products: ir.Table, *,
         average_price=safe_ratio(named.revenue, named.units).round(2)).order_by("rank")
 
 
-def _top_cells(line_items, headers, products, stores, inventory, top: int) -> ir.Table:
-    lines = sales_lines(line_items, headers, products)
-    cells = store_product_days(stores, products, lines, inventory)
-    chosen = top_products(line_items, headers, products, top=top).select("product_id", "rank")
+def _top_cells(lines, products, stores, inventory, top: int) -> ir.Table:
+    chosen = top_products(lines, products, top=top).select("product_id", "rank")
+    # The grid is built for the top products alone (the engine does not push the product filter
+    # through the grid's outer joins); trading days still come from every line.
+    cells = store_product_days(stores, products.semi_join(chosen, "product_id"), lines.semi_join(chosen, "product_id"),
+                               inventory.semi_join(chosen, "product_id"), days=lines.select("sale_date").distinct())
     return cells.join(chosen, "product_id").filter(lambda t: t.has_snapshot)
 
 
-def stockouts(line_items, headers, products, stores, inventory, *, top: int = 5) -> ir.Table:
+def stockouts(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
     """One row per top product × store with snapshots: days observed, days out of stock, % out of stock."""
-    cells = _top_cells(line_items, headers, products, stores, inventory, top)
+    cells = _top_cells(lines, products, stores, inventory, top)
     grouped = cells.group_by(["rank", "product_id", "store_id"]).aggregate(
         days_observed=cells.count(), days_out_of_stock=(~cells.in_stock).ifelse(1, 0).sum())
     return grouped.mutate(
@@ -59,15 +60,14 @@ def stockouts(line_items, headers, products, stores, inventory, *, top: int = 5)
     ).order_by(["rank", "store_id"])
 
 
-def lost_sales(line_items, headers, products, stores, inventory, *, top: int = 5) -> ir.Table:
+def lost_sales(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
     """One row per top product × store: stock-out days, expected (lost) units and revenue."""
-    cells = _top_cells(line_items, headers, products, stores, inventory, top)
+    cells = _top_cells(lines, products, stores, inventory, top)
     stocked = cells.filter(cells.in_stock)
     same_weekday = stocked.group_by(["product_id", "store_id", "weekday"]).aggregate(
         weekday_rate=stocked.units.mean())
     any_day = stocked.group_by(["product_id", "store_id"]).aggregate(
         day_rate=stocked.units.mean(), store_price=safe_ratio(stocked.revenue.sum(), stocked.units.sum()))
-    lines = sales_lines(line_items, headers, products)
     product_price = lines.group_by("product_id").aggregate(product_price=safe_ratio(lines.revenue.sum(),
                                                                                     lines.units.sum()))
     # Every top product × store with snapshots gets a row; only its stock-out days add lost units.
@@ -93,7 +93,7 @@ def lost_sales(line_items, headers, products, stores, inventory, *, top: int = 5
     ).drop("weekday_units", "days_without_weekday").order_by(["rank", "store_id"])
 
 
-def phantom_inventory(line_items: ir.Table, headers: ir.Table, inventory: ir.Table, *,
+def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,
                       threshold: float = 0.001, min_days: int = 3) -> ir.Table:
     """One row per suspected phantom-inventory run: in stock, no sales, for improbably many trading days.
 
@@ -106,9 +106,6 @@ def phantom_inventory(line_items: ir.Table, headers: ir.Table, inventory: ir.Tab
         raise UserError(f"--phantom-threshold must be a probability between 0 and 1 (e.g. 0.001), not {threshold}")
     if min_days < 1:
         raise UserError(f"--phantom-min-days must be at least 1 day, not {min_days}")
-    lines = line_items.join(headers, "transaction_id")
-    lines = lines.select(lines.transaction_id, lines.store_id, lines.product_id,
-                         sale_date=lines.transaction_date.date(), units=lines.quantity)
     trading_days = lines.select("store_id", "sale_date").distinct()
     trading_days = trading_days.mutate(
         day_number=ibis.row_number().over(group_by="store_id", order_by="sale_date"),
@@ -144,10 +141,11 @@ def phantom_inventory(line_items: ir.Table, headers: ir.Table, inventory: ir.Tab
     ).order_by(PHANTOM_ORDER)
 
 
-def _inputs() -> dict[str, ir.Table]:
-    return dict(line_items=staging_table("store_sales_line_items"), headers=staging_table("store_sales_header"),
-                products=staging_table("products"), stores=staging_table("stores"),
-                inventory=staging_table("inventory_daily"))
+def inputs() -> dict[str, ir.Table]:
+    """The stage's inputs over staging: staged sales lines (sales_lines), products, stores, inventory."""
+    products = staging_table("products")
+    return dict(lines=sales_lines(staging_table("store_sales_line_items"), staging_table("store_sales_header"), products),
+                products=products, stores=staging_table("stores"), inventory=staging_table("inventory_daily"))
 
 
 def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001,
@@ -155,21 +153,21 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
     """Materialise top products, stock-outs, lost sales and phantom runs; return them with lost-sales totals."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    inputs = _inputs()
-    sales_inputs = {key: inputs[key] for key in ("line_items", "headers", "products")}
-    phantom = phantom_inventory(inputs["line_items"], inputs["headers"], inputs["inventory"],
+    tables = inputs()
+    phantom = phantom_inventory(tables["lines"], tables["inventory"],
                                 threshold=phantom_threshold, min_days=phantom_min_days)
     with backend.transaction():
-        backend.replace_table("analytics", "top_products", top_products(**sales_inputs, top=top))
-        backend.replace_table("analytics", "stockouts", stockouts(**inputs, top=top))
-        backend.replace_table("analytics", "lost_sales", lost_sales(**inputs, top=top))
+        backend.replace_table("analytics", "top_products", top_products(tables["lines"], tables["products"], top=top))
+        backend.replace_table("analytics", "stockouts", stockouts(**tables, top=top))
+        backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top))
         backend.replace_table("analytics", "phantom_inventory", phantom)
-    lost = ibis.table(lost_sales(**inputs, top=top).schema(), name="lost_sales", database="analytics")
+    lost = ibis.table(lost_sales(**tables, top=top).schema(), name="lost_sales", database="analytics")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),
         lost_revenue=lost.lost_revenue.sum().round(2)).order_by("rank")
-    outs = ibis.table(stockouts(**inputs, top=top).schema(), name="stockouts", database="analytics")
-    top_table = ibis.table(top_products(**sales_inputs, top=top).schema(), name="top_products", database="analytics")
+    outs = ibis.table(stockouts(**tables, top=top).schema(), name="stockouts", database="analytics")
+    top_table = ibis.table(top_products(tables["lines"], tables["products"], top=top).schema(),
+                           name="top_products", database="analytics")
     stored_phantom = ibis.table(phantom.schema(), name="phantom_inventory", database="analytics")
     return {
         "top_products": backend.fetch_dicts(top_table.order_by("rank")),

@@ -35,9 +35,9 @@ def _coverage(promotions: ir.Table, categories: ir.Table, days: ir.Table) -> ir.
                                group_by=[covering.product_category, covering.sale_date]))
 
 
-def category_days(line_items, headers, products, promotions, stores, inventory) -> ir.Table:
-    """One row per category × trading day: in-stock cells, units, revenue and the applying promotion."""
-    lines = sales_lines(line_items, headers, products)
+def category_days(lines, products, promotions, stores, inventory) -> ir.Table:
+    """One row per category × trading day (`lines` from sales_lines): in-stock cells, units, revenue and the
+    applying promotion."""
     cells = store_product_days(stores, products, lines, inventory)
     stocked = cells.filter(cells.in_stock)
     daily = stocked.group_by(["product_category", "sale_date", "weekday"]).aggregate(
@@ -49,10 +49,12 @@ def category_days(line_items, headers, products, promotions, stores, inventory) 
         daily, applying.promotion_id, covering_count=applying.covering_count.fill_null(0))
 
 
-def promotion_effectiveness(line_items: ir.Table, headers: ir.Table, products: ir.Table, promotions: ir.Table,
-                            stores: ir.Table, inventory: ir.Table, *, min_baseline_days: int = 5) -> ir.Table:
-    """One row per promotion × covered category: promoted vs expected units and revenue, lift %, rank."""
-    days = category_days(line_items, headers, products, promotions, stores, inventory)
+def promotion_effectiveness(days: ir.Table, lines: ir.Table, products: ir.Table, promotions: ir.Table, *,
+                            min_baseline_days: int = 5) -> ir.Table:
+    """One row per promotion × covered category: promoted vs expected units and revenue, lift %, rank.
+
+    `days` is category_days, `lines` sales_lines (for the discount given away).
+    """
     plain = days.filter(days.covering_count == 0)
     by_weekday = plain.group_by(["product_category", "weekday"]).aggregate(
         rate_units=plain.units.sum().cast("float64") / plain.cells.sum(),
@@ -74,7 +76,6 @@ def promotion_effectiveness(line_items: ir.Table, headers: ir.Table, products: i
         expected_units=promoted.expected_units.sum(), expected_revenue=promoted.expected_revenue.sum(),
         days_observed=promoted.sale_date.nunique(),
         overlap_days=(promoted.covering_count > 1).ifelse(1, 0).sum())
-    lines = sales_lines(line_items, headers, products)
     promoted_lines = lines.filter(lines.promotion_id.notnull())
     discounts = promoted_lines.group_by(["promotion_id", "product_category"]).aggregate(
         discount_cost=(promoted_lines.list_value - promoted_lines.revenue).sum())
@@ -116,28 +117,34 @@ def promotion_effectiveness(line_items: ir.Table, headers: ir.Table, products: i
         [ibis._.rank.asc(nulls_first=False), "promotion_id", "product_category"])
 
 
-def promotion_daily(line_items, headers, products, promotions, stores, inventory) -> ir.Table:
-    """One row per category × trading day: units and revenue per in-stock cell, and the applying promotion."""
-    days = category_days(line_items, headers, products, promotions, stores, inventory)
+def promotion_daily(days: ir.Table) -> ir.Table:
+    """One row per category × trading day (category_days): units and revenue per in-stock cell, the applying promotion."""
     return days.mutate(units_per_cell=safe_ratio(days.units, days.cells),
                        promoted=days.promotion_id.notnull()).order_by(["product_category", "sale_date"])
 
 
-def _inputs() -> dict[str, ir.Table]:
-    return dict(line_items=staging_table("store_sales_line_items"), headers=staging_table("store_sales_header"),
-                products=staging_table("products"), promotions=staging_table("promotion_details"),
-                stores=staging_table("stores"), inventory=staging_table("inventory_daily"))
+def inputs() -> dict[str, ir.Table]:
+    """promotion_effectiveness's inputs over staging (category_days, sales_lines, products, promotions)."""
+    products, promotions = staging_table("products"), staging_table("promotion_details")
+    lines = sales_lines(staging_table("store_sales_line_items"), staging_table("store_sales_header"), products)
+    days = category_days(lines, products, promotions, staging_table("stores"), staging_table("inventory_daily"))
+    return dict(days=days, lines=lines, products=products, promotions=promotions)
 
 
 def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5) -> list[dict]:
     """Materialise the promotion tables; return the rows ranked within the top N plus unranked ones."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
+    tables = inputs()
     with backend.transaction():
-        backend.replace_table("analytics", "promotion_effectiveness",
-                              promotion_effectiveness(**_inputs(), min_baseline_days=min_baseline_days))
-        backend.replace_table("analytics", "promotion_daily", promotion_daily(**_inputs()))
-    table = ibis.table(promotion_effectiveness(**_inputs()).schema(), name="promotion_effectiveness",
+        # Both tables start from the category × day grid over every store, product and day:
+        # computed once (a few hundred rows) instead of once per table.
+        days = backend.create_temp_table("rf_category_days", tables["days"])
+        backend.replace_table("analytics", "promotion_effectiveness", promotion_effectiveness(
+            **{**tables, "days": days}, min_baseline_days=min_baseline_days))
+        backend.replace_table("analytics", "promotion_daily", promotion_daily(days))
+        backend.execute("DROP TABLE IF EXISTS rf_category_days")
+    table = ibis.table(promotion_effectiveness(**tables).schema(), name="promotion_effectiveness",
                        database="analytics")
     return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())
                                .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category"]))

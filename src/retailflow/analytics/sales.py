@@ -18,12 +18,14 @@ def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> 
     )
 
 
-def store_product_days(stores: ir.Table, products: ir.Table, lines: ir.Table, inventory: ir.Table) -> ir.Table:
+def store_product_days(stores: ir.Table, products: ir.Table, lines: ir.Table, inventory: ir.Table,
+                       days: ir.Table | None = None) -> ir.Table:
     """One row per store, product and trading day: units and revenue sold, and whether it was in stock.
 
+    Trading days are the days of `lines` unless `days` (one sale_date column) says otherwise.
     A store-product-day without an inventory snapshot counts as in stock (nothing says otherwise).
     """
-    days = lines.select("sale_date").distinct()
+    days = lines.select("sale_date").distinct() if days is None else days
     grid = (stores.select("store_id").cross_join(products.select("product_id", "product_category"))
             .cross_join(days))
     sold = lines.group_by(["store_id", "product_id", "sale_date"]).aggregate(

@@ -20,23 +20,6 @@ from retailflow.tables import staging_table
 _SQL_TYPES = {"BIGINT": "int64", "VARCHAR": "string", "TIMESTAMP": "timestamp", "DOUBLE": "float64"}
 
 
-def _staged(**parameters: str) -> dict[str, ir.Table]:
-    """Stage inputs by parameter name: line_items="store_sales_line_items" -> that staging table."""
-    return {parameter: staging_table(entity) for parameter, entity in parameters.items()}
-
-
-def _sales() -> dict[str, ir.Table]:
-    return _staged(line_items="store_sales_line_items", headers="store_sales_header", products="products")
-
-
-def _stock() -> dict[str, ir.Table]:
-    return {**_sales(), **_staged(stores="stores", inventory="inventory_daily")}
-
-
-def _promotion_inputs() -> dict[str, ir.Table]:
-    return {**_stock(), **_staged(promotions="promotion_details")}
-
-
 def _audit(name: str) -> ibis.Schema:
     return ibis.schema({column: _SQL_TYPES[sql_type.split()[0]] for column, sql_type in AUDIT_TABLES[name]})
 
@@ -49,13 +32,14 @@ def _balances() -> ir.Table:
 _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     **{f"staging.{name}": (lambda name=name: staging_table(name).schema()) for name in ENTITIES},
     **{f"audit.{name}": (lambda name=name: _audit(name)) for name in AUDIT_TABLES},
-    "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(**_promotion_inputs()).schema(),
-    "analytics.promotion_daily": lambda: promotions.promotion_daily(**_promotion_inputs()).schema(),
-    "analytics.top_products": lambda: inventory.top_products(**_sales()).schema(),
-    "analytics.stockouts": lambda: inventory.stockouts(**_stock()).schema(),
-    "analytics.lost_sales": lambda: inventory.lost_sales(**_stock()).schema(),
+    "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(**promotions.inputs()).schema(),
+    "analytics.promotion_daily": lambda: promotions.promotion_daily(promotions.inputs()["days"]).schema(),
+    "analytics.top_products": lambda: inventory.top_products(
+        inventory.inputs()["lines"], inventory.inputs()["products"]).schema(),
+    "analytics.stockouts": lambda: inventory.stockouts(**inventory.inputs()).schema(),
+    "analytics.lost_sales": lambda: inventory.lost_sales(**inventory.inputs()).schema(),
     "analytics.phantom_inventory": lambda: inventory.phantom_inventory(
-        **{key: value for key, value in _stock().items() if key in ("line_items", "headers", "inventory")}).schema(),
+        inventory.inputs()["lines"], inventory.inputs()["inventory"]).schema(),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
         staging_table("store_sales_header"), staging_table("customer_details"), _balances()).schema(),
     "analytics.customer_churn": lambda: churn.churn_table().schema(),
