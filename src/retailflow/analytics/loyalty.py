@@ -51,7 +51,12 @@ def tiers_from_env() -> tuple[tuple[str, int], ...]:
 
 def applicable_rules(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table) -> ir.Table:
     """One row per transaction × rule with every condition evaluated (applies = all of them hold)."""
-    categories = line_items.join(products, "product_id").select("transaction_id", "product_category").distinct()
+    # Only categories some rule asks for: with no category rule this is empty and costs one scan,
+    # not a distinct (transaction, category) list as long as the line items.
+    wanted = loyalty_rules.filter(loyalty_rules.applicable_category.notnull()).select(
+        product_category=loyalty_rules.applicable_category)
+    categories = (line_items.join(products, "product_id").semi_join(wanted, "product_category")
+                  .select("transaction_id", "product_category").distinct())
     pairs = headers.cross_join(loyalty_rules)
     pairs = pairs.left_join(categories, [pairs.transaction_id == categories.transaction_id,
                                          pairs.applicable_category == categories.product_category]).select(
