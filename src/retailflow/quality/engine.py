@@ -22,6 +22,8 @@ from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.rules import Rule
 
 NULL_TEXT = ibis.null("string")
+#: What identifies a candidate row: its batch and line (unique in raw and in quarantine).
+LINEAGE = ("_batch_id", "_source_line")
 
 
 @dataclass
@@ -78,7 +80,9 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     _why holds every failed rule's reason and _warn_why the warning rules' alone, each joined
     in rule order: one mostly-NULL column each rather than one per rule keeps the
     materialised check small (16 reason columns were a fifth of the line-item check's time).
-    Lookup columns the rules joined in are not kept.
+    Neither the cells as written nor the lookups the rules joined in are kept: the few rows
+    that need their raw cells (quarantined, warned) get them back by LINEAGE from the
+    candidates. At 100M line items the raw text in the check overflowed 55 GB of spill space.
     """
     context = CheckContext(backend, entity, candidates, pending, [rule.id for rule in rules])
     for rule in rules:
@@ -92,7 +96,7 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     reasons = [ibis.ifelse(flagged[f"_fail{index}"], KINDS[rule.kind].reason(context, rule), NULL_TEXT)
                for index, rule in enumerate(rules)]
     warn_reasons = [reason for reason, rule in zip(reasons, rules) if rule.severity == "warn"]
-    kept = [*candidates.columns, *(context.typed_name(column.name) for column in entity.columns),
+    kept = [*LINEAGE, *(context.typed_name(column.name) for column in entity.columns),
             *(f"_fail{index}" for index in range(len(rules)))]
     return flagged.select(*kept, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
 
@@ -181,8 +185,13 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked,
     return parent_final, child_final
 
 
+def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
+    """`rows` (few: quarantined or warned, with LINEAGE) joined to their cells as written."""
+    return rows.join(candidates, list(LINEAGE))
+
+
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str,
-           batch_ids: Sequence[int]) -> EntityOutcome:
+           candidates: ir.Table, batch_ids: Sequence[int]) -> EntityOutcome:
     """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters."""
     view = Checked(entity, final, rules)
     raw_columns = backend.table_columns("raw", entity.name)
@@ -193,17 +202,20 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         _upsert_master(backend, entity, typed_clean)
     else:
         backend.insert("staging", entity.name, typed_clean)
+    rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
+    # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
+    rejected = backend.create_temp_table("rf_quarantined", rejected.select(
+        *raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now()))
     if phase == "replay":
         backend.execute(f"DELETE FROM {backend.qualified('quarantine', entity.name)}")
-    rejected = final.filter(final._rejected)
-    backend.insert("quarantine", entity.name,
-                   rejected.select(*raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now()))
+    backend.insert("quarantine", entity.name, rejected)
     warn_ids, warn_reasons = view.warn_ids_and_reasons()
-    key = ibis.literal("|").join([final[name].fill_null("") for name in entity.primary_key])
-    warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons, _key=key)
-    warned = warned.filter(~warned._rejected & warned._warn_ids.notnull())
+    warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons)
+    warned = _with_cells(warned.filter(~warned._rejected & warned._warn_ids.notnull())
+                         .select(*LINEAGE, "_warn_ids", "_warn_reasons"), candidates)
+    key = ibis.literal("|").join([warned[name].fill_null("") for name in entity.primary_key])
     backend.insert("audit", "warnings", warned.select(
-        entity=ibis.literal(entity.name), row_key=warned._key, rule_ids=warned._warn_ids,
+        entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
     return _record_counts(backend, entity, view, phase, batch_ids, warned_ids=warn_ids)
 
@@ -320,13 +332,14 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 parent = held.pop(parent_key.references)
                 parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase,
-                                               candidates[parent.entity.name][1]))
+                                               *candidates[parent.entity.name]))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase,
-                                               candidates[name][1]))
+                                               *candidates[name]))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
-                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, candidates[name][1]))
-        for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children"]:
+                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, *candidates[name]))
+        for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children",
+                     "rf_quarantined"]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
         if phase == "validate":
