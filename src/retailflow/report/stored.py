@@ -29,17 +29,21 @@ def _balances() -> ir.Table:
                             staging_table("store_sales_header"))
 
 
+def _inventory_schema(output: Callable[..., ir.Table], *inputs: str) -> ibis.Schema:
+    """The schema of an inventory output built from the named inventory inputs."""
+    tables = inventory.inputs()
+    return output(*(tables[name] for name in inputs)).schema()
+
+
 _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     **{f"staging.{name}": (lambda name=name: staging_table(name).schema()) for name in ENTITIES},
     **{f"audit.{name}": (lambda name=name: _audit(name)) for name in AUDIT_TABLES},
     "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(**promotions.inputs()).schema(),
     "analytics.promotion_daily": lambda: promotions.promotion_daily(promotions.inputs()["days"]).schema(),
-    "analytics.top_products": lambda: inventory.top_products(
-        inventory.inputs()["lines"], inventory.inputs()["products"]).schema(),
+    "analytics.top_products": lambda: _inventory_schema(inventory.top_products, "lines", "products"),
     "analytics.stockouts": lambda: inventory.stockouts(**inventory.inputs()).schema(),
     "analytics.lost_sales": lambda: inventory.lost_sales(**inventory.inputs()).schema(),
-    "analytics.phantom_inventory": lambda: inventory.phantom_inventory(
-        inventory.inputs()["lines"], inventory.inputs()["inventory"]).schema(),
+    "analytics.phantom_inventory": lambda: _inventory_schema(inventory.phantom_inventory, "lines", "inventory"),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
         staging_table("store_sales_header"), staging_table("customer_details"), _balances()).schema(),
     "analytics.customer_churn": lambda: churn.churn_table().schema(),
