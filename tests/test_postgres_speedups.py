@@ -12,6 +12,7 @@ import pytest
 from helpers import POSTGRES_ADMIN, POSTGRES_SKIP
 from retailflow.backends import connect
 from retailflow.backends.postgres import PostgresBackend
+from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
@@ -142,3 +143,41 @@ def test_a_user_trigger_keeps_the_row_by_row_path(postgres, sample_dir):
     with postgres.transaction():
         postgres.insert("staging", "store_sales_line_items", lines.limit(1).mutate(line_item_id=ibis.literal("x-1")))
     assert postgres.scalar("SELECT line_item_id FROM public.fired") == "x-1"
+
+
+@ibis.udf.scalar.builtin(name="counted", database="audit")
+def _counted(value: int) -> int: ...
+
+
+def test_computed_once_evaluates_a_derived_column_once_per_row(postgres):
+    """Without the fence the planner inlines the subquery and evaluates the column at each of its uses."""
+    postgres.execute("CREATE SEQUENCE audit.calls")
+    # Declared IMMUTABLE, as a cast or a regular expression is: nothing stops the planner from inlining it.
+    postgres.execute("CREATE FUNCTION audit.counted(value bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS "
+                     "$$ BEGIN PERFORM nextval('audit.calls'); RETURN value; END $$")
+    postgres.execute("CREATE TABLE audit.numbers AS SELECT generate_series(1, 10)::bigint AS n")
+
+    def calls_for(derive: Callable[[ibis.Table], ibis.Table]) -> int:
+        postgres.execute("SELECT setval('audit.calls', 1, false)")
+        numbers = ibis.table({"n": "int64"}, name="numbers", database="audit")
+        derived = derive(numbers.mutate(c=_counted(numbers.n)))
+        used = derived.select(a=derived.c + 1, b=derived.c * 2, d=derived.c - 3)
+        assert len(postgres.fetch_dicts(used)) == 10
+        return int(postgres.scalar("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM audit.calls"))
+
+    assert calls_for(lambda table: table) == 30
+    assert calls_for(postgres.computed_once) == 10
+
+
+def test_work_mem_comes_from_the_environment(new_postgres, monkeypatch):
+    """RETAILFLOW_POSTGRES_WORK_MEM sets work_mem; a value PostgreSQL refuses is a one-line error."""
+    monkeypatch.setenv("RETAILFLOW_POSTGRES_WORK_MEM", "96MB")
+    assert new_postgres().scalar("SHOW work_mem") == "96MB"
+    monkeypatch.setenv("RETAILFLOW_POSTGRES_WORK_MEM", "plenty")
+    name = f"rf_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with pytest.raises(UserError, match="RETAILFLOW_POSTGRES_WORK_MEM='plenty' is not a valid work_mem"):
+            connect(f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}")
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -247,6 +247,13 @@ class Backend(abc.ABC):
     def refresh_statistics(self, qualified_name: str) -> None:
         """Give the planner fresh statistics after a bulk write (engines that plan without them skip this)."""
 
+    def computed_once(self, table: ir.Table) -> ir.Table:
+        """`table` such that the engine computes its columns once per row, however often the query above uses them.
+
+        Engines that share a derived column between its uses need nothing (the default).
+        """
+        return table
+
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
         """(Re)create schema.name from expr inside the current transaction; returns its row count."""
         target = self.qualified(schema, name)

@@ -20,9 +20,9 @@ def with_typed(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Tab
     NULL where it does not parse): every cell is trimmed once, whatever the rules read."""
     trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: candidates[column.name].strip().nullif("")
                                    for column in entity.columns})
-    return trimmed.mutate(**{TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name],
-                                                                       column.type)
-                             for column in entity.columns})
+    return backend.computed_once(trimmed.mutate(**{
+        TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
+        for column in entity.columns}))
 
 
 class CheckContext:

@@ -91,8 +91,8 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
             prepare(context, rule)
     # Flags first, then the reasons over them: a reason is built only where its flag is set and
     # never evaluates the rule a second time.
-    flagged = context.table.mutate(**{f"_fail{index}": KINDS[rule.kind].fails(context, rule).fill_null(False)
-                                      for index, rule in enumerate(rules)})
+    flagged = backend.computed_once(context.table.mutate(**{
+        f"_fail{index}": KINDS[rule.kind].fails(context, rule).fill_null(False) for index, rule in enumerate(rules)}))
     reasons = [ibis.ifelse(flagged[f"_fail{index}"], KINDS[rule.kind].reason(context, rule), NULL_TEXT)
                for index, rule in enumerate(rules)]
     warn_reasons = [reason for reason, rule in zip(reasons, rules) if rule.severity == "warn"]
