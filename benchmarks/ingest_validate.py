@@ -6,7 +6,8 @@
 Each run starts from an empty database (a PostgreSQL URL names the server: every run creates
 and drops its own database); the best run is reported, with the load average around each run
 because a busy machine slows every figure. Also measures the floor: DuckDB alone loading the
-same CSV files into typed tables.
+same CSV files into typed tables; on PostgreSQL also PostgreSQL's own floor (postgres_floor.py):
+COPY of the files plus a typed, keyed insert of every row, without any rule.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import duckdb
 import psycopg
 
 from floor import floor_seconds
+from postgres_floor import postgres_floor_seconds
 from retailflow.backends import connect
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
@@ -87,6 +89,12 @@ def main() -> None:
         best = min(runs, key=lambda run: run["ingest_seconds"] + run["validate_seconds"])
         floor = floor_seconds(files)
         total = best["ingest_seconds"] + best["validate_seconds"]
+        server_floor = {}
+        if args.db and args.db.startswith("postgres"):
+            seconds = postgres_floor_seconds(files, args.db.rsplit("/", 1)[0])
+            server_floor = {"postgres_floor": {key: round(value, 2) for key, value in seconds.items()},
+                            "postgres_floor_line_items_per_second": round(line_items / seconds["seconds"]),
+                            "ratio_to_postgres_floor": round(total / seconds["seconds"], 1)}
         print(json.dumps({
             "engine": (args.db or "duckdb").split(":", 1)[0],
             "line_items": line_items,
@@ -95,6 +103,7 @@ def main() -> None:
             "line_items_per_second": round(line_items / total),
             "floor_seconds": round(floor, 2),
             "ratio_to_floor": round(total / floor, 1),
+            **server_floor,
             "runs": [{key: run[key] for key in ("ingest_seconds", "validate_seconds", "load_average")} for run in runs],
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         }))
