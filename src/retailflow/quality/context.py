@@ -34,6 +34,9 @@ class CheckContext:
         self.entity = entity
         self.pending = pending
         self._flag_names = {rule_id: f"_r{index}" for index, rule_id in enumerate(rule_ids)}
+        #: (entity, its key, our column) -> the columns rules want from it, joined by join_references
+        self._references: dict[tuple[str, str, str], dict[str, None]] = {}
+        self._references_joined = False
         self.table = with_typed(backend, entity, candidates)
 
     @staticmethod
@@ -72,10 +75,6 @@ class CheckContext:
         return staged.union(typed.select(**{column: typed[self.typed_name(column)] for column in columns}),
                             distinct=False)
 
-    def reference_keys(self, entity_name: str, column: str) -> ir.Table:
-        rows = self.typed_rows(entity_name, [column])
-        return rows.select(_key=rows[column]).filter(lambda t: t._key.notnull()).distinct()
-
     def reference_rows(self, entity_name: str, columns: Sequence[str]) -> ir.Table:
         """One row per key (the first column), the other columns' largest value: safe to join."""
         rows = self.typed_rows(entity_name, columns)
@@ -96,9 +95,26 @@ class CheckContext:
         kept = [*self.table.columns, prefix, *[f"{prefix}_{suffix}" for suffix in extra.values()]]
         self.table = self.table.left_join(right, predicates).select(*kept)
 
-    def add_lookup(self, prefix: str, lookup: ir.Table, on: tuple[str, str], values: Sequence[str]) -> None:
-        """LEFT JOIN columns `values` of `lookup` (unique on its key) as <prefix>_<value>, by a typed column."""
-        left, right_key = on
-        right = lookup.select(**{f"{prefix}_k": lookup[right_key]}, **{f"{prefix}_{value}": lookup[value] for value in values})
-        self.table = self.table.left_join(right, self.typed(left) == right[f"{prefix}_k"]).select(
-            *self.table.columns, *[f"{prefix}_{value}" for value in values])
+    def reference(self, entity_name: str, key: str, column: str, values: Sequence[str] = ()) -> str:
+        """Ask for the row of `entity_name` whose `key` equals this table's typed `column`.
+
+        Returns the prefix of the columns it brings: <prefix> is TRUE where such a row exists and
+        <prefix>_<value> holds each of `values`. Every rule asking about the same reference shares
+        one LEFT JOIN, made by join_references once all rules are prepared: the line-item check
+        joined the headers twice (an exists rule and the promotion rule), each a hash table of
+        every transaction.
+        """
+        wanted = self._references.setdefault((entity_name, key, column), {})
+        missing = [value for value in values if value not in wanted]
+        if missing and self._references_joined:
+            raise ValueError(f"{', '.join(missing)} of {entity_name} asked for after the references were joined")
+        wanted.update(dict.fromkeys(missing))
+        return f"_ref{list(self._references).index((entity_name, key, column))}"
+
+    def join_references(self) -> None:
+        """LEFT JOIN every reference the rules asked for, once each (see reference)."""
+        for (entity_name, key, column), values in self._references.items():
+            rows = self.reference_rows(entity_name, [key, *values])
+            self.add_flag(None, rows, [(self.typed_name(column), key)], extra={value: value for value in values},
+                          name=self.reference(entity_name, key, column))
+        self._references_joined = True

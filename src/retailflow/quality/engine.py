@@ -89,6 +89,7 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
         prepare = KINDS[rule.kind].prepare
         if prepare:
             prepare(context, rule)
+    context.join_references()
     # Flags first, then the reasons over them: a reason is built only where its flag is set and
     # never evaluates the rule a second time.
     flagged = backend.computed_once(context.table.mutate(**{

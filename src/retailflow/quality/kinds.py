@@ -1,8 +1,9 @@
 """Rule kinds: each turns a rule into "this row fails" and a readable reason, as Ibis expressions.
 
 Kinds that need other tables (references, duplicates, sums) first add the columns they need
-with a LEFT JOIN or a window in `prepare`, so every kind runs on all engines (PySpark refuses
-subqueries inside expressions) and all rules of a table are evaluated in one pass.
+in `prepare`, with a LEFT JOIN of their own or by asking for a reference that every rule naming
+the same table shares, so every kind runs on all engines (PySpark refuses subqueries inside
+expressions) and all rules of a table are evaluated in one pass.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Kind:
     reason: Callable[[CheckContext, Rule], ir.StringValue]
     needs_column: bool = True
     check_params: Callable[[Rule], str | None] = lambda rule: None
-    prepare: Callable[[CheckContext, Rule], None] | None = None
+    prepare: Callable[[CheckContext, Rule], object] | None = None
     #: A failure of this kind rejects the row but does not reject its transaction's other rows.
     cascades: bool = True
 
@@ -131,14 +132,13 @@ def _exists_params(rule: Rule) -> str | None:
     return "exists_in needs params.references, an entity"
 
 
-def _exists_prepare(ctx: CheckContext, rule: Rule) -> None:
+def _referenced(ctx: CheckContext, rule: Rule) -> str:
     reference = ENTITIES[rule.params["references"]]
-    keys = ctx.reference_keys(reference.name, reference.primary_key[0])
-    ctx.add_flag(rule, keys, [(ctx.typed_name(rule.column), "_key")])
+    return ctx.reference(reference.name, reference.primary_key[0], rule.column)
 
 
 def _exists_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
-    return ctx.typed(rule.column).notnull() & ctx.flag(rule).isnull()
+    return ctx.typed(rule.column).notnull() & ctx.table[_referenced(ctx, rule)].isnull()
 
 
 def _unique_params(rule: Rule) -> str | None:
@@ -231,35 +231,37 @@ def _sums_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
                     f"{rule.params['child_column']} ", line_sum, " (", lines, " lines)")
 
 
-def _promotion_prepare(ctx: CheckContext, rule: Rule) -> None:
-    headers = ctx.reference_rows("store_sales_header", ["transaction_id", "transaction_date"])
-    promotions = ctx.staging("promotion_details")
-    products = ctx.staging("products")
-    prefix = ctx.flag_name(rule)
-    ctx.add_lookup(prefix, headers, ("transaction_id", "transaction_id"), ["transaction_date"])
-    ctx.add_lookup(prefix, promotions, ("promotion_id", "promotion_id"), ["start_date", "end_date", "applicable_category"])
-    ctx.add_lookup(prefix, products, ("product_id", "product_id"), ["product_category"])
+def _promotion_prepare(ctx: CheckContext, rule: Rule | None = None) -> tuple[str, str, str]:
+    """Ask for the transaction's date, the promotion's window and category, and the product's category."""
+    return (ctx.reference("store_sales_header", "transaction_id", "transaction_id", ["transaction_date"]),
+            ctx.reference("promotion_details", "promotion_id", "promotion_id",
+                          ["start_date", "end_date", "applicable_category"]),
+            ctx.reference("products", "product_id", "product_id", ["product_category"]))
+
+
+def _promotion_facts(ctx: CheckContext) -> dict[str, ir.Value]:
+    """The day, window and categories the promotion rule compares, once the references are joined."""
+    header, promotion, product = _promotion_prepare(ctx)
+    return {"day": ctx.table[f"{header}_transaction_date"].date(), "start": ctx.table[f"{promotion}_start_date"],
+            "end": ctx.table[f"{promotion}_end_date"], "applies_to": ctx.table[f"{promotion}_applicable_category"],
+            "category": ctx.table[f"{product}_product_category"]}
 
 
 def _promotion_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
-    column = ctx.flag_name(rule)
-    day = ctx.table[f"{column}_transaction_date"].date()
-    start, end = ctx.table[f"{column}_start_date"], ctx.table[f"{column}_end_date"]
-    applies_to = ctx.table[f"{column}_applicable_category"]
-    category = ctx.table[f"{column}_product_category"]
-    outside = (day < start) | (day > end)
-    wrong_category = (applies_to.upper() != "ALL") & (applies_to != category)
-    return ctx.typed("promotion_id").notnull() & start.notnull() & day.notnull() & (outside | wrong_category.fill_null(False))
+    found = _promotion_facts(ctx)
+    outside = (found["day"] < found["start"]) | (found["day"] > found["end"])
+    wrong_category = (found["applies_to"].upper() != "ALL") & (found["applies_to"] != found["category"])
+    return (ctx.typed("promotion_id").notnull() & found["start"].notnull() & found["day"].notnull()
+            & (outside | wrong_category.fill_null(False)))
 
 
 def _promotion_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
-    column = ctx.flag_name(rule)
+    found = _promotion_facts(ctx)
     return sentence(
-        "promotion ", shown(ctx.text("promotion_id")), " (", ctx.table[f"{column}_applicable_category"].fill_null("?"),
-        ", ", ctx.table[f"{column}_start_date"].cast("string"), " to ", ctx.table[f"{column}_end_date"].cast("string"),
+        "promotion ", shown(ctx.text("promotion_id")), " (", found["applies_to"].fill_null("?"),
+        ", ", found["start"].cast("string"), " to ", found["end"].cast("string"),
         ") does not apply to product ", shown(ctx.text("product_id")), " (",
-        ctx.table[f"{column}_product_category"].fill_null("unknown category"), ") on ",
-        ctx.table[f"{column}_transaction_date"].date().cast("string"),
+        found["category"].fill_null("unknown category"), ") on ", found["day"].cast("string"),
     )
 
 
@@ -331,7 +333,7 @@ KINDS: dict[str, Kind] = {
         reason=lambda ctx, rule: sentence(
             f"{rule.column} ", shown(ctx.text(rule.column)), f" not found in {rule.params['references']}"),
         check_params=_exists_params,
-        prepare=_exists_prepare,
+        prepare=_referenced,
     ),
     "unique": Kind(
         fails=_unique_fails,
