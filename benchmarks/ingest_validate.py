@@ -3,11 +3,12 @@
     python benchmarks/ingest_validate.py --data DIR [--db URL] [--runs N]
     python benchmarks/ingest_validate.py --line-items 1000000 [--db URL]   # generates the data first
 
-Each run starts from an empty database (a PostgreSQL URL names the server: every run creates
-and drops its own database); the best run is reported, with the load average around each run
-because a busy machine slows every figure. Also measures the floor: DuckDB alone loading the
-same CSV files into typed tables; on PostgreSQL also PostgreSQL's own floor (postgres_floor.py):
-COPY of the files plus a typed, keyed insert of every row, without any rule.
+Each run starts from an empty database (a PostgreSQL or MySQL URL names the server: every run
+creates and drops its own database); the best run is reported, with the load average around
+each run because a busy machine slows every figure. Also measures the floor: DuckDB alone
+loading the same CSV files into typed tables; on PostgreSQL also PostgreSQL's own floor
+(postgres_floor.py): COPY of the files plus a native-cast insert of the castable rows into
+keyed tables, without any rule.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import duckdb
 import psycopg
@@ -53,18 +55,38 @@ def timed_run(url: str, data: Path) -> dict:
 
 
 def run_on_fresh_database(url: str | None, scratch: Path, data: Path, run: int) -> dict:
-    """One timed run on a new DuckDB file or a new PostgreSQL database, dropped afterwards."""
+    """One timed run on a new DuckDB file or a new PostgreSQL or MySQL database, dropped afterwards."""
     if url is None:
         return timed_run(f"duckdb:///{scratch}/bench{run}.duckdb", data)
-    if not url.startswith("postgres"):
+    if not url.startswith(("postgres", "mysql")):
         return timed_run(url, data)
     server = url.rsplit("/", 1)[0]
     name = f"rf_bench_{uuid.uuid4().hex[:8]}"
     try:
         return timed_run(f"{server}/{name}", data)
     finally:
+        drop_database(server, name)
+
+
+def drop_database(server: str, name: str) -> None:
+    """Drop database `name` on the server; on MySQL also its per-schema databases (name_raw, ...)."""
+    if server.startswith("postgres"):
         with psycopg.connect(f"{server}/postgres", autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
+    import MySQLdb
+
+    parts = urlsplit(server)
+    connection = MySQLdb.connect(host=parts.hostname or "localhost", port=parts.port or 3306,
+                                 user=unquote(parts.username or "root"), passwd=unquote(parts.password or ""))
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s "
+                       "OR schema_name LIKE %s", (name, name.replace("_", "\\_") + "\\_%"))
+        for (schema,) in cursor.fetchall():
+            cursor.execute(f"DROP DATABASE `{schema}`")
+    finally:
+        connection.close()
 
 
 def main() -> None:
