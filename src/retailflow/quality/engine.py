@@ -218,7 +218,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
-    return _record_counts(backend, entity, view, phase, batch_ids, warned_ids=warn_ids)
+    return _record_counts(backend, entity, view, phase, batch_ids)
 
 
 def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
@@ -239,14 +239,14 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
     backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
-def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str, batch_ids: Sequence[int],
-                   warned_ids: ir.StringValue) -> EntityOutcome:
+def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str,
+                   batch_ids: Sequence[int]) -> EntityOutcome:
     """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters."""
     table = view.table
     sums = {f"c{index}": table[f"_fail{index}"].sum() for index in range(len(view.rules))}
     rows = backend.fetch_dicts(table.group_by("_batch_id").aggregate(
         _n=table.count(), _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
-        _warned=(~table._rejected & warned_ids.notnull()).sum(), **sums))
+        _warned=(~table._rejected & view.failed("warn")).sum(), **sums))
     sibling_id = f"{entity.name}.transaction.atomic"
     results = []
     outcome = EntityOutcome(entity.name)
