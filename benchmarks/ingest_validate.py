@@ -76,15 +76,13 @@ def drop_database(server: str, name: str) -> None:
         return
     import MySQLdb
 
+    from retailflow.backends import mysql
+
     parts = urlsplit(server)
     connection = MySQLdb.connect(host=parts.hostname or "localhost", port=parts.port or 3306,
                                  user=unquote(parts.username or "root"), passwd=unquote(parts.password or ""))
     try:
-        cursor = connection.cursor()
-        cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s "
-                       "OR schema_name LIKE %s", (name, name.replace("_", "\\_") + "\\_%"))
-        for (schema,) in cursor.fetchall():
-            cursor.execute(f"DROP DATABASE `{schema}`")
+        mysql.drop_database(connection.cursor(), name)
     finally:
         connection.close()
 

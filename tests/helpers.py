@@ -52,13 +52,11 @@ MYSQL_SKIP = _mysql_available()
 
 def drop_mysql_database(name: str) -> None:
     """Drop a retailflow MySQL database: the URL's database and one database per schema (name_schema)."""
+    from retailflow.backends.mysql import drop_database
+
     connection = _mysql_connection()
     try:
-        cursor = connection.cursor()
-        cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s "
-                       "OR schema_name LIKE %s", (name, name.replace("_", "\\_") + "\\_%"))
-        for (schema,) in cursor.fetchall():
-            cursor.execute(f"DROP DATABASE `{schema}`")
+        drop_database(connection.cursor(), name)
     finally:
         connection.close()
 

@@ -33,6 +33,14 @@ from retailflow.errors import UserError
 KEY_VARCHAR = "VARCHAR(255)"
 
 
+def drop_database(cursor, name: str) -> None:
+    """Drop the retailflow database `name` through a DB-API cursor: `name` and its per-schema databases (name_raw, ...)."""
+    cursor.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s "
+                   "OR schema_name LIKE %s", (name, name.replace("_", "\\_") + "\\_%"))
+    for (schema,) in cursor.fetchall():
+        cursor.execute(f"DROP DATABASE `{schema}`")
+
+
 class _Written(MySQL):
     """MySQL syntax that also reads "double-quoted" identifiers, as retailflow's portable SQL writes them."""
 
