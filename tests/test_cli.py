@@ -101,3 +101,18 @@ def test_global_options_are_documented():
     assert options
     for option in options:
         assert f"`{option}" in readme, f"global option {option} is not in the README"
+
+
+def test_old_option_names_still_work_but_are_hidden(tmp_path):
+    files = tmp_path / "parquet"
+    result = subprocess.run([str(Path(sys.executable).with_name("retailflow")), "-q", "generate", "--out", str(files),
+                             "--stores", "2", "--products", "16", "--customers", "100", "--days", "7",
+                             "--format", "parquet"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (files / "stores.parquet").exists()
+    command = typer.main.get_command(app)
+    hidden = {name: [opt for param in command.commands[name].params if param.hidden for opt in param.opts]
+              for name in ("generate", "notify", "demo")}
+    assert hidden == {"generate": ["--format"], "notify": ["--out-dir"], "demo": ["--workdir"]}
+    for name in hidden:
+        assert "--out" in [opt for param in command.commands[name].params for opt in param.opts]

@@ -161,7 +161,7 @@ def test_every_output_of_a_whole_run_is_free_of_secrets(secret_url, smtp_requiri
         ["quarantine", "show", "store_sales_header"], ["quarantine", "replay"], ["reconcile"], ["rules"],
         ["promotions", "--format", "json"], ["inventory"], ["loyalty"], ["loyalty", "explain", "T001"],
         ["segments", "--format", "csv"], ["notify", "--sender", "log"], requeue,
-        ["notify", "--sender", "file", "--out-dir", str(eml)], requeue,
+        ["notify", "--sender", "file", "--out", str(eml)], requeue,
         ["notify", "--sender", "smtp"],  # every login refused: the messages fail with the server's reply
         ["report", "--out", str(report)],
     ]

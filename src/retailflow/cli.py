@@ -7,27 +7,26 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from retailflow import audit
-from retailflow.backends import connect
 from retailflow.commands import open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
-from retailflow.commands.generate import generate_command, generate_with_progress
+from retailflow.commands.generate import generate_command
 from retailflow.commands.report import report_command
 from retailflow.config import Settings
 from retailflow.errors import UserError
-from retailflow.generate import GeneratorOptions
-from retailflow.ingest import discover, ingest
-from retailflow.pipeline import PipelineResult, StageListener, run_pipeline
-from retailflow.progress import RichStageListener
-from retailflow.output import Format, console, errors, render
-from retailflow.quality.engine import RouteOutcome, route_all
-from retailflow.report.dashboard import build_report
-from retailflow.quality.rules import load_rules
+from retailflow.output import FORMAT_OPTION, Format, console, errors, render
+
+if TYPE_CHECKING:
+    from retailflow.backends import Backend
+    from retailflow.pipeline import PipelineResult, StageListener
+    from retailflow.quality.engine import RouteOutcome
+
+# Start-up stays fast (`retailflow --help` is a fraction of a second): a command imports the
+# engine, Ibis and the analytics it needs when it runs, not when the command line is parsed.
 
 app = typer.Typer(help="retailflow: retail CSV exports to validated, analysed data.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -35,7 +34,6 @@ quarantine_app = typer.Typer(help="What was rejected, by rule, with examples; `r
                              invoke_without_command=True)
 app.add_typer(quarantine_app, name="quarantine")
 
-FORMAT_OPTION = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
 
 
 @app.callback()
@@ -51,6 +49,9 @@ def main(
 
 def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
     """A live progress display for people, or silence with --quiet (a context manager either way)."""
+    from retailflow.pipeline import StageListener
+    from retailflow.progress import RichStageListener
+
     return contextlib.nullcontext(StageListener()) if settings.quiet else RichStageListener(console)
 
 
@@ -77,6 +78,15 @@ def _show_route(outcome: RouteOutcome, output_format: Format) -> None:
            columns=["entity", "checked", "staged", "quarantined", "warned"])
 
 
+def _route(ctx: typer.Context, phase: str, output_format: Format) -> None:
+    """Validate pending batches (phase "validate") or quarantined rows ("replay") and show the outcome."""
+    from retailflow.quality.engine import route_all
+    from retailflow.quality.rules import load_rules
+
+    rules = load_rules(ctx.obj.rules_path)
+    _show_route(route_all(open_backend(ctx, writes=True), rules, phase), output_format)
+
+
 @app.command("ingest")
 def ingest_command(
     ctx: typer.Context,
@@ -84,6 +94,8 @@ def ingest_command(
     entity: Optional[str] = typer.Option(None, "--entity", help="Entity of every file, when names do not tell."),
 ) -> None:
     """Load files into the raw layer as they are (no validation); identical files are skipped."""
+    from retailflow.ingest import discover, ingest
+
     backend = open_backend(ctx, writes=True)
     files = discover(paths, entity)
     with _listener(ctx.obj) as listener:
@@ -97,8 +109,7 @@ def ingest_command(
 @app.command("validate")
 def validate_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """Apply the data-quality rules to pending batches: clean rows to staging, the rest to quarantine."""
-    rules = load_rules(ctx.obj.rules_path)
-    _show_route(route_all(open_backend(ctx, writes=True), rules, "validate"), output_format)
+    _route(ctx, "validate", output_format)
 
 
 @quarantine_app.callback()
@@ -106,6 +117,8 @@ def quarantine_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION
     """Summarise quarantine: rows per entity and rule, with an example key and reason."""
     if ctx.invoked_subcommand:
         return
+    from retailflow import audit
+
     render(audit.quarantine_summary(open_backend(ctx)), output_format, title="Quarantine by rule",
            columns=["entity", "rule_id", "rows", "example_key", "example_reasons"])
 
@@ -113,8 +126,7 @@ def quarantine_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION
 @quarantine_app.command("replay")
 def replay_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """Re-validate quarantined rows (after masters were fixed) and stage those that now pass."""
-    rules = load_rules(ctx.obj.rules_path)
-    _show_route(route_all(open_backend(ctx, writes=True), rules, "replay"), output_format)
+    _route(ctx, "replay", output_format)
 
 
 @quarantine_app.command("show")
@@ -125,12 +137,16 @@ def show_command(ctx: typer.Context, entity: str = typer.Argument(..., help="Ent
 
     if entity not in ENTITIES:
         raise UserError(f"unknown entity {entity!r}; use one of {', '.join(ENTITIES)}")
+    from retailflow import audit
+
     render(audit.quarantined_rows(open_backend(ctx), entity, limit), output_format, title=f"quarantine.{entity}")
 
 
 @app.command("reconcile")
 def reconcile_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """Prove every raw row is staged or quarantined, per batch; exit 1 when a batch does not balance."""
+    from retailflow import audit
+
     balances = audit.reconcile(open_backend(ctx))
     rows = [{**asdict(b), "balanced": b.balanced} for b in balances]
     render(rows, output_format, title="Reconcile: raw = staged + superseded + quarantined")
@@ -147,12 +163,17 @@ def reconcile_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION)
 @app.command("rules")
 def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
     """List every data-quality rule in force: model-derived, shipped defaults and your overrides."""
+    from retailflow.quality.rules import load_rules
+
     rows = [rule.model_dump() for rule in load_rules(ctx.obj.rules_path)]
     render(rows, output_format, title="Data-quality rules",
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
-def _run(backend, paths: list[Path], settings: Settings) -> PipelineResult:
+def _run(backend: Backend, paths: list[Path], settings: Settings) -> PipelineResult:
+    from retailflow.pipeline import run_pipeline
+    from retailflow.quality.rules import load_rules
+
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
         result = run_pipeline(backend, paths, rules, listener)
@@ -184,11 +205,20 @@ app.command("report")(report_command)
 @app.command("demo")
 def demo_command(
     ctx: typer.Context,
-    workdir: Path = typer.Option(Path("work/demo"), "--workdir", help="Folder for the demo data and database."),
+    out: Path = typer.Option(Path("work/demo"), "--out", help="Folder for the demo data, database and report."),
+    workdir: Optional[Path] = typer.Option(None, "--workdir", hidden=True, help="Old name of --out."),
     seed: int = typer.Option(7, help="Seed of the generated demo data."),
 ) -> None:
     """Generate a small dataset, run the whole loop on a fresh DuckDB file and print where the outputs are."""
     import shutil
+
+    from retailflow import audit
+    from retailflow.backends import connect
+    from retailflow.commands.generate import generate_with_progress
+    from retailflow.generate import GeneratorOptions
+    from retailflow.report.dashboard import build_report
+
+    workdir = workdir or out
 
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "retailflow.duckdb"

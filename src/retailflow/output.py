@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from enum import Enum
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -21,6 +22,10 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+#: The one `--format` option of every listing command.
+FORMAT_OPTION = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
 
 
 def _plain(value: object) -> object:

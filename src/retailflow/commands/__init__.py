@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from retailflow.backends import Backend, connect
+if TYPE_CHECKING:
+    from retailflow.backends import Backend
 
 
 def open_backend(ctx: typer.Context, *, writes: bool = False) -> Backend:
@@ -12,6 +15,8 @@ def open_backend(ctx: typer.Context, *, writes: bool = False) -> Backend:
 
     Commands that write pass writes=True: a second writer on the same database is refused.
     """
+    from retailflow.backends import connect
+
     backend = connect(ctx.obj.db_url)
     if writes:
         backend.lock_for_writing()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from retailflow.analytics.inventory import run_inventory
-from retailflow.analytics.promotions import run_promotions
 from retailflow.commands import open_backend
-from retailflow.output import Format, console, render
+from retailflow.output import FORMAT_OPTION, Format, console, render
 
 PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "status", "days_observed", "promoted_units",
                      "expected_units", "lift_units_pct", "lift_revenue_pct", "incremental_revenue", "discount_cost",
@@ -25,9 +23,11 @@ def promotions_command(
     top: int = typer.Option(3, help="How many promotions to rank."),
     min_baseline_days: int = typer.Option(5, "--min-baseline-days",
                                           help="Non-promoted days a category needs before its lift is ranked."),
-    output_format: Format = typer.Option(Format.table, "--format", help="Output format: table, json or csv."),
+    output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Promotion lift against a weekday-adjusted, stock-aware baseline; the top N by % sales increase."""
+    from retailflow.analytics.promotions import run_promotions
+
     rows = run_promotions(open_backend(ctx, writes=True), top=top, min_baseline_days=min_baseline_days)
     render(rows, output_format, title=f"Promotion effectiveness (top {top}, then unranked)",
            columns=PROMOTION_COLUMNS)
@@ -41,9 +41,11 @@ def inventory_command(
         help="Flag a run of in-stock days without a sale when its probability exp(-sales a day × days) is below this."),
     phantom_min_days: int = typer.Option(3, "--phantom-min-days",
                                          help="Shortest run of in-stock days without a sale to flag as phantom."),
-    output_format: Format = typer.Option(Format.table, "--format", help="Output format: table, json or csv."),
+    output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock."""
+    from retailflow.analytics.inventory import run_inventory
+
     result = run_inventory(open_backend(ctx, writes=True), top=top, phantom_threshold=phantom_threshold,
                            phantom_min_days=phantom_min_days)
     if output_format is not Format.table:

@@ -8,16 +8,11 @@ from typing import Optional
 
 import typer
 
-from retailflow.analytics.churn import stored_fit
-from retailflow.analytics.loyalty import explain, run_loyalty
-from retailflow.analytics.segmentation import run_segments
 from retailflow.commands import open_backend
 from retailflow.errors import UserError
-from retailflow.notify import outbox
-from retailflow.notify.senders import make_sender
+from retailflow.output import FORMAT_OPTION as FORMAT
 from retailflow.output import Format, console, errors, render
 
-FORMAT = typer.Option(Format.table, "--format", help="Output format: table, json or csv.")
 loyalty_app = typer.Typer(help="Loyalty points: run the engine, or explain one transaction.", invoke_without_command=True)
 
 
@@ -30,6 +25,8 @@ def loyalty_command(
     """Credit staged transactions with points (append-only ledger), refresh balances and tiers."""
     if ctx.invoked_subcommand:
         return
+    from retailflow.analytics.loyalty import run_loyalty
+
     render([run_loyalty(open_backend(ctx, writes=True), policy=policy)], output_format, title="Loyalty run")
 
 
@@ -40,6 +37,8 @@ def loyalty_explain_command(
     output_format: Format = FORMAT,
 ) -> None:
     """Show which loyalty rules fired for one transaction, why the others did not, and the points."""
+    from retailflow.analytics.loyalty import explain
+
     render(explain(open_backend(ctx), transaction_id), output_format, title=f"Loyalty rules for {transaction_id}")
 
 
@@ -53,6 +52,9 @@ def segments_command(
 
     Writes segment_id back; per customer in analytics.customer_rfm and analytics.customer_churn.
     """
+    from retailflow.analytics.churn import stored_fit
+    from retailflow.analytics.segmentation import run_segments
+
     try:
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -71,11 +73,16 @@ def notify_command(
     ctx: typer.Context,
     sender: str = typer.Option("log", help="log (simulated), file (.eml files) or smtp (RETAILFLOW_SMTP_* settings)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render the due messages without sending."),
-    out_dir: Path = typer.Option(Path("outbox"), "--out-dir", help="Folder for --sender file."),
+    out: Path = typer.Option(Path("outbox"), "--out", help="Folder for the .eml files of --sender file."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", hidden=True, help="Old name of --out."),
     templates: Optional[Path] = typer.Option(None, "--templates", help="Folder overriding the e-mail templates."),
     output_format: Format = FORMAT,
 ) -> None:
     """Queue one e-mail per customer whose points changed in the latest loyalty run, then send the due ones."""
+    from retailflow.notify import outbox
+    from retailflow.notify.senders import make_sender
+
+    out_dir = out_dir or out
     # A bad sender or template folder is reported before anything is queued.
     chosen_sender = make_sender(sender, out_dir)
     outbox.templates(templates)

@@ -11,7 +11,6 @@ import typer
 
 from retailflow.commands import open_backend
 from retailflow.output import console, errors
-from retailflow.report.dashboard import build_report
 
 
 def report_command(
@@ -26,6 +25,8 @@ def report_command(
 
     Sections whose stage has not run yet say which command fills them.
     """
+    from retailflow.report.dashboard import build_report
+
     info = build_report(open_backend(ctx), out, title=title, png_dir=png)
     say = partial(console.print, soft_wrap=True, highlight=False)  # paths stay whole, on one line
     say(f"report: {info.path} ({info.bytes / 1e6:.1f} MB, {info.charts} charts)")

@@ -116,9 +116,17 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
         "promotion_overlap_rule": OVERLAP_RULE, "inventory_snapshot": "stock on hand at opening, after deliveries",
         "rows": writer.rows, "line_items": sum(n for name, n in writer.rows.items() if name.startswith("store_sales_line")),
         "anomalies": sum(table.num_rows for table in found),
+        "anomaly_kinds": _kind_counts(found),
     }
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _kind_counts(found: list[pa.Table]) -> dict[str, int]:
+    """How many problems of each kind were planted (the labels' `kind` column counted in Arrow)."""
+    counts = pa.chunked_array([table.column("kind") for table in found], pa.string()).value_counts()
+    return {str(kind): int(count) for kind, count in sorted(zip(counts.field(0).to_pylist(),
+                                                                 counts.field(1).to_pylist()))}
 
 
 def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, options: GeneratorOptions,

@@ -36,7 +36,7 @@ class GeneratorOptions:
         if not 0 <= self.anomaly_rate <= 0.5:
             problems.append("--anomaly-rate must be between 0 and 0.5")
         if self.format not in ("csv", "parquet"):
-            problems.append("--format must be csv or parquet")
+            problems.append("--file-format must be csv or parquet")
         if self.line_items is not None and self.line_items < 100:
             problems.append("--line-items must be at least 100")
         if problems:
