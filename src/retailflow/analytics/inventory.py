@@ -1,10 +1,13 @@
 """Inventory vs sales: top sellers, how often they were out of stock, and the sales lost meanwhile.
 
-A store-product-day is out of stock when its snapshot (stock on hand at opening) is 0.
-Expected demand on such a day is learned only from the same store-product's in-stock days: the
-mean units sold on in-stock days of the same weekday, or of all in-stock days when that weekday
-has none. Lost units are summed over stock-out days and valued at the product's average
-realised price at that store (the product's overall average where the store never sold it).
+A store-product-day is out of stock when its snapshot reads 0. The snapshot may be opening stock
+(a delivery can still arrive and sell that day) or closing stock (the day it sold out reads 0 yet
+sold): either way the units sold that day are subtracted. Expected demand on a stock-out day is
+learned only from the same store-product's in-stock days: the mean units sold on in-stock days of
+the same weekday, or of all in-stock days when that weekday has none. A stock-out day lost
+max(0, expected demand - units sold that day); lost units are summed over stock-out days and
+valued at the product's average realised price at that store (the product's overall average
+where the store never sold it).
 
 Phantom inventory: a store-product that shows stock yet sells nothing for a run of days that its
 own in-stock sales rate makes improbable (Poisson: P(k days without a sale) = exp(-sales a day × k)).
@@ -61,7 +64,7 @@ def stockouts(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
 
 
 def lost_sales(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
-    """One row per top product × store: stock-out days, expected (lost) units and revenue."""
+    """One row per top product × store: stock-out days, expected demand not sold (lost units) and its revenue."""
     cells = _top_cells(lines, products, stores, inventory, top)
     stocked = cells.filter(cells.in_stock)
     same_weekday = stocked.group_by(["product_id", "store_id", "weekday"]).aggregate(
@@ -73,24 +76,25 @@ def lost_sales(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
     # Every top product × store with snapshots gets a row; only its stock-out days add lost units.
     cells = cells.left_join(same_weekday, ["product_id", "store_id", "weekday"]).select(
         cells, same_weekday.weekday_rate)
+    cells = cells.left_join(any_day, ["product_id", "store_id"]).select(cells, any_day.day_rate)
+    expected = cells.weekday_rate.fill_null(cells.day_rate).fill_null(0)
+    # A zero snapshot can still have sales (closing stock on the day it sold out, a mid-day
+    # delivery after an empty opening): only the demand those sales did not meet was lost.
+    unmet = ibis.greatest(expected - cells.units.cast("float64"), 0)
     out = ~cells.in_stock
     per_store = cells.group_by(["rank", "product_id", "store_id"]).aggregate(
-        stockout_days=out.ifelse(1, 0).sum(),
-        weekday_units=out.ifelse(cells.weekday_rate, ibis.null("float64")).sum(),
-        days_without_weekday=(out & cells.weekday_rate.isnull()).ifelse(1, 0).sum())
+        stockout_days=out.ifelse(1, 0).sum(), unmet_units=out.ifelse(unmet, 0).sum())
     per_store = per_store.left_join(any_day, ["product_id", "store_id"]).select(
         per_store, any_day.day_rate, any_day.store_price)
     per_store = per_store.left_join(product_price, "product_id").select(per_store, product_price.product_price)
-    lost_units = (per_store.weekday_units.fill_null(0)
-                  + per_store.days_without_weekday * per_store.day_rate.fill_null(0))
     price = per_store.store_price.fill_null(per_store.product_price)
     return per_store.mutate(
-        lost_units=lost_units.round(2),
-        lost_revenue=(lost_units * price).round(2),
+        lost_units=per_store.unmet_units.round(2),
+        lost_revenue=(per_store.unmet_units * price).round(2),
         method=ibis.cases((per_store.stockout_days == 0, "never out of stock"),
                           (per_store.day_rate.isnull(), "no in-stock days to learn from"),
-                          else_="mean of in-stock days (same weekday where available)"),
-    ).drop("weekday_units", "days_without_weekday").order_by(["rank", "store_id"])
+                          else_="mean of in-stock days (same weekday where available) less that day's sales"),
+    ).drop("unmet_units").order_by(["rank", "store_id"])
 
 
 def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,

@@ -399,8 +399,9 @@ def inventory(backend: Backend) -> Section:
                                                           "units", "revenue", "average_price"]),
                 table("Lost sales by product", by_product, ["rank", "product", "stockout_days", "lost_units",
                                                             "lost_revenue"],
-                      note="Lost units: mean units on the same store-product's in-stock days (same weekday where "
-                           "available) × stock-out days, valued at its average realised price."),
+                      note="Lost units: on each stock-out day, the mean units of the same store-product's in-stock "
+                           "days (same weekday where available) less that day's sales, never below 0, valued at "
+                           "its average realised price."),
                 *phantom_tables])
 
 
