@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,19 @@ from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sql_cache_dir(tmp_path_factory) -> Iterator[Path]:
+    """Compiled SQL cached for this test run only (shared by the workers and the commands they start)."""
+    folder = tmp_path_factory.getbasetemp().parent / "sql-cache"
+    previous = os.environ.get("RETAILFLOW_CACHE_DIR")
+    os.environ["RETAILFLOW_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("RETAILFLOW_CACHE_DIR", None)
+    else:
+        os.environ["RETAILFLOW_CACHE_DIR"] = previous
 
 
 @pytest.fixture

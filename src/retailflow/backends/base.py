@@ -168,6 +168,17 @@ class Backend(abc.ABC):
     # -- queries ------------------------------------------------------------------
 
     def compile(self, expr: ir.Expr) -> str:
+        """The engine's SQL for expr; compiled once, then kept by the expression's fingerprint (sql_cache)."""
+        from retailflow.backends import sql_cache
+
+        return sql_cache.compiled(expr, self.compile_key, self.compile_uncached)
+
+    @property
+    def compile_key(self) -> str:
+        """Everything besides the expression that the compiled SQL depends on."""
+        return f"{type(self).__name__} {self.dialect}"
+
+    def compile_uncached(self, expr: ir.Expr) -> str:
         return ibis.to_sql(expr, dialect=self.dialect)
 
     def fetch_dicts(self, sql_or_expr: str | ir.Expr) -> list[dict[str, Any]]:

@@ -198,7 +198,7 @@ class PySparkBackend(Backend):
                 self._forget(tree.this.this if isinstance(tree.this, sge.Schema) else tree.this)
         return affected
 
-    def compile(self, expr: ir.Expr) -> str:
+    def compile_uncached(self, expr: ir.Expr) -> str:
         return _COMPILER.to_sqlglot(expr.unbind()).sql(self.dialect)
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:

@@ -24,6 +24,8 @@ from retailflow.quality.rules import Rule
 NULL_TEXT = ibis.null("string")
 #: What identifies a candidate row: its batch and line (unique in raw and in quarantine).
 LINEAGE = ("_batch_id", "_source_line")
+#: Temporary table of the batches a validation run routes (batch_id, entity).
+PENDING_BATCHES = "rf_pending_batches"
 
 
 @dataclass
@@ -284,17 +286,30 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str,
     return outcome
 
 
-def _candidates(backend: Backend, entity: Entity, phase: str) -> tuple[ir.Table, list[int]]:
+def _pending_batches(backend: Backend) -> dict[str, list[int]]:
+    """Batches not yet validated, by entity; kept as the temporary table PENDING_BATCHES for the run.
+
+    Candidates are chosen by a semi-join on that table rather than by a list of batch ids, so
+    that tonight's statements are the same text as last night's (their compiled SQL is reused).
+    """
+    batches = ibis.table({"batch_id": "int64", "entity": "string", "status": "string"}, name="batches",
+                         database="audit")
+    backend.create_temp_table(PENDING_BATCHES, batches.filter(batches.status == "loaded").select("batch_id", "entity"))
+    pending: dict[str, list[int]] = {}
+    for row in backend.fetch_dicts(f"SELECT batch_id, entity FROM {PENDING_BATCHES} ORDER BY batch_id"):
+        pending.setdefault(row["entity"], []).append(int(row["batch_id"]))
+    return pending
+
+
+def _candidates(backend: Backend, entity: Entity, phase: str, pending: dict[str, list[int]]
+                ) -> tuple[ir.Table, list[int]]:
     """Rows to route: raw rows of batches not yet validated, or everything in quarantine."""
     raw_columns = backend.table_columns("raw", entity.name)
     if phase == "validate":
-        _, rows = backend.fetch(
-            f"SELECT batch_id FROM audit.batches WHERE status = 'loaded' AND entity = {backend.literal(entity.name)} "
-            "ORDER BY batch_id")
-        batch_ids = [int(row[0]) for row in rows]
+        batches = ibis.table({"batch_id": "int64", "entity": "string"}, name=PENDING_BATCHES)
         table = backend.raw_table("raw", entity.name)
-        chosen = table._batch_id.isin(batch_ids) if batch_ids else ibis.literal(False)
-        return table.filter(chosen), batch_ids
+        chosen = table._batch_id.isin(batches.filter(batches.entity == entity.name).batch_id)
+        return table.filter(chosen), pending.get(entity.name, [])
     table = backend.raw_table("quarantine", entity.name)
     return table.select(*raw_columns), []
 
@@ -310,7 +325,9 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
     started = time.perf_counter()
     outcome = RouteOutcome(phase)
     with backend.transaction():
-        candidates = {entity.name: _candidates(backend, entity, phase) for entity in ENTITIES.values()}
+        pending_batches = _pending_batches(backend) if phase == "validate" else {}
+        candidates = {entity.name: _candidates(backend, entity, phase, pending_batches)
+                      for entity in ENTITIES.values()}
         atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
                   for name in (entity.name, foreign_key.references)}
         pending = {name: with_typed(backend, ENTITIES[name], candidates[name][0]) for name in atomic}
@@ -340,7 +357,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, *candidates[name]))
         for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children",
-                     "rf_quarantined"]:
+                     "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
         if phase == "validate":

@@ -1,0 +1,80 @@
+"""Compiled SQL reused by expression fingerprint: equal only for equal expressions, the same in every process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import ibis
+
+from retailflow.backends import connect, sql_cache
+
+EXPRESSION = """
+import ibis
+t = ibis.table({"a": "int64", "b": "string"}, name="t", database="staging")
+f = t.filter(t.a > 3)
+expr = f.group_by("b").aggregate(n=f.count(), top=f.a.max())
+"""
+
+
+def _expr(threshold: int = 3, name: str = "t"):
+    t = ibis.table({"a": "int64", "b": "string"}, name=name, database="staging")
+    f = t.filter(t.a > threshold)
+    return f.group_by("b").aggregate(n=f.count(), top=f.a.max())
+
+
+def test_the_fingerprint_is_the_same_in_another_process():
+    code = EXPRESSION + "from retailflow.backends.sql_cache import fingerprint\nprint(fingerprint(expr))"
+    # Another hash seed: Python's own hash() of strings differs between these processes.
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "123"})
+    assert other.stdout.strip() == sql_cache.fingerprint(_expr())
+
+
+def test_a_different_literal_or_table_is_a_different_fingerprint():
+    assert sql_cache.fingerprint(_expr(3)) == sql_cache.fingerprint(_expr(3))
+    assert sql_cache.fingerprint(_expr(3)) != sql_cache.fingerprint(_expr(4))
+    assert sql_cache.fingerprint(_expr(3)) != sql_cache.fingerprint(_expr(3, name="u"))
+
+
+def test_compiled_sql_is_reused_from_disk_and_equals_a_fresh_compile(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sql_cache, "_memory", {})
+    backend = connect(f"duckdb:///{tmp_path}/db.duckdb")
+    try:
+        calls = []
+        fresh = backend.compile_uncached(_expr())
+
+        def counting(expr):
+            calls.append(expr)
+            return backend.compile_uncached(expr)
+
+        assert sql_cache.compiled(_expr(), backend.compile_key, counting) == fresh
+        monkeypatch.setattr(sql_cache, "_memory", {})  # a new process: only the disk remembers
+        assert sql_cache.compiled(_expr(), backend.compile_key, counting) == fresh
+        assert len(calls) == 1 and len(list((tmp_path / "cache" / "sql").glob("*.sql"))) == 1
+        # Another engine, or another version of the code, never reads that entry.
+        assert sql_cache.compiled(_expr(), "OtherBackend other", counting) == fresh and len(calls) == 2
+        monkeypatch.setattr(sql_cache, "_code_version", lambda: "edited")
+        sql_cache.compiled(_expr(), backend.compile_key, counting)
+        assert len(calls) == 3
+    finally:
+        backend.close()
+
+
+def test_an_unwritable_cache_folder_only_means_no_disk_cache(tmp_path, monkeypatch):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(blocked))
+    monkeypatch.setattr(sql_cache, "_memory", {})
+    assert "SELECT" in sql_cache.compiled(_expr(), "k", lambda expr: ibis.to_sql(expr, dialect="duckdb"))
+
+
+def test_old_entries_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(sql_cache, "_memory", {})
+    monkeypatch.setattr(sql_cache, "MAX_ENTRIES", 4)
+    for threshold in range(6):
+        sql_cache.compiled(_expr(threshold), "k", lambda expr: ibis.to_sql(expr, dialect="duckdb"))
+    assert 2 <= len(list((tmp_path / "sql").glob("*.sql"))) <= 4
