@@ -104,7 +104,8 @@ def main() -> None:
             generate_dataset(data, GeneratorOptions(line_items=args.line_items, inventory=False))
         files = [path for path, _ in discover([data])]
         line_files = [path for path in files if path.name.startswith("store_sales_line_items")]
-        line_items = sum(int(duckdb.sql(f"SELECT count(*) FROM read_csv('{p}')").fetchone()[0]) for p in line_files)
+        line_items = sum(int(duckdb.sql(f"SELECT count(*) FROM read_csv('{p}', quote = '\"', all_varchar = true)").fetchone()[0])
+                         for p in line_files)
         runs = [run_on_fresh_database(args.db, scratch, data, run) for run in range(args.runs)]
         best = min(runs, key=lambda run: run["ingest_seconds"] + run["validate_seconds"])
         floor = floor_seconds(files)

@@ -176,3 +176,23 @@ def test_a_crash_mid_validation_leaves_the_previous_state(backend, sample_dir, m
     assert backend.scalar("SELECT count(*) FROM staging.store_sales_header") == 9
     assert _balanced(backend)
     assert route_all(backend, load_rules(), "validate").checked == 0
+
+
+# Cells as a CSV can hold them (a quoted line break is refused at ingest).
+CELLS = ["", " ", "  \t ", "a", " a", "a ", "\ta\t", "\x0b\x0ca b\x0c", "\x01a", "a\x01", "é ", " 中", "!"]
+
+
+def test_cells_are_trimmed_alike_on_every_engine(backend, tmp_path):
+    from retailflow.backends.base import Backend
+    from retailflow.ingest import discover, ingest
+
+    rows = "\n".join(f'ST{index:02d},"{cell}",city,region,' for index, cell in enumerate(CELLS))
+    path = tmp_path / "stores.csv"
+    path.write_bytes(f"store_id,store_name,store_city,store_region,opening_date\n{rows}\n".encode())
+    ingest(backend, discover([path]))
+    raw = backend.raw_table("raw", "stores")
+    trimmed = raw.select("store_id", engine=backend.trimmed(raw.store_name),
+                         portable=Backend.trimmed(backend, raw.store_name)).order_by("store_id")
+    found = backend.fetch_dicts(trimmed)
+    assert [row["engine"] for row in found] == [row["portable"] for row in found]
+    assert [row["engine"] for row in found] == [cell.strip(" \t\n\r\x0b\x0c") or None for cell in CELLS]

@@ -292,6 +292,10 @@ class Backend(abc.ABC):
             valid &= ibis.ifelse(clock, (hour <= 23) & (minute <= 59) & (second <= 59), True)
         return ibis.ifelse(valid, value.cast(logical_type), ibis.null(logical_type))
 
+    def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
+        """The cell without leading and trailing white space, NULL when nothing is left."""
+        return cell.strip().nullif("")
+
     def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
         """Typed value of a trimmed text cell (NULL when empty), NULL when it is not a valid value of that type."""
         if logical_type == "text":

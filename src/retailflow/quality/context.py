@@ -18,7 +18,7 @@ TRIMMED_PREFIX = "_t_"
 def with_typed(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Table:
     """Candidate rows plus each cell trimmed (_t_<column>, NULL when empty) and typed (_v_<column>,
     NULL where it does not parse): every cell is trimmed once, whatever the rules read."""
-    trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: candidates[column.name].strip().nullif("")
+    trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: backend.trimmed(candidates[column.name])
                                    for column in entity.columns})
     return backend.computed_once(trimmed.mutate(**{
         TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
