@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,9 +76,60 @@ def backend(db_url) -> Iterator[Backend]:
     connected.close()
 
 
+class SampleTemplates:
+    """The sample ingested and validated once per test process and engine, then copied for each test.
+
+    DuckDB copies the database file, PostgreSQL creates the test's database from a template
+    database; MySQL has no cheap copy, so there every test loads the sample itself.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.postgres_template: str | None = None
+
+    @staticmethod
+    def _build(url: str) -> None:
+        built = connect(url)
+        try:
+            ingest(built, discover([SAMPLE_DIR]))
+            route_all(built, load_rules(), "validate")
+        finally:
+            built.close()
+
+    def staged(self, url: str) -> Backend:
+        """A connected backend at url (a fresh, empty database) holding the validated sample."""
+        if url.startswith("duckdb"):
+            template = self.folder / "sample.duckdb"
+            if not template.exists():
+                self._build(f"duckdb:///{template}")
+            shutil.copyfile(template, url.split("///", 1)[1])
+        elif url.startswith("postgres"):
+            base, name = url.rsplit("/", 1)
+            if self.postgres_template is None:
+                self.postgres_template = f"rf_template_{uuid.uuid4().hex[:12]}"
+                self._build(f"{base}/{self.postgres_template}")
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.postgres_template}"')
+        else:
+            self._build(url)
+        return connect(url)
+
+    def drop(self) -> None:
+        if self.postgres_template is not None:
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{self.postgres_template}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sample_templates(tmp_path_factory) -> Iterator[SampleTemplates]:
+    templates = SampleTemplates(tmp_path_factory.mktemp("sample-template"))
+    yield templates
+    templates.drop()
+
+
 @pytest.fixture
-def staged_sample(backend, sample_dir) -> Backend:
-    """A backend with the sample dataset ingested and validated."""
-    ingest(backend, discover([sample_dir]))
-    route_all(backend, load_rules(), "validate")
-    return backend
+def staged_sample(db_url, sample_templates) -> Iterator[Backend]:
+    """A backend on a fresh database with the sample dataset ingested and validated."""
+    staged = sample_templates.staged(db_url)
+    yield staged
+    staged.close()
