@@ -1,0 +1,138 @@
+"""A nightly run: one day's files on a database that holds the history, printed as one JSON object.
+
+    python benchmarks/daily.py [--line-items 1000000] [--days 90] [--data DIR] [--db URL]
+
+Generates `--days` days (or reuses --data), loads every day but the last with `run`, then times the
+last day's `run` twice, each in a fresh process as a scheduler starts it: once on that history,
+once on a database holding only the masters. Seconds per stage, total and peak RSS of each day
+run; `ratio_history_to_masters` is what the history costs the night (1.0: nothing). Compiled SQL
+is cached in a folder of this run (RETAILFLOW_CACHE_DIR), warmed by the history load, as on a
+machine that ran yesterday too. `--db` names a PostgreSQL or MySQL server (a database per run,
+dropped afterwards); default DuckDB files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from ingest_validate import drop_database
+
+DAY_FILE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
+
+
+def run_files(url: str, files: list[Path], analytics: bool = True) -> dict:
+    """`run` of files on url in this process (ingest + validate only without analytics): seconds per
+    stage and the process's peak RSS."""
+    from retailflow.backends import connect
+    from retailflow.ingest import discover, ingest
+    from retailflow.pipeline import PipelineResult, run_pipeline
+    from retailflow.quality.engine import route_all
+    from retailflow.quality.rules import load_rules
+
+    started = time.perf_counter()
+    backend = connect(url)
+    try:
+        connected = time.perf_counter() - started
+        if analytics:
+            result = run_pipeline(backend, files, load_rules())
+        else:
+            result = PipelineResult(ingest(backend, discover(files)), route_all(backend, load_rules()))
+    finally:
+        backend.close()
+    seconds = {"connect": connected, **result.seconds}
+    return {"seconds": {stage: round(value, 3) for stage, value in seconds.items()},
+            "total_seconds": round(time.perf_counter() - started, 3),
+            "line_items": sum(r.rows for r in result.ingested if r.entity == "store_sales_line_items"),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def in_child(url: str, files: list[Path], env: dict[str, str], analytics: bool = True) -> dict:
+    """run_files in a fresh Python process (imports and connection included, as a nightly job pays them)."""
+    command = [sys.executable, __file__, "--child" if analytics else "--child-load", url, *map(str, files)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def split_days(data: Path) -> tuple[list[Path], dict[str, list[Path]]]:
+    """The master files, and the dated files by day."""
+    masters, days = [], {}
+    for path in sorted(p for p in data.iterdir() if p.is_file() and p.suffix in (".csv", ".parquet")):
+        match = DAY_FILE.search(path.name)
+        if match:
+            days.setdefault(match.group(1), []).append(path)
+        else:
+            masters.append(path)
+    return masters, dict(sorted(days.items()))
+
+
+class Databases:
+    """Fresh database URLs on one engine, dropped at the end."""
+
+    def __init__(self, server: str | None, scratch: Path) -> None:
+        self.server, self.scratch, self.made = server, scratch, []
+
+    def new(self, label: str) -> str:
+        if self.server is None:
+            return f"duckdb:///{self.scratch}/{label}.duckdb"
+        name = f"rf_bench_{uuid.uuid4().hex[:8]}"
+        self.made.append(name)
+        return f"{self.server}/{name}"
+
+    def drop(self) -> None:
+        for name in self.made:
+            drop_database(self.server, name)
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] in ("--child", "--child-load"):
+        print(json.dumps(run_files(sys.argv[2], [Path(name) for name in sys.argv[3:]], sys.argv[1] == "--child")))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--line-items", type=int, default=1_000_000, help="line items over all days")
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--data", type=Path, help="a generated folder to reuse (one file per day)")
+    parser.add_argument("--db", help="a PostgreSQL or MySQL server URL (default: DuckDB files)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="retailflow-daily-") as folder:
+        scratch = Path(folder)
+        data = args.data
+        if data is None:
+            from retailflow.generate import GeneratorOptions, generate_dataset
+
+            data = scratch / "data"
+            generate_dataset(data, GeneratorOptions(line_items=args.line_items, days=args.days, stores=50,
+                                                    products=2000))
+        masters, days = split_days(data)
+        *history_days, last_day = days
+        env = {**os.environ, "RETAILFLOW_CACHE_DIR": str(scratch / "sql-cache"), "RETAILFLOW_QUIET": "1"}
+        databases = Databases(args.db.rsplit("/", 1)[0] if args.db else None, scratch)
+        try:
+            on_history = databases.new("history")
+            history = in_child(on_history, masters + [path for day in history_days for path in days[day]], env)
+            day_on_history = in_child(on_history, days[last_day], env)
+            on_masters = databases.new("masters")
+            in_child(on_masters, masters, env, analytics=False)
+            day_on_masters = in_child(on_masters, days[last_day], env)
+        finally:
+            databases.drop()
+    print(json.dumps({
+        "engine": (args.db or "duckdb").split(":", 1)[0], "day": last_day, "history_days": len(history_days),
+        "history_line_items": history["line_items"], "history_load_seconds": history["total_seconds"],
+        "day_on_history": day_on_history, "day_on_masters": day_on_masters,
+        "ratio_history_to_masters": round(day_on_history["total_seconds"] / day_on_masters["total_seconds"], 2),
+        "load_average": os.getloadavg()[0],
+    }))
+
+
+if __name__ == "__main__":
+    main()
