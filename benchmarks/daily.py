@@ -1,6 +1,6 @@
 """A nightly run: one day's files on a database that holds the history, printed as one JSON object.
 
-    python benchmarks/daily.py [--line-items 1000000] [--days 90] [--data DIR] [--db URL]
+    python benchmarks/daily.py [--line-items 1000000] [--days 90] [--stores 50] [--products 2000] [--data DIR] [--db URL]
 
 Generates `--days` days (or reuses --data), loads every day but the last with `run`, then times the
 last day's `run` twice, each in a fresh process as a scheduler starts it: once on that history,
@@ -100,6 +100,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--line-items", type=int, default=1_000_000, help="line items over all days")
     parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--stores", type=int, default=50)
+    parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--data", type=Path, help="a generated folder to reuse (one file per day)")
     parser.add_argument("--db", help="a PostgreSQL or MySQL server URL (default: DuckDB files)")
     args = parser.parse_args()
@@ -110,8 +112,8 @@ def main() -> None:
             from retailflow.generate import GeneratorOptions, generate_dataset
 
             data = scratch / "data"
-            generate_dataset(data, GeneratorOptions(line_items=args.line_items, days=args.days, stores=50,
-                                                    products=2000))
+            generate_dataset(data, GeneratorOptions(line_items=args.line_items, days=args.days, stores=args.stores,
+                                                    products=args.products))
         masters, days = split_days(data)
         *history_days, last_day = days
         env = {**os.environ, "RETAILFLOW_CACHE_DIR": str(scratch / "sql-cache"), "RETAILFLOW_QUIET": "1"}

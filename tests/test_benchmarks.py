@@ -1,0 +1,26 @@
+"""The benchmarks the README lists still run and print their JSON (on tiny inputs; the figures are not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.parametrize("arguments, fields", [
+    (["startup.py", "--runs", "1"], {"help_seconds", "reconcile_empty_seconds", "targets_met"}),
+    (["generate.py", "20000", "--no-inventory"], {"line_items", "line_items_per_second"}),
+    (["ingest_validate.py", "--line-items", "20000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
+    (["daily.py", "--line-items", "8000", "--days", "8", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
+                                                           "ratio_history_to_masters"}),
+], ids=lambda value: value[0] if isinstance(value, list) else "")
+def test_benchmark_prints_its_json(arguments, fields, tmp_path):
+    result = subprocess.run([sys.executable, str(BENCHMARKS / arguments[0]), *arguments[1:]], capture_output=True,
+                            text=True, cwd=BENCHMARKS, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert fields <= set(json.loads(result.stdout.strip().splitlines()[-1]))
