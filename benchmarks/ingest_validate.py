@@ -8,7 +8,8 @@ creates and drops its own database); the best run is reported, with the load ave
 each run because a busy machine slows every figure. Also measures the floor: DuckDB alone
 loading the same CSV files into typed tables; on PostgreSQL also PostgreSQL's own floor
 (postgres_floor.py): COPY of the files plus a native-cast insert of the castable rows into
-keyed tables, without any rule.
+keyed tables, without any rule; on MySQL / MariaDB likewise its own (mysql_floor.py), with
+LOAD DATA LOCAL INFILE.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import duckdb
 import psycopg
 
 from floor import floor_seconds
+from mysql_floor import mysql_floor_seconds
 from postgres_floor import postgres_floor_seconds
 from retailflow.backends import connect
 from retailflow.ingest import discover, ingest
@@ -111,11 +113,12 @@ def main() -> None:
         floor = floor_seconds(files)
         total = best["ingest_seconds"] + best["validate_seconds"]
         server_floor = {}
-        if args.db and args.db.startswith("postgres"):
-            seconds = postgres_floor_seconds(files, args.db.rsplit("/", 1)[0])
-            server_floor = {"postgres_floor": {key: round(value, 2) for key, value in seconds.items()},
-                            "postgres_floor_line_items_per_second": round(line_items / seconds["seconds"]),
-                            "ratio_to_postgres_floor": round(total / seconds["seconds"], 1)}
+        for engine, server_floor_seconds in (("postgres", postgres_floor_seconds), ("mysql", mysql_floor_seconds)):
+            if args.db and args.db.startswith(engine):
+                seconds = server_floor_seconds(files, args.db.rsplit("/", 1)[0])
+                server_floor = {f"{engine}_floor": {key: round(value, 2) for key, value in seconds.items()},
+                                f"{engine}_floor_line_items_per_second": round(line_items / seconds["seconds"]),
+                                f"ratio_to_{engine}_floor": round(total / seconds["seconds"], 1)}
         print(json.dumps({
             "engine": (args.db or "duckdb").split(":", 1)[0],
             "line_items": line_items,

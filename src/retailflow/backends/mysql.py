@@ -9,6 +9,7 @@ parsed once with sqlglot and re-written for MySQL: schema names mapped, types si
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tempfile
 import warnings
@@ -28,9 +29,29 @@ from sqlglot.dialects.mysql import MySQL
 from retailflow.backends import csv_reader
 from retailflow.backends.base import SCHEMAS, Backend
 from retailflow.errors import UserError
+from retailflow.model import ENTITIES
+from retailflow.quality.context import TRIMMED_PREFIX
 
 #: Key columns need a length in MySQL; 255 characters of utf8mb4 stay inside InnoDB's key limit.
 KEY_VARCHAR = "VARCHAR(255)"
+#: The same as an Ibis type, which the compiler writes as CAST(... AS CHAR(255)).
+KEY_STRING = dt.String(length=255)
+#: Text columns that are a primary or foreign key in every entity that has them. Validation types
+#: them VARCHAR(255), not TEXT: MariaDB joins TEXT only by nested loops (a join of 100k TEXT keys
+#: took 368 s, of the same keys as VARCHAR(255) 3 s), while a VARCHAR key of a derived table gets an
+#: index and a hash join can hash the whole value.
+TEXT_KEY_COLUMNS = frozenset(
+    name for name in {column.name for entity in ENTITIES.values() for column in entity.columns}
+    if all(column.type == "text" and name in {*entity.primary_key, *(key.column for key in entity.foreign_keys)}
+           for entity in ENTITIES.values() for column in entity.columns if column.name == name))
+#: Session join buffer: MariaDB hash-joins the rows that fit in it and reads the other table again
+#: for every refill. The header check of 530k transactions refilled 64 MB 11 times (66 s); 256 MB
+#: took 3 (52 s), 1 GB once (53 s). Sized to the need up to this; RETAILFLOW_MYSQL_JOIN_BUFFER overrides it.
+DEFAULT_JOIN_BUFFER = "256M"
+#: The start of DuckDB's error for a key too long for VARCHAR(255) (see _refusing_long_keys).
+LONG_KEY = "retailflow: key too long at line "
+#: A LIMIT no table reaches (see computed_once).
+NO_LIMIT = 1 << 62
 
 
 def drop_database(cursor, name: str) -> None:
@@ -58,6 +79,21 @@ class _Compiler(MySQLCompiler):
     """
 
     UNSUPPORTED_OPS = tuple(op for op in MySQLCompiler.UNSUPPORTED_OPS if op is not ops.RegexReplace)
+
+    def visit_Equals(self, op, *, left, right):
+        # Ibis writes text equality as CAST(left AS BINARY) = right for MySQL's case-insensitive
+        # default collations. Every retailflow database and the connection compare byte for byte
+        # (MySQLBackend._connect), and the cast hid the join key: no index, no hash join.
+        return self.binop(sge.EQ, left, right)
+
+    def visit_Cast(self, op, *, arg, to):
+        # Ibis casts to any string as CHAR (TEXT); a length makes a VARCHAR(n), a joinable key.
+        # Text to text without a length changes nothing but would lose that length again.
+        if to.is_string() and to.length is not None:
+            return sge.Cast(this=arg, to=sge.DataType.build(f"CHAR({to.length})", dialect="mysql"))
+        if to.is_string() and op.arg.dtype.is_string():
+            return arg
+        return super().visit_Cast(op, arg=arg, to=to)
 
     def visit_RegexReplace(self, op, *, arg, pattern, replacement):
         return self.f.regexp_replace(arg, pattern, replacement)
@@ -122,9 +158,10 @@ class MySQLBackend(Backend):
             raise UserError(f"cannot connect to {self.display_url}: {error.args[-1]}") from None
         with connection.con.cursor() as cursor:
             cursor.execute("SELECT VERSION()")
+            mariadb = "mariadb" in cursor.fetchone()[0].lower()
             # Text compares byte for byte, trailing spaces included, as on the other engines
             # (MySQL's default collations ignore case and trailing spaces).
-            self.collation = "utf8mb4_nopad_bin" if "mariadb" in cursor.fetchone()[0].lower() else "utf8mb4_0900_bin"
+            self.collation = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
             cursor.execute(f"SET NAMES utf8mb4 COLLATE {self.collation}")
             cursor.execute("SET SESSION time_zone = '+00:00'")
             cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{self.database}` CHARACTER SET utf8mb4 "
@@ -134,6 +171,17 @@ class MySQLBackend(Backend):
             cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
                            "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'")
             cursor.execute("SET SESSION group_concat_max_len = 1048576")
+            join_buffer = _join_buffer_bytes()
+            cursor.execute(f"SET SESSION join_buffer_size = {join_buffer}")
+            if mariadb:
+                # MariaDB hash-joins (BNLH) only from join_cache_level 3, and level 4 lets each
+                # join of a chain buffer just its own columns. All buffers of a query share
+                # join_buffer_space_limit (2 MB by default).
+                cursor.execute("SET SESSION join_cache_level = 4")
+                cursor.execute(f"SET SESSION join_buffer_space_limit = {4 * join_buffer}")
+                # A semi-join on the pending batches made the optimizer key a lookup on _batch_id
+                # alone (all of a batch's rows per probe: the customer check took 5 s for 2.7k rows).
+                cursor.execute("SET SESSION optimizer_switch = 'semijoin=off'")
         return connection
 
     @property
@@ -180,7 +228,7 @@ class MySQLBackend(Backend):
                 # Unqualified tables are create_temp_table's; a plain DROP would commit the transaction.
                 tree.set("temporary", True)
             if isinstance(tree, sge.Create) and isinstance(tree.this, sge.Schema):
-                _size_types(tree.this)
+                _size_types(tree.this, staging=tree.this.this.db == self.catalog_schema("staging"))
             elif isinstance(tree, sge.Alter):
                 for definition in tree.find_all(sge.ColumnDef):
                     _size_column(definition, key=False)
@@ -218,6 +266,13 @@ class MySQLBackend(Backend):
         self.execute_built(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
         return ibis.table(expr.schema(), name=name)
 
+    def computed_once(self, table: ir.Table) -> ir.Table:
+        # MariaDB merges a derived table into the query reading it and then evaluates a derived
+        # column at every use: a trimmed cell six TRIMs deep inside every test of the calendar
+        # check, a rule again for its reason (8.6 s of the header check's 11.6 s on 52k rows, ANALYZE).
+        # A derived table with a LIMIT is never merged, so its columns are computed once per row.
+        return table.limit(NO_LIMIT)
+
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         updates = ", ".join(f"{self.quote(name)} = VALUES({self.quote(name)})" for name in columns if name not in key)
         self.execute_built(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
@@ -225,6 +280,20 @@ class MySQLBackend(Backend):
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return self.calendar_checked_cast(value, logical_type)
+
+    def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
+        # A trimmed cell is six nested TRIMs, and MariaDB evaluates it again at every reference
+        # inside the same projection (a date's calendar check reads it a dozen times). Most cells
+        # have nothing to trim: only a cell with a first or last character below '!' (every white
+        # space character is) gets the TRIMs. Typing 100k line items: 1.64 s -> 0.57 s.
+        return ibis.ifelse((cell < "!") | (cell.right(1) < "!"), super().trimmed(cell), cell)
+
+    def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
+        # Key cells become VARCHAR(255) (see TEXT_KEY_COLUMNS); ingest refuses longer keys, so nothing is cut.
+        if logical_type == "text" and trimmed.get_name().removeprefix(TRIMMED_PREFIX) in TEXT_KEY_COLUMNS:
+            # Typed as plain text for Ibis (unions with staging's keys), VARCHAR(255) in the SQL.
+            return trimmed.cast(KEY_STRING).cast("string")
+        return super().parse(trimmed, logical_type)
 
     def lock_for_writing(self) -> None:
         if not self.scalar(f"SELECT GET_LOCK({self.literal('retailflow:' + self.database)}, 0)"):
@@ -246,7 +315,8 @@ class MySQLBackend(Backend):
     def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
                   batch_id: int, source_name: str) -> int:
         columns = [*file_columns, "_batch_id", "_source_file", "_source_line"]
-        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        keys = [name for name in file_columns if name in TEXT_KEY_COLUMNS]
+        select = _refusing_long_keys(csv_reader.select_sql(path, file_columns, batch_id, source_name), keys)
         with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
             parsed = Path(folder) / "rows.csv"
             try:
@@ -255,6 +325,11 @@ class MySQLBackend(Backend):
                 duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' "
                                          "(FORMAT csv, HEADER false, FORCE_QUOTE *, NULLSTR 'NULL')")
             except duckdb.Error as error:
+                long_key = re.search(rf"{LONG_KEY}(\d+) (\S+) (\d+)", str(error))
+                if long_key:
+                    line, name, size = long_key.groups()
+                    raise UserError(f"{path}:{line}: {name} is {size} characters long; keys on MySQL / MariaDB "
+                                    f"hold at most {KEY_STRING.length}: shorten it, or use DuckDB or PostgreSQL") from None
                 raise csv_reader.explain_read_error(path, error) from None
             target = ", ".join(self.quote(name) for name in columns)
             return int(self.execute_built(
@@ -263,9 +338,47 @@ class MySQLBackend(Backend):
                 f"LINES TERMINATED BY '\\n' ({target})"))
 
 
-def _size_types(schema: sge.Schema) -> None:
-    """Give VARCHAR a length where MySQL needs one (key columns), TEXT elsewhere; TIMESTAMP as DATETIME."""
-    keys = set()
+def _refusing_long_keys(select: str, keys: Sequence[str]) -> str:
+    """DuckDB's `select` of a file's rows, failing with LONG_KEY, the line, key and length at a key over 255 characters.
+
+    Validation casts keys to VARCHAR(255) (see TEXT_KEY_COLUMNS), and a cast cuts a longer value
+    silently. The check rides on the one pass that parses the file (a second pass cost 3.3 s of
+    the 18 s ingest of 1M line items); the length is the trimmed one, as validation trims.
+    """
+    if not keys:
+        return select
+    replaced = []
+    for name in keys:
+        # As Ibis's strip() trims on MySQL: one white space character after the other.
+        trimmed = f'"{name}"'
+        for blank in (32, 9, 10, 13, 11, 12):
+            trimmed = f"trim({trimmed}, chr({blank}))"
+        limit = KEY_STRING.length
+        # Trimmed only where the cell itself is too long; a NULL cell is never too long.
+        replaced.append(f'CASE WHEN length("{name}") > {limit} AND length({trimmed}) > {limit} '
+                        f"THEN error(concat('{LONG_KEY}', _source_line, ' {name} ', length({trimmed}))) "
+                        f'ELSE "{name}" END AS "{name}"')
+    return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({select})"
+
+
+def _join_buffer_bytes() -> int:
+    """The session's join buffer in bytes: RETAILFLOW_MYSQL_JOIN_BUFFER (e.g. 256M, 1G or bytes), else DEFAULT_JOIN_BUFFER."""
+    value = os.environ.get("RETAILFLOW_MYSQL_JOIN_BUFFER") or DEFAULT_JOIN_BUFFER
+    size = re.fullmatch(r"\s*([0-9]+)\s*([KMG]?)B?\s*", value, flags=re.IGNORECASE)
+    if not size:
+        raise UserError(f"RETAILFLOW_MYSQL_JOIN_BUFFER={value!r} is not a size: write bytes or a number with K, M or G "
+                        f"(default {DEFAULT_JOIN_BUFFER})")
+    return int(size[1]) * 1024 ** " KMG".index(size[2].upper() or " ")
+
+
+def _size_types(schema: sge.Schema, staging: bool) -> None:
+    """Give VARCHAR a length where MySQL needs one (key columns), TEXT elsewhere; TIMESTAMP as DATETIME.
+
+    In staging every text key is VARCHAR(255), also in fact tables, which declare no keys here:
+    validation and analytics join them, and MariaDB hashes a TEXT key on its first bytes only
+    (EXPLAIN: key_len 3), so such a join degrades to comparing every pair of rows.
+    """
+    keys = set(TEXT_KEY_COLUMNS) if staging else set()
     for constraint in schema.expressions:
         if isinstance(constraint, (sge.PrimaryKey, sge.ForeignKey)):
             keys |= {column.name for column in constraint.expressions}

@@ -1,0 +1,82 @@
+"""MariaDB's (or MySQL's) own floor for ingest + validate: the least any pipeline writing raw and staging must do there.
+
+For the same CSV files, in a scratch database on the same server, two timed steps: LOAD DATA LOCAL
+INFILE of every file as it is into a text table (the bytes received once), and INSERT ... SELECT
+CAST(...) of every castable row (one per key, picked beforehand, not timed) into a typed table
+with its primary key: the server's native casts, no shape checks, rules, lineage, quarantine or
+foreign keys. A lower bound for any pipeline that writes raw and staging there, not a pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from retailflow.backends import connect
+from retailflow.backends import csv_reader
+from retailflow.backends.mysql import drop_database
+from retailflow.model import ENTITIES, entity_for_file
+from retailflow.quality.context import with_typed
+
+
+def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
+    """Seconds to LOAD DATA `files` into text tables and to cast-insert them into keyed tables, on the server at `server_url`."""
+    name = f"rf_floor_{uuid.uuid4().hex[:8]}"
+    backend = connect(f"{server_url}/{name}")
+    try:
+        by_entity: dict[str, list[tuple[Path, list[str]]]] = {}
+        for path in files:
+            by_entity.setdefault(entity_for_file(path).name, []).append((path, csv_reader.read_header(path)))
+        for entity_name, entity_files in by_entity.items():
+            entity = ENTITIES[entity_name]
+            # Every column any of the files has: extra (denormalised) columns are received too.
+            names = dict.fromkeys(column for _, header in entity_files for column in header)
+            columns = ", ".join(f'"{column}" VARCHAR' for column in names)
+            backend.execute(f'CREATE TABLE raw."floor_{entity_name}" ({columns})')
+            typed = ", ".join(f'"{column.name}" {column.sql_type}' for column in entity.columns)
+            keys = ", ".join(f'"{key}"' for key in entity.primary_key)
+            backend.execute(f'CREATE TABLE staging."floor_{entity_name}" ({typed}, PRIMARY KEY ({keys}))')
+        started = time.perf_counter()
+        with backend.transaction():
+            for entity_name, entity_files in by_entity.items():
+                for path, header in entity_files:
+                    kept = ", ".join(backend.quote(column) for column in header)
+                    backend.execute_built(
+                        f"LOAD DATA LOCAL INFILE {backend.literal(str(path))} "
+                        f"INTO TABLE {backend.qualified('raw', f'floor_{entity_name}')} CHARACTER SET utf8mb4 "
+                        "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                        f"LINES TERMINATED BY '\\n' IGNORE 1 LINES ({kept})")
+        copied = time.perf_counter()
+        for entity_name in by_entity:
+            _keep_castable_rows(backend, ENTITIES[entity_name])
+        cast_started = time.perf_counter()
+        with backend.transaction():
+            for entity_name in by_entity:
+                entity = ENTITIES[entity_name]
+                names = ", ".join(f'"{column.name}"' for column in entity.columns)
+                casts = ", ".join(f'"{column.name}"' if column.type == "text" else
+                                  f'CAST("{column.name}" AS {column.sql_type})' for column in entity.columns)
+                backend.execute(f'INSERT INTO staging."floor_{entity_name}" ({names}) '
+                                f'SELECT {casts} FROM raw."floor_clean_{entity_name}"')
+        finished = time.perf_counter()
+        return {"load_seconds": copied - started, "cast_keyed_insert_seconds": finished - cast_started,
+                "seconds": (copied - started) + (finished - cast_started)}
+    finally:
+        with backend.ibis.con.cursor() as cursor:
+            drop_database(cursor, name)
+        backend.close()
+
+
+def _keep_castable_rows(backend, entity) -> None:
+    """raw.floor_clean_<entity>: trimmed cells the server's casts accept, one row per key (not timed)."""
+    typed = with_typed(backend, entity, backend.raw_table("raw", f"floor_{entity.name}"))
+    castable = [typed[f"_t_{column.name}"].isnull() | typed[f"_v_{column.name}"].notnull() for column in entity.columns]
+    keys = [typed[f"_t_{key}"] for key in entity.primary_key]
+    rows = typed.filter(*castable, *[key.notnull() for key in keys])
+    # One row per key: each other cell is the largest of its key's (castable all the same).
+    rows = rows.group_by([rows[f"_t_{key}"].name(key) for key in entity.primary_key]).aggregate(
+        **{column.name: rows[f"_t_{column.name}"].max() for column in entity.columns
+           if column.name not in entity.primary_key})
+    backend.execute_built(f"CREATE TABLE {backend.qualified('raw', f'floor_clean_{entity.name}')} AS "
+                          f"{backend.compile(rows)}")
