@@ -69,6 +69,23 @@ def write_csv(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def write_small_shop(folder: Path, products: list[str], headers: list[str], lines: list[str],
+                     snapshots: list[str]) -> None:
+    """Input files of two stores (ST1, ST2) and one customer (C1) with the given rows (no header lines) of
+    products, sales headers, line items and inventory snapshots."""
+    write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\n"
+              "ST1,One,Town,North,2020-01-01\nST2,Two,Town,North,2020-01-01")
+    write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
+              "last_purchase_date,segment_id\nC1,Al,al@example.com,Gold,0,,")
+    for name, columns, rows in (
+            ("products.csv", "product_id,product_name,product_category,unit_price,current_stock_level", products),
+            ("store_sales_header.csv", "transaction_id,customer_id,store_id,transaction_date,total_amount", headers),
+            ("store_sales_line_items.csv",
+             "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount", lines),
+            ("inventory_daily.csv", "snapshot_date,store_id,product_id,stock_on_hand", snapshots)):
+        write_csv(folder, name, "\n".join([columns, *rows]))
+
+
 def load_and_validate(backend: Backend, *paths: Path, rules_path: Path | None = None) -> RouteOutcome:
     ingest(backend, discover(list(paths)))
     return route_all(backend, load_rules(rules_path), "validate")

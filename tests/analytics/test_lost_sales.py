@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from helpers import load_and_validate, write_csv
+from helpers import load_and_validate, write_small_shop
 from retailflow.analytics.inventory import inputs, lost_sales
 
 DAYS = [dt.date(2024, 12, 2) + dt.timedelta(days=offset) for offset in range(21)]  # Mon Dec 2 .. Sun Dec 22
@@ -43,12 +43,6 @@ EXPECTED = [
 
 def load_store(backend, folder) -> None:
     """Write the hand-made stores as input files and run them through ingest and validation."""
-    write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\n"
-              "ST1,One,Town,North,2020-01-01\nST2,Two,Town,North,2020-01-01")
-    write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
-              "last_purchase_date,segment_id\nC1,Al,al@example.com,Gold,0,,")
-    write_csv(folder, "products.csv", "product_id,product_name,product_category,unit_price,current_stock_level\n"
-              "P1,Kettle,Home,12.00,0\nP2,Matches,Home,2.00,0")
     headers, lines = [], []
     for (store, product), daily in SALES.items():
         for day, units in zip(DAYS, daily):
@@ -57,13 +51,9 @@ def load_store(backend, folder) -> None:
                 amount = UNIT_PRICES[(store, product)] * units
                 headers.append(f"{transaction},C1,{store},{day} 10:00:00,{amount}.00")
                 lines.append(f"{len(lines) + 1},{transaction},{product},,{units},{amount}.00")
-    write_csv(folder, "store_sales_header.csv",
-              "transaction_id,customer_id,store_id,transaction_date,total_amount\n" + "\n".join(headers))
-    write_csv(folder, "store_sales_line_items.csv",
-              "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount\n" + "\n".join(lines))
-    write_csv(folder, "inventory_daily.csv", "snapshot_date,store_id,product_id,stock_on_hand\n" + "\n".join(
-        f"{day},{store},{product},{stock}" for (store, product), daily in STOCK.items()
-        for day, stock in zip(DAYS, daily) if stock is not None))
+    write_small_shop(folder, ["P1,Kettle,Home,12.00,0", "P2,Matches,Home,2.00,0"], headers, lines,
+                     [f"{day},{store},{product},{stock}" for (store, product), daily in STOCK.items()
+                      for day, stock in zip(DAYS, daily) if stock is not None])
     load_and_validate(backend, folder)
     assert backend.scalar("SELECT count(*) FROM quarantine.store_sales_header") == 0
     assert backend.scalar("SELECT count(*) FROM staging.inventory_daily") == 21 + 7

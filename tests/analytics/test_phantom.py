@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from helpers import load_and_validate, write_csv
+from helpers import load_and_validate, write_small_shop
 from retailflow.analytics.inventory import inputs, phantom_inventory, run_inventory
 from retailflow.cli import app
 from retailflow.errors import UserError
@@ -67,12 +67,6 @@ P7_RUN = {"store_id": "ST1", "product_id": "P7", "first_day": dt.date(2024, 12, 
 
 def load_store(backend, folder) -> None:
     """Write the hand-made stores as input files and run them through ingest and validation."""
-    write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\n"
-              "ST1,One,Town,North,2020-01-01\nST2,Two,Town,North,2020-01-01")
-    write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
-              "last_purchase_date,segment_id\nC1,Al,al@example.com,Gold,0,,")
-    write_csv(folder, "products.csv", "product_id,product_name,product_category,unit_price,current_stock_level\n"
-              + "\n".join(f"{product},{product} name,Food,{price}.00,0" for product, price in PRICES.items()))
     headers, lines = [], []
     for store, sales in (("ST1", ST1_SALES), ("ST2", ST2_SALES)):
         for index, day in enumerate(DAYS):
@@ -85,13 +79,9 @@ def load_store(backend, folder) -> None:
                                f"{sum(PRICES[product] * units for product, units in basket)}.00")
                 lines += [f"{len(lines) + line},{transaction},{product},,{units},{PRICES[product] * units}.00"
                           for line, (product, units) in enumerate(basket, start=1)]
-    write_csv(folder, "store_sales_header.csv",
-              "transaction_id,customer_id,store_id,transaction_date,total_amount\n" + "\n".join(headers))
-    write_csv(folder, "store_sales_line_items.csv",
-              "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount\n" + "\n".join(lines))
-    write_csv(folder, "inventory_daily.csv", "snapshot_date,store_id,product_id,stock_on_hand\n" + "\n".join(
-        f"{day},ST1,{product},{stock[index]}" for product, stock in ST1_STOCK.items()
-        for index, day in enumerate(DAYS)))
+    write_small_shop(folder, [f"{product},{product} name,Food,{price}.00,0" for product, price in PRICES.items()],
+                     headers, lines, [f"{day},ST1,{product},{stock[index]}" for product, stock in ST1_STOCK.items()
+                                      for index, day in enumerate(DAYS)])
     load_and_validate(backend, folder)
     assert backend.scalar("SELECT count(*) FROM quarantine.store_sales_header") == 0
     assert backend.scalar("SELECT count(*) FROM staging.inventory_daily") == 20 * len(ST1_STOCK)
