@@ -8,6 +8,9 @@ from pathlib import Path
 
 import duckdb
 
+from retailflow.backends import Backend, csv_reader
+from retailflow.model import ENTITIES, entity_for_file
+
 
 def floor_seconds(files: list[Path]) -> float:
     """Seconds DuckDB takes to CREATE TABLE AS SELECT * FROM read_csv(file) for every file.
@@ -24,3 +27,20 @@ def floor_seconds(files: list[Path]) -> float:
         seconds = time.perf_counter() - started
         connection.close()
         return seconds
+
+
+def create_floor_tables(backend: Backend, files: list[Path]) -> dict[str, list[tuple[Path, list[str]]]]:
+    """For a server engine's floor: per entity a text table raw.floor_<entity> with every column any of its files has
+    (extra, denormalised columns too) and a typed, keyed staging.floor_<entity>; returns (file, header) by entity."""
+    by_entity: dict[str, list[tuple[Path, list[str]]]] = {}
+    for path in files:
+        by_entity.setdefault(entity_for_file(path).name, []).append((path, csv_reader.read_header(path)))
+    for entity_name, entity_files in by_entity.items():
+        entity = ENTITIES[entity_name]
+        names = dict.fromkeys(column for _, header in entity_files for column in header)
+        columns = ", ".join(f'"{column}" VARCHAR' for column in names)
+        backend.execute(f'CREATE TABLE raw."floor_{entity_name}" ({columns})')
+        typed = ", ".join(f'"{column.name}" {column.sql_type}' for column in entity.columns)
+        keys = ", ".join(f'"{key}"' for key in entity.primary_key)
+        backend.execute(f'CREATE TABLE staging."floor_{entity_name}" ({typed}, PRIMARY KEY ({keys}))')
+    return by_entity

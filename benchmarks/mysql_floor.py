@@ -13,10 +13,10 @@ import time
 import uuid
 from pathlib import Path
 
+from floor import create_floor_tables
 from retailflow.backends import connect
-from retailflow.backends import csv_reader
 from retailflow.backends.mysql import drop_database
-from retailflow.model import ENTITIES, entity_for_file
+from retailflow.model import ENTITIES
 from retailflow.quality.context import with_typed
 
 
@@ -25,18 +25,7 @@ def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
     name = f"rf_floor_{uuid.uuid4().hex[:8]}"
     backend = connect(f"{server_url}/{name}")
     try:
-        by_entity: dict[str, list[tuple[Path, list[str]]]] = {}
-        for path in files:
-            by_entity.setdefault(entity_for_file(path).name, []).append((path, csv_reader.read_header(path)))
-        for entity_name, entity_files in by_entity.items():
-            entity = ENTITIES[entity_name]
-            # Every column any of the files has: extra (denormalised) columns are received too.
-            names = dict.fromkeys(column for _, header in entity_files for column in header)
-            columns = ", ".join(f'"{column}" VARCHAR' for column in names)
-            backend.execute(f'CREATE TABLE raw."floor_{entity_name}" ({columns})')
-            typed = ", ".join(f'"{column.name}" {column.sql_type}' for column in entity.columns)
-            keys = ", ".join(f'"{key}"' for key in entity.primary_key)
-            backend.execute(f'CREATE TABLE staging."floor_{entity_name}" ({typed}, PRIMARY KEY ({keys}))')
+        by_entity = create_floor_tables(backend, files)
         started = time.perf_counter()
         with backend.transaction():
             for entity_name, entity_files in by_entity.items():
