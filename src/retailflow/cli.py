@@ -87,11 +87,17 @@ def _route(ctx: typer.Context, phase: str, output_format: Format) -> None:
     _show_route(route_all(open_backend(ctx, writes=True), rules, phase), output_format)
 
 
+RESTATE_OPTION = typer.Option(
+    False, "--restate", help="The files are corrected days: when validated, each replaces what is staged for its "
+    "entity and business dates (the old rows stay in raw, counted as superseded).")
+
+
 @app.command("ingest")
 def ingest_command(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
     entity: Optional[str] = typer.Option(None, "--entity", help="Entity of every file, when names do not tell."),
+    restate: bool = RESTATE_OPTION,
 ) -> None:
     """Load files into the raw layer as they are (no validation); identical files are skipped."""
     from retailflow.ingest import discover, ingest
@@ -101,7 +107,7 @@ def ingest_command(
     with _listener(ctx.obj) as listener:
         listener.stage_started("ingest", [path for path, _ in files])
         started = time.perf_counter()
-        results = ingest(backend, files, on_loaded=listener.file_loaded)
+        results = ingest(backend, files, on_loaded=listener.file_loaded, restate=restate)
         listener.stage_finished("ingest", time.perf_counter() - started)
     _show_ingest(results)
 
@@ -170,13 +176,13 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
-def _run(backend: Backend, paths: list[Path], settings: Settings) -> PipelineResult:
+def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False) -> PipelineResult:
     from retailflow.pipeline import run_pipeline
     from retailflow.quality.rules import load_rules
 
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
-        result = run_pipeline(backend, paths, rules, listener)
+        result = run_pipeline(backend, paths, rules, listener, restate=restate)
     _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
     if not settings.quiet:
@@ -188,9 +194,10 @@ def _run(backend: Backend, paths: list[Path], settings: Settings) -> PipelineRes
 def run_command(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
+    restate: bool = RESTATE_OPTION,
 ) -> None:
     """Ingest files, validate them and run every analytics stage."""
-    _run(open_backend(ctx, writes=True), paths, ctx.obj)
+    _run(open_backend(ctx, writes=True), paths, ctx.obj, restate)
 
 
 app.command("generate")(generate_command)

@@ -78,28 +78,34 @@ def _plan(path: Path, entity: Entity) -> PlannedFile:
 
 
 def ingest(backend: Backend, files: Iterable[tuple[Path, Entity]],
-           on_loaded: Callable[[IngestResult], None] = lambda result: None) -> list[IngestResult]:
+           on_loaded: Callable[[IngestResult], None] = lambda result: None, *,
+           restate: bool = False) -> list[IngestResult]:
     """Load every file into raw.<entity> as a batch; all files or none (one transaction).
 
+    With `restate`, each fact file replaces what is staged for its entity and business dates when it is
+    validated (a corrected day re-sent); a master file replaces the staged rows of its keys either way.
     `on_loaded` hears about each file as it is done (a progress bar); nothing is committed until the end.
     """
     planned = [_plan(path, entity) for path, entity in files]
     results: list[IngestResult] = []
     with backend.transaction():
         for plan in planned:
-            results.append(_load(backend, plan))
+            results.append(_load(backend, plan, restate))
             on_loaded(results[-1])
     return results
 
 
-def _load(backend: Backend, plan: PlannedFile) -> IngestResult:
+def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestResult:
     entity = plan.entity
     previous = backend.fetch_dicts(
         f"SELECT batch_id, source_file FROM audit.batches WHERE sha256 = {backend.literal(plan.sha256)} "
         f"AND entity = {backend.literal(entity.name)} ORDER BY batch_id LIMIT 1")
     if previous:
+        nothing_to_do = "; nothing to restate, the day is staged as sent" if restate and not entity.master else ""
         return IngestResult(plan.path, entity.name, "skipped", int(previous[0]["batch_id"]),
-                            note=f"identical to batch {previous[0]['batch_id']} ({previous[0]['source_file']})")
+                            note=f"identical to batch {previous[0]['batch_id']} ({previous[0]['source_file']})"
+                                 f"{nothing_to_do}")
+    mode = "restate" if restate and not entity.master else "append"
     started = time.perf_counter()
     batch_id = int(backend.scalar("SELECT coalesce(max(batch_id), 0) + 1 FROM audit.batches"))
     extra = [name for name in plan.columns if name not in entity.column_names]
@@ -109,9 +115,11 @@ def _load(backend: Backend, plan: PlannedFile) -> IngestResult:
     seconds = time.perf_counter() - started
     backend.execute(
         "INSERT INTO audit.batches (batch_id, entity, source_file, sha256, size_bytes, rows, columns, extra_columns, "
-        "status, loaded_at, load_seconds) VALUES ("
+        "status, loaded_at, load_seconds, mode) VALUES ("
         f"{batch_id}, {backend.literal(entity.name)}, {backend.literal(str(plan.path))}, {backend.literal(plan.sha256)}, "
         f"{plan.path.stat().st_size}, {rows}, {backend.literal(','.join(plan.columns))}, "
-        f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f})")
-    return IngestResult(plan.path, entity.name, "loaded", batch_id, rows, seconds,
-                        note=f"extra columns kept in raw: {', '.join(extra)}" if extra else "")
+        f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)})")
+    notes = [f"extra columns kept in raw: {', '.join(extra)}"] if extra else []
+    if mode == "restate":
+        notes.append("restates its dates when validated")
+    return IngestResult(plan.path, entity.name, "loaded", batch_id, rows, seconds, note="; ".join(notes))

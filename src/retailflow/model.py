@@ -91,6 +91,9 @@ class Entity:
     #: Masters are full snapshots: a re-sent key updates the staged row. Facts never repeat.
     master: bool = False
     file_patterns: tuple[str, ...] = field(default=())
+    #: The column giving a fact row's business date (its day); a fact without one (line items)
+    #: takes its atomic parent's.
+    business_date: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -204,6 +207,7 @@ ENTITIES: dict[str, Entity] = {
             ("transaction_id",),
             (ForeignKey("customer_id", "customer_details"), ForeignKey("store_id", "stores")),
             file_patterns=("store_sales_header*", "sales_header*"),
+            business_date="transaction_date",
         ),
         Entity(
             "store_sales_line_items",
@@ -236,9 +240,24 @@ ENTITIES: dict[str, Entity] = {
             ("snapshot_date", "store_id", "product_id"),
             (ForeignKey("store_id", "stores"), ForeignKey("product_id", "products")),
             file_patterns=("inventory*",),
+            business_date="snapshot_date",
         ),
     )
 }
+
+def atomic_parent(entity: Entity) -> ForeignKey | None:
+    """The reference that makes `entity`'s rows part of a parent's row (line items of a header), if any."""
+    return next((foreign_key for foreign_key in entity.foreign_keys if foreign_key.atomic), None)
+
+
+def atomic_child(entity: Entity) -> tuple[Entity, ForeignKey] | None:
+    """The entity whose rows belong to `entity`'s rows (line items of a header), if any."""
+    for other in ENTITIES.values():
+        foreign_key = atomic_parent(other)
+        if foreign_key and foreign_key.references == entity.name:
+            return other, foreign_key
+    return None
+
 
 #: Validation order: referenced entities before the entities that reference them.
 VALIDATION_ORDER = tuple(ENTITIES)

@@ -55,8 +55,8 @@ ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = [
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
-                 listener: StageListener = StageListener()) -> PipelineResult:
-    """Ingest `paths`, validate, and run the analytics stages; timings per stage."""
+                 listener: StageListener = StageListener(), *, restate: bool = False) -> PipelineResult:
+    """Ingest `paths` (as restated days with `restate`), validate, and run the analytics stages; timings per stage."""
     seconds: dict[str, float] = {}
 
     def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
@@ -68,7 +68,7 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
         return outcome
 
     files = discover(paths)
-    ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded),
+    ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
                      [path for path, _ in files])
     validated = timed("validate", lambda: route_all(backend, rules, "validate"))
     result = PipelineResult(ingested, validated, seconds=seconds)

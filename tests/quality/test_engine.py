@@ -128,7 +128,7 @@ def test_incremental_batch_rejects_an_already_staged_transaction(staged_sample, 
     assert outcome.checked == 3
     assert "T020" in column(backend, "SELECT transaction_id FROM staging.store_sales_header")
     assert backend.scalar("SELECT _reasons FROM quarantine.store_sales_header WHERE _batch_id = 9") == \
-        "transaction_id 'T002' is already staged"
+        "transaction_id 'T002' is already staged (to replace a corrected day, re-send its files with --restate)"
     # The original T002 and its line are untouched.
     assert backend.scalar("SELECT count(*) FROM staging.store_sales_line_items WHERE transaction_id = 'T002'") == 1
     assert _balanced(backend)

@@ -21,6 +21,7 @@ import uuid
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import dates
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -34,7 +35,12 @@ LEDGER_COLUMNS = (
     ("transaction_date", "TIMESTAMP NOT NULL"), ("total_amount", "DECIMAL(10,2) NOT NULL"),
     ("base_points", "BIGINT NOT NULL"), ("bonus_points", "BIGINT NOT NULL"), ("points", "BIGINT NOT NULL"),
     ("policy", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"), ("recorded_at", "TIMESTAMP NOT NULL"),
+    # 'earned' (points credited) or 'restated' (a reversal, negative, of points a restated day changed).
+    ("reason", "VARCHAR NOT NULL"),
 )
+EARNED, RESTATED = "earned", "restated"
+#: The stage's name in audit.stage_marks.
+STAGE = "loyalty"
 
 
 def tiers_from_env() -> tuple[tuple[str, int], ...]:
@@ -92,6 +98,34 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     return earned.filter(earned.points > 0)
 
 
+def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.Table:
+    """The ledger rows that make `booked` (ledger rows of some transactions) sum to `expected` (points_ledger of the
+    same transactions as staged now), per transaction, rule and customer.
+
+    Where they differ, the booked net is reversed (a negative row, reason 'restated') and the expected points
+    credited (reason 'earned'); where they agree nothing is written, so a re-run adds nothing. Reversals negate
+    every numeric column, so the ledger's sums per transaction stay those of what is staged.
+    """
+    key = ["transaction_id", "rule_id", "customer_id"]
+    net = booked.group_by(key).aggregate(
+        _base=booked.base_points.sum(), _bonus=booked.bonus_points.sum(), _points=booked.points.sum(),
+        _total=booked.total_amount.sum(), _date=booked.transaction_date.max(), _policy=booked.policy.max())
+    net = net.filter((net._points != 0) | (net._base != 0) | (net._bonus != 0))
+    net = net.rename({f"_{name}": name for name in key})
+    joined = expected.outer_join(net, [expected[name] == net[f"_{name}"] for name in key])
+    differ = (joined.points.isnull() | joined._points.isnull() | (joined.points != joined._points)
+              | (joined.base_points != joined._base) | (joined.bonus_points != joined._bonus))
+    reversals = joined.filter(differ & joined._points.notnull())
+    reversals = reversals.select(
+        transaction_id=reversals._transaction_id, rule_id=reversals._rule_id, customer_id=reversals._customer_id,
+        transaction_date=reversals._date, total_amount=(-reversals._total).cast("decimal(10, 2)"),
+        base_points=-reversals._base, bonus_points=-reversals._bonus, points=-reversals._points,
+        policy=reversals._policy, reason=ibis.literal(RESTATED))
+    credits = joined.filter(differ & joined.points.notnull())
+    credits = credits.select(*expected.columns, policy=ibis.literal(policy), reason=ibis.literal(EARNED))
+    return reversals.union(credits)
+
+
 def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, headers: ir.Table,
              tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS, run_id: str | None = None) -> ir.Table:
     """One row per customer: opening points, points earned, balance, tier, last purchase, points this run."""
@@ -119,8 +153,10 @@ def _ensure_tables(backend: Backend) -> None:
         ledger = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in LEDGER_COLUMNS)
         # A fact table: keyed where the engine declares fact keys (on DuckDB the key's index made the
         # insert 14 of 27 s at 9M line items); the anti-join below keeps it unique either way.
-        key = ", PRIMARY KEY (transaction_id, rule_id)" if backend.declares_fact_keys else ""
+        key = ", PRIMARY KEY (transaction_id, rule_id, run_id, reason)" if backend.declares_fact_keys else ""
         backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}{key})")
+        # Added with restatement: ledgers from before it hold earned points only.
+        backend.execute("ALTER TABLE loyalty.points_ledger ADD COLUMN IF NOT EXISTS reason VARCHAR")
         backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
                         "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
         # Added after the first release: databases from before it gain the column here.
@@ -136,25 +172,37 @@ OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recor
                       "last_purchase_date": "date"}, name="opening_balances", database="loyalty")
 
 
-def run_loyalty(backend: Backend, *, policy: str = "best",
-                tiers: tuple[tuple[str, int], ...] | None = None) -> dict:
-    """Credit transactions not yet in the ledger, refresh balances and write them back to staging."""
+def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[str, int], ...] | None = None,
+                days: dates.DateRange | None = None, rebuild: bool = False) -> dict:
+    """Bring the ledger in line with the staged transactions of the changed days, refresh balances, write them back.
+
+    The days are those of the changes validated since the last run (audit.batch_dates), `days` when given (a
+    backfill), or every day on the first run and with `rebuild`.
+    """
     tiers = tiers or tiers_from_env()
     _ensure_tables(backend)
     headers, customers = staging_table("store_sales_header"), staging_table("customer_details")
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with backend.transaction():
+        latest_change = dates.latest_change(backend)
+        changed = dates.days_to_recompute(backend, STAGE, days, rebuild)
         # Opening balances are the first staged export's points, kept so re-runs never compound,
         # and its last purchase date, which the write-back below replaces (the churn model needs it).
         new_customers = customers.anti_join(OPENING, "customer_id")
         backend.insert("loyalty", "opening_balances", new_customers.select(
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
             recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
-        earned = points_ledger(headers, staging_table("store_sales_line_items"), staging_table("products"),
-                               staging_table("loyalty_rules"), policy=policy)
-        new = earned.anti_join(LEDGER, "transaction_id")
+        affected, booked = headers, LEDGER
+        if changed is not None:
+            affected = dates.on_days(headers, headers.transaction_date, changed)
+            booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
+        lines = staging_table("store_sales_line_items")
+        expected = points_ledger(affected, lines if changed is None else lines.semi_join(affected, "transaction_id"),
+                                 staging_table("products"), staging_table("loyalty_rules"), policy=policy)
+        new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
-            policy=ibis.literal(policy), run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
+            run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
+        dates.set_mark(backend, STAGE, latest_change)
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no

@@ -37,6 +37,24 @@ AUDIT_TABLES = {
         ("quarantined_rows", "BIGINT"),
         ("superseded_rows", "BIGINT"),
         ("warned_rows", "BIGINT"),
+        # 'append' (a new day) or 'restate' (replaces what was staged for the entity and its dates).
+        ("mode", "VARCHAR"),
+    ),
+    # The business dates each fact batch covers (sales: the transaction's day; inventory: the
+    # snapshot day), as staged by one validate, replay or restate run (change_id, increasing):
+    # the incremental stages recompute the dates of the changes they have not seen yet.
+    "batch_dates": (
+        ("change_id", "BIGINT NOT NULL"),
+        ("batch_id", "BIGINT NOT NULL"),
+        ("entity", "VARCHAR NOT NULL"),
+        ("business_date", "DATE NOT NULL"),
+        ("staged_rows", "BIGINT NOT NULL"),
+        ("superseded_rows", "BIGINT NOT NULL"),
+    ),
+    # Per incremental stage, the last change id of batch_dates it has processed.
+    "stage_marks": (
+        ("stage", "VARCHAR NOT NULL"),
+        ("change_id", "BIGINT NOT NULL"),
     ),
     "rule_results": (
         ("batch_id", "BIGINT NOT NULL"),
@@ -333,6 +351,7 @@ class Backend(abc.ABC):
             self._create_support_functions()
             for name, columns in AUDIT_TABLES.items():
                 self._create_table("audit", name, columns)
+                self._add_missing_columns("audit", name, columns)
             for entity in ENTITIES.values():
                 text_columns = [(name, "VARCHAR") for name in entity.column_names]
                 lineage = [("_batch_id", "BIGINT NOT NULL"), ("_source_file", "VARCHAR NOT NULL"),
@@ -352,6 +371,14 @@ class Backend(abc.ABC):
     def _create_table(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
         body = ", ".join(f"{self.quote(name)} {sql_type}" for name, sql_type in columns)
         self.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table)} ({body})")
+
+    def _add_missing_columns(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
+        """Columns added by a later release, added to a database made by an earlier one (nullable)."""
+        existing = set(self.table_columns(schema, table))
+        for name, sql_type in columns:
+            if name not in existing:
+                nullable = sql_type.replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
+                self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(name)} {nullable}")
 
     def staging_ddl(self, entity: Entity) -> str:
         """CREATE TABLE for staging.<entity>: typed columns, lineage, primary and foreign keys."""

@@ -57,16 +57,17 @@ def ensure_outbox(backend: Backend) -> None:
 
 
 def queue(backend: Backend, run_id: str | None = None) -> dict:
-    """Queue one message per customer whose balance changed in the loyalty run (default: the latest)."""
+    """Queue one message per customer whose balance changed in the loyalty run (default: the latest), with the
+    net change: a restated day's reversal and new credit are one message."""
     if not backend.has_table("loyalty", "runs"):
         raise UserError("no loyalty run yet: run `retailflow loyalty` first")
-    run_id = run_id or backend.scalar("SELECT run_id FROM loyalty.runs WHERE points > 0 "
-                                      "ORDER BY started_at DESC, run_id DESC LIMIT 1")
+    run_id = run_id or backend.scalar("SELECT run_id FROM loyalty.runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
     ensure_outbox(backend)
     if run_id is None:
         return {"run_id": None, "queued": 0, "skipped": 0}
     earned = LEDGER.filter(LEDGER.run_id == run_id).group_by("customer_id").aggregate(
         points_earned=LEDGER.points.sum(), transactions=LEDGER.transaction_id.nunique())
+    earned = earned.filter(earned.points_earned != 0)
     customers = staging_table("customer_details")
     rows = earned.join(customers, earned.customer_id == customers.customer_id).select(
         earned, customers.email, customers.first_name, customers.segment_id)

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import dates
 from retailflow.backends import Backend
-from retailflow.model import ENTITIES, VALIDATION_ORDER, Entity, ForeignKey
+from retailflow.model import ENTITIES, VALIDATION_ORDER, Entity, ForeignKey, atomic_child, atomic_parent
 from retailflow.quality.context import CheckContext, with_typed
 from retailflow.tables import staging_table
 from retailflow.quality.kinds import KINDS, sentence, shown
+from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
 
 NULL_TEXT = ibis.null("string")
@@ -54,19 +56,6 @@ class RouteOutcome:
     @property
     def quarantined(self) -> int:
         return sum(outcome.quarantined for outcome in self.entities)
-
-
-def _atomic_child(entity: Entity) -> tuple[Entity, ForeignKey] | None:
-    """The entity whose rows belong to `entity`'s rows (line items of a header), if any."""
-    for other in ENTITIES.values():
-        for foreign_key in other.foreign_keys:
-            if foreign_key.atomic and foreign_key.references == entity.name:
-                return other, foreign_key
-    return None
-
-
-def _atomic_parent(entity: Entity) -> ForeignKey | None:
-    return next((foreign_key for foreign_key in entity.foreign_keys if foreign_key.atomic), None)
 
 
 def _joined(expressions: Sequence[ir.StringValue], separator: str) -> ir.StringValue:
@@ -193,7 +182,7 @@ def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
     return rows.join(candidates, list(LINEAGE))
 
 
-def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str,
+def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
            candidates: ir.Table, batch_ids: Sequence[int]) -> EntityOutcome:
     """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters."""
     view = Checked(entity, final, rules)
@@ -205,6 +194,8 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         _upsert_master(backend, entity, typed_clean)
     else:
         backend.insert("staging", entity.name, typed_clean)
+        if dates.is_fact(entity):
+            dates.record(backend, entity, dates.dated(entity, typed_clean), change_id)
     rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
     # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
     rejected = backend.create_temp_table("rf_quarantined", rejected.select(
@@ -326,6 +317,9 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
     outcome = RouteOutcome(phase)
     with backend.transaction():
         pending_batches = _pending_batches(backend) if phase == "validate" else {}
+        change_id = dates.next_change_id(backend)
+        if phase == "validate":
+            supersede(backend, restating_batches(backend), change_id)
         candidates = {entity.name: _candidates(backend, entity, phase, pending_batches)
                       for entity in ENTITIES.values()}
         atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
@@ -342,20 +336,20 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             checked = Checked(entity, table, entity_rules)
             if name in pending:
                 pending[name] = table
-            if _atomic_child(entity):
+            if atomic_child(entity):
                 held[name] = checked
                 continue
-            parent_key = _atomic_parent(entity)
+            parent_key = atomic_parent(entity)
             if parent_key:
                 parent = held.pop(parent_key.references)
                 parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key)
-                outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase,
+                outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
                                                *candidates[parent.entity.name]))
-                outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase,
+                outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
                                                *candidates[name]))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
-                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, *candidates[name]))
+                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id, *candidates[name]))
         for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children",
                      "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")

@@ -195,7 +195,9 @@ def _unique_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
     return ibis.ifelse(
         _is_repeat(ctx, rule),
         sentence("duplicate ", key, ": first seen at line ", first_line),
-        sentence(key, " is already staged"),
+        # Facts never repeat: a re-sent key is a duplicate unless the day is restated.
+        sentence(key, " is already staged" + ("" if ENTITIES[rule.entity].master else
+                                              " (to replace a corrected day, re-send its files with --restate)")),
     )
 
 

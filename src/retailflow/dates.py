@@ -1,0 +1,124 @@
+"""Business dates: the days fact rows belong to, recorded per batch, and the changes each incremental stage has seen.
+
+A sales row's business date is its transaction's day (a line item takes its header's), an
+inventory row's its snapshot day. Every validate, replay or restate run that stages or
+supersedes fact rows appends, per batch and date, how many rows it staged and superseded to
+audit.batch_dates under one change id (increasing). An incremental stage keeps in
+audit.stage_marks the last change id it has processed, and recomputes only the dates of the
+changes after it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from retailflow.backends import Backend
+from retailflow.errors import UserError
+from retailflow.model import ENTITIES, Entity, atomic_parent
+from retailflow.tables import staging_table
+
+BATCH_DATES = ibis.table({"change_id": "int64", "batch_id": "int64", "entity": "string", "business_date": "date",
+                          "staged_rows": "int64", "superseded_rows": "int64"}, name="batch_dates", database="audit")
+STAGE_MARKS = ibis.table({"stage": "string", "change_id": "int64"}, name="stage_marks", database="audit")
+
+
+def dated(entity: Entity, rows: ir.Table, parents: ir.Table | None = None) -> ir.Table:
+    """`rows` (typed, as in staging) with their business_date; a line item's comes from its header in `parents`
+    (default: staged headers). Rows whose date is unknown (a line of no header) are left out."""
+    if entity.business_date:
+        return rows.mutate(business_date=rows[entity.business_date].cast("date"))
+    link = atomic_parent(entity)
+    if link is None:
+        raise ValueError(f"{entity.name} has no business date")
+    parent = ENTITIES[link.references]
+    parents = staging_table(parent.name) if parents is None else parents
+    days = parents.select(_parent_key=parents[parent.primary_key[0]],
+                          business_date=parents[parent.business_date].cast("date")).distinct()
+    joined = rows.join(days, rows[link.column] == days._parent_key)
+    return joined.select(*rows.columns, "business_date")
+
+
+def next_change_id(backend: Backend) -> int:
+    return int(backend.scalar("SELECT coalesce(max(change_id), 0) + 1 FROM audit.batch_dates"))
+
+
+def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, superseded: bool = False,
+           batch: ir.IntegerValue | None = None) -> None:
+    """Append to audit.batch_dates the rows of `rows` (with business_date) per batch and date, as staged or
+    superseded by change `change_id`; `batch` names the batch to credit (default: each row's own)."""
+    rows = rows.mutate(_credited=rows._batch_id if batch is None else batch)
+    counts = rows.group_by(["_credited", "business_date"]).aggregate(_n=rows.count())
+    none = ibis.literal(0, "int64")
+    backend.insert("audit", "batch_dates", counts.select(
+        change_id=ibis.literal(change_id, "int64"), batch_id=counts._credited, entity=ibis.literal(entity.name),
+        business_date=counts.business_date, staged_rows=none if superseded else counts._n,
+        superseded_rows=counts._n if superseded else none))
+
+
+def is_fact(entity: Entity) -> bool:
+    """Whether rows of `entity` have a business date (their own or their parent's)."""
+    return bool(entity.business_date or atomic_parent(entity))
+
+
+def mark(backend: Backend, stage: str) -> int | None:
+    """The last change id `stage` has processed; None when it has never run (or was asked to rebuild)."""
+    rows = backend.fetch_dicts(STAGE_MARKS.filter(STAGE_MARKS.stage == stage).select("change_id"))
+    return int(rows[0]["change_id"]) if rows else None
+
+
+def latest_change(backend: Backend) -> int:
+    return int(backend.scalar("SELECT coalesce(max(change_id), 0) FROM audit.batch_dates"))
+
+
+def set_mark(backend: Backend, stage: str, change_id: int) -> None:
+    """Record that `stage` has processed every change up to `change_id` (inside the stage's transaction)."""
+    backend.execute(f"DELETE FROM audit.stage_marks WHERE stage = {backend.literal(stage)}")
+    backend.execute(f"INSERT INTO audit.stage_marks VALUES ({backend.literal(stage)}, {change_id})")
+
+
+def changed_since(change_id: int, entities: tuple[str, ...] = ()) -> ir.Table:
+    """One row per business date changed after `change_id` (of `entities`, default all facts)."""
+    changes = BATCH_DATES.filter(BATCH_DATES.change_id > change_id)
+    if entities:
+        changes = changes.filter(changes.entity.isin(list(entities)))
+    return changes.select("business_date").distinct()
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Business dates from `first` to `last`, both included; an open end when None (a backfill's --from/--to)."""
+
+    first: dt.date | None = None
+    last: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        if self.first and self.last and self.first > self.last:
+            raise UserError(f"--from {self.first} is after --to {self.last}; give the earlier date first")
+
+
+def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = None,
+                      rebuild: bool = False) -> ir.Table | DateRange | None:
+    """The dates `stage` recomputes: `days` when given, every date on its first run or with `rebuild`, else the
+    dates of the changes it has not processed yet."""
+    if days is not None:
+        return days
+    last = None if rebuild else mark(backend, stage)
+    return None if last is None else changed_since(last)
+
+
+def on_days(table: ir.Table, column: ir.Value, days: ir.Table | DateRange | None) -> ir.Table:
+    """The rows of `table` whose `column` (a date or timestamp) falls on one of `days` (every row for None)."""
+    if days is None:
+        return table
+    day = column.cast("date")
+    if isinstance(days, DateRange):
+        if days.first:
+            table = table.filter(day >= days.first)
+        if days.last:
+            table = table.filter(day <= days.last)
+        return table
+    return table.semi_join(days, day == days.business_date)
