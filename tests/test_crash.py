@@ -39,7 +39,7 @@ from retailflow.quality.rules import load_rules
 #: a kill between an SMTP acceptance and its outbox row is tested exactly in tests/notify.
 KILLS_PER_STAGE = {
     "ingest": 1, "validate": 2, "promotions": 1, "inventory": 1,
-    "loyalty": 2, "segments": 1, "notify": 1, "report": 1,
+    "loyalty": 2, "segments": 1, "notify": 1, "report": 1, "restate": 1,
 }
 #: More kills for a long local pass: RETAILFLOW_TEST_KILL_ROUNDS=10 runs each stage's count ten times.
 KILL_ROUNDS = int(os.environ.get("RETAILFLOW_TEST_KILL_ROUNDS", "1"))
@@ -58,7 +58,21 @@ def _stage_args(stage: str, workdir: Path) -> list[str]:
         "segments": ["segments"],
         "notify": ["notify", "--sender", "log"],
         "report": ["report", "--out", str(workdir / "report.html")],
+        # The whole loop again with the sample's sales corrected: T001 costs 10.00 more (write_restated_sales).
+        "restate": ["run", "--restate", str(workdir / "restated")],
     }[stage]
+
+
+def write_restated_sales(workdir: Path) -> None:
+    """The sample's sales files with one amount corrected, for the restate stage."""
+    folder = workdir / "restated"
+    folder.mkdir(exist_ok=True)
+    for name, old, new in (("store_sales_header.csv", "T001,C01,ST01,2024-12-01 10:00:00,70.00",
+                            "T001,C01,ST01,2024-12-01 10:00:00,80.00"),
+                           ("store_sales_line_items.csv", "2,T001,P04,,2,20.00", "2,T001,P04,,2,30.00")):
+        text = (SAMPLE_DIR / name).read_text(encoding="utf-8")
+        assert old in text
+        (folder / name).write_text(text.replace(old, new), encoding="utf-8")
 
 
 def _command(url: str, *args: str) -> list[str]:
@@ -226,6 +240,7 @@ def _kill_and_rerun(engine: Engine, before: str | None, stage: str, delay: float
 def _kill_every_stage(engine: Engine, workdir: Path, subtests) -> None:
     """Stages in pipeline order, each from the state the clean run of the previous one left."""
     rng = random.Random(f"{SEED}:{engine.name}")
+    write_restated_sales(workdir)
     before: str | None = None
     for stage in STAGES:
         clean = f"{stage}_clean"

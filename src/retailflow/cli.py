@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from retailflow.commands import open_backend
+from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command
@@ -176,13 +176,13 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
-def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False) -> PipelineResult:
+def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False, days=None) -> PipelineResult:
     from retailflow.pipeline import run_pipeline
     from retailflow.quality.rules import load_rules
 
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
-        result = run_pipeline(backend, paths, rules, listener, restate=restate)
+        result = run_pipeline(backend, paths, rules, listener, restate=restate, days=days)
     _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
     if not settings.quiet:
@@ -193,11 +193,31 @@ def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool 
 @app.command("run")
 def run_command(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
+    paths: Optional[list[Path]] = typer.Argument(None, help="CSV or Parquet files, or folders of them."),
     restate: bool = RESTATE_OPTION,
+    first: str = FROM_OPTION,
+    last: str = TO_OPTION,
 ) -> None:
-    """Ingest files, validate them and run every analytics stage."""
-    _run(open_backend(ctx, writes=True), paths, ctx.obj, restate)
+    """Ingest files, validate them and bring every analytics stage up to date for the days they cover.
+
+    With --from/--to (files optional), those business dates are recomputed too: a backfill.
+    """
+    days = date_range(first, last)
+    if not paths and days is None:
+        raise UserError("give the files or folders to run, or --from/--to to recompute a range of days")
+    _run(open_backend(ctx, writes=True), paths or [], ctx.obj, restate, days)
+
+
+@app.command("rebuild")
+def rebuild_command(ctx: typer.Context) -> None:
+    """Recompute every analytics table from staging (every day, the churn model refitted), for when in doubt."""
+    from retailflow.pipeline import run_analytics
+
+    backend = open_backend(ctx, writes=True)
+    with _listener(ctx.obj) as listener:
+        seconds = run_analytics(backend, rebuild=True, listener=listener)
+    if not ctx.obj.quiet:
+        console.print(f"rebuilt every analytics table in {sum(seconds.values()):.2f} s")
 
 
 app.command("generate")(generate_command)

@@ -43,7 +43,7 @@ def dated(entity: Entity, rows: ir.Table, parents: ir.Table | None = None) -> ir
 
 
 def next_change_id(backend: Backend) -> int:
-    return int(backend.scalar("SELECT coalesce(max(change_id), 0) + 1 FROM audit.batch_dates"))
+    return latest_change(backend) + 1
 
 
 def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, superseded: bool = False,
@@ -59,6 +59,21 @@ def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, 
         superseded_rows=counts._n if superseded else none))
 
 
+def record_master(backend: Backend, entity: Entity, change_id: int, rows: int) -> None:
+    """Note in audit.master_changes that change `change_id` staged `rows` rows of master `entity`."""
+    backend.execute(f"INSERT INTO audit.master_changes VALUES ({change_id}, {backend.literal(entity.name)}, {rows})")
+
+
+def masters_changed(backend: Backend, stage: str, masters: tuple[str, ...]) -> bool:
+    """Whether one of `masters` was staged after the last change `stage` processed (True when it never ran)."""
+    last = mark(backend, stage)
+    if last is None:
+        return True
+    names = ", ".join(backend.literal(name) for name in masters)
+    return bool(backend.scalar(f"SELECT count(*) FROM audit.master_changes WHERE change_id > {last} "
+                               f"AND entity IN ({names})"))
+
+
 def is_fact(entity: Entity) -> bool:
     """Whether rows of `entity` have a business date (their own or their parent's)."""
     return bool(entity.business_date or atomic_parent(entity))
@@ -71,7 +86,8 @@ def mark(backend: Backend, stage: str) -> int | None:
 
 
 def latest_change(backend: Backend) -> int:
-    return int(backend.scalar("SELECT coalesce(max(change_id), 0) FROM audit.batch_dates"))
+    return int(backend.scalar("SELECT coalesce(max(change_id), 0) FROM (SELECT change_id FROM audit.batch_dates "
+                              "UNION ALL SELECT change_id FROM audit.master_changes) AS changes"))
 
 
 def set_mark(backend: Backend, stage: str, change_id: int) -> None:
@@ -100,14 +116,32 @@ class DateRange:
             raise UserError(f"--from {self.first} is after --to {self.last}; give the earlier date first")
 
 
-def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = None,
-                      rebuild: bool = False) -> ir.Table | DateRange | None:
-    """The dates `stage` recomputes: `days` when given, every date on its first run or with `rebuild`, else the
-    dates of the changes it has not processed yet."""
-    if days is not None:
-        return days
+def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = None, rebuild: bool = False,
+                      masters: tuple[str, ...] = ()) -> ir.Table | DateRange | None:
+    """The dates `stage` recomputes: every date (None) on its first run, with `rebuild` or when one of the `masters`
+    its per-day tables are built from changed; else `days` when given (a backfill), or the dates of the changes it
+    has not processed yet."""
     last = None if rebuild else mark(backend, stage)
-    return None if last is None else changed_since(last)
+    if last is None or (masters and masters_changed(backend, stage, masters)):
+        return None
+    return days if days is not None else changed_since(last)
+
+
+def replace_days(backend: Backend, schema: str, name: str, column: str, rows: ir.Table,
+                 days: ir.Table | DateRange | None) -> None:
+    """Make schema.name's rows of `days` (by its date `column`) those of `rows`, which holds those days alone;
+    every row when `days` is None (the table is re-created)."""
+    if days is None or not backend.has_table(schema, name):
+        backend.replace_table(schema, name, rows)
+        return
+    target, quoted = backend.qualified(schema, name), backend.quote(column)
+    if isinstance(days, DateRange):
+        bounds = [f"{quoted} {operator} CAST({backend.literal(day.isoformat())} AS DATE)"
+                  for operator, day in ((">=", days.first), ("<=", days.last)) if day]
+        backend.execute(f"DELETE FROM {target}" + (f" WHERE {' AND '.join(bounds)}" if bounds else ""))
+    else:
+        backend.execute(f"DELETE FROM {target} WHERE {quoted} IN ({backend.compile(days)})")
+    backend.insert(schema, name, rows)
 
 
 def on_days(table: ir.Table, column: ir.Value, days: ir.Table | DateRange | None) -> ir.Table:

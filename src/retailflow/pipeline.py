@@ -13,6 +13,7 @@ from retailflow.analytics.loyalty import run_loyalty
 from retailflow.analytics.promotions import run_promotions
 from retailflow.analytics.segmentation import run_segments
 from retailflow.backends import Backend
+from retailflow.dates import DateRange
 from retailflow.ingest import IngestResult, discover, ingest
 from retailflow.notify.outbox import queue
 from retailflow.quality.engine import RouteOutcome, route_all
@@ -44,19 +45,36 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-#: Stages after validation, in order: name -> function(backend) returning a summary.
-ANALYTICS_STAGES: list[tuple[str, Callable[[Backend], object]]] = [
-    ("promotions", run_promotions),
-    ("inventory", run_inventory),
-    ("loyalty", run_loyalty),
-    ("segments", run_segments),
-    ("notify queue", queue),
+#: Stages after validation, in order: name -> function(backend, days, rebuild) returning a summary. The per-day
+#: stages recompute `days` (None: the days changed since their last run) or, with rebuild, every day; the
+#: per-customer ones are global and refit the churn model on a rebuild.
+ANALYTICS_STAGES: list[tuple[str, Callable[[Backend, DateRange | None, bool], object]]] = [
+    ("promotions", lambda backend, days, rebuild: run_promotions(backend, days=days, rebuild=rebuild)),
+    ("inventory", lambda backend, days, rebuild: run_inventory(backend, days=days, rebuild=rebuild)),
+    ("loyalty", lambda backend, days, rebuild: run_loyalty(backend, days=days, rebuild=rebuild)),
+    ("segments", lambda backend, days, rebuild: run_segments(backend, refit=True if rebuild else None)),
+    ("notify queue", lambda backend, days, rebuild: queue(backend)),
 ]
 
 
+def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: bool = False,
+                  listener: StageListener = StageListener()) -> dict[str, float]:
+    """Every analytics stage in order (see ANALYTICS_STAGES); seconds per stage."""
+    seconds: dict[str, float] = {}
+    for name, stage in ANALYTICS_STAGES:
+        listener.stage_started(name)
+        started = time.perf_counter()
+        stage(backend, days, rebuild)
+        seconds[name] = time.perf_counter() - started
+        listener.stage_finished(name, seconds[name])
+    return seconds
+
+
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
-                 listener: StageListener = StageListener(), *, restate: bool = False) -> PipelineResult:
-    """Ingest `paths` (as restated days with `restate`), validate, and run the analytics stages; timings per stage."""
+                 listener: StageListener = StageListener(), *, restate: bool = False,
+                 days: DateRange | None = None) -> PipelineResult:
+    """Ingest `paths` (as restated days with `restate`; none is fine), validate, and run the analytics stages over
+    the changed days (and `days`, a backfill); timings per stage."""
     seconds: dict[str, float] = {}
 
     def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
@@ -67,11 +85,11 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
         listener.stage_finished(name, seconds[name])
         return outcome
 
-    files = discover(paths)
+    files = discover(paths) if paths else []
     ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
                      [path for path, _ in files])
     validated = timed("validate", lambda: route_all(backend, rules, "validate"))
     result = PipelineResult(ingested, validated, seconds=seconds)
     for name, stage in ANALYTICS_STAGES:
-        result.stages[name] = timed(name, lambda: stage(backend))
+        result.stages[name] = timed(name, lambda: stage(backend, days, False))
     return result

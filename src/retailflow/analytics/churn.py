@@ -198,8 +198,7 @@ def churn_table() -> ir.Table:
     """An unbound table over analytics.customer_churn as run_churn writes it."""
     customers = staging_table("customer_details")
     summary = purchase_summary(staging_table("store_sales_header"), customers)
-    unfitted = ChurnFit(model=DEFAULT_MODEL, status="", customers=0, repeat_buyers=0, history_days=0)
-    return ibis.table(customer_churn(customers, summary, unfitted).schema(), name="customer_churn",
+    return ibis.table(customer_churn(customers, summary, _unfitted(DEFAULT_MODEL, "")).schema(), name="customer_churn",
                       database="analytics")
 
 
@@ -211,12 +210,35 @@ def as_of_day(backend: Backend, as_of: dt.date | None) -> dt.date | None:
     return backend.fetch_dicts(headers.aggregate(day=headers.transaction_date.max().date()))[0]["day"]
 
 
-def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DEFAULT_MODEL) -> ChurnFit:
-    """Fit the model, then materialise analytics.churn_model and analytics.customer_churn; returns the fit."""
+#: A stored fit younger than this many days of data (its as-of date to today's) is reused; `--refit` forces a fit.
+REFIT_AFTER_DAYS = 7
+
+
+def _reusable(fit: ChurnFit | None, fitted_as_of: dt.date | None, day: dt.date | None, model: str) -> bool:
+    """Whether the stored fit may score today's customers: estimated, same model, under REFIT_AFTER_DAYS old."""
+    if fit is None or not fit.estimated or fit.model != model or fitted_as_of is None or day is None:
+        return False
+    return 0 <= (day - fitted_as_of).days < REFIT_AFTER_DAYS
+
+
+def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DEFAULT_MODEL,
+              refit: bool | None = None) -> ChurnFit:
+    """Score every customer's churn probability into analytics.customer_churn; returns the fit used.
+
+    The parameters are fitted again (analytics.churn_model replaced) when `refit` is True, or by default when the
+    stored fit is older than REFIT_AFTER_DAYS days of data, of another model or not estimated; otherwise the stored
+    parameters score today's inputs (the fit is the one costly step, and a week of data barely moves it).
+    """
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
     opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
     summary = purchase_summary(staging_table("store_sales_header"), customers, as_of=day, opening=opening)
+    stored = stored_fit(backend)
+    if refit is False or (refit is None and _reusable(stored, stored_fit_day(backend), day, model)):
+        fit = stored if stored is not None else _unfitted(model, "not estimated: no stored fit to reuse (use --refit)")
+        with backend.transaction():
+            backend.replace_table("analytics", "customer_churn", customer_churn(customers, summary, fit))
+        return fit
     counts = backend.fetch_dicts(summary_counts(summary))
     fit = fit_parameters(*(np.array([row[name] for row in counts], dtype=float) for name in (
         "repeat_purchases", "first_to_last_days", "first_to_as_of_days", "customers")), model=model)
@@ -224,6 +246,18 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
         _write_model(backend, fit, day)
         backend.replace_table("analytics", "customer_churn", customer_churn(customers, summary, fit))
     return fit
+
+
+def _unfitted(model: str, status: str) -> ChurnFit:
+    return ChurnFit(model=model, status=status, customers=0, repeat_buyers=0, history_days=0)
+
+
+def stored_fit_day(backend: Backend) -> dt.date | None:
+    """The as-of date of the stored fit (None before the first)."""
+    if not backend.has_table("analytics", "churn_model"):
+        return None
+    day = backend.scalar("SELECT max(as_of) FROM analytics.churn_model")
+    return day if isinstance(day, dt.date) or day is None else dt.date.fromisoformat(str(day)[:10])
 
 
 MODEL_COLUMNS = (("model", "VARCHAR"), ("status", "VARCHAR"), ("customers", "BIGINT"), ("repeat_buyers", "BIGINT"),

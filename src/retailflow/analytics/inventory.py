@@ -14,7 +14,9 @@ own in-stock sales rate makes improbable (Poisson: P(k days without a sale) = ex
 
 Outputs: analytics.top_products (one row per top product), analytics.stockouts and
 analytics.lost_sales (one row per top product × store), analytics.phantom_inventory (one row per
-suspected phantom run).
+suspected phantom run). All four are computed from analytics.store_product_daily (units, revenue
+and sales per store, product and day sold), which a run keeps day by day: it recomputes the days
+its new batches cover (every day when products or stores changed), never the staged history.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import math
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import dates
 from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -97,6 +100,13 @@ def lost_sales(lines, products, stores, inventory, *, top: int = 5) -> ir.Table:
     ).drop("unmet_units").order_by(["rank", "store_id"])
 
 
+def daily_sales(lines: ir.Table) -> ir.Table:
+    """One row per store, product and day with a sale (`lines` from sales_lines): units, revenue and sales
+    (transactions). Every output of the stage reads sales in this shape (see inputs)."""
+    return lines.group_by(["store_id", "product_id", "product_category", "sale_date"]).aggregate(
+        units=lines.units.sum(), revenue=lines.revenue.sum(), sales=lines.transaction_id.nunique())
+
+
 def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,
                       threshold: float = 0.001, min_days: int = 3) -> ir.Table:
     """One row per suspected phantom-inventory run: in stock, no sales, for improbably many trading days.
@@ -115,7 +125,7 @@ def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,
         day_number=ibis.row_number().over(group_by="store_id", order_by="sale_date"),
         last_trading_day=trading_days.sale_date.max().over(group_by="store_id"))
     sold = lines.group_by(["store_id", "product_id", "sale_date"]).aggregate(
-        sales=lines.transaction_id.nunique(), units=lines.units.sum())
+        sales=lines.sales.sum(), units=lines.units.sum())
     stocked = inventory.filter(inventory.stock_on_hand > 0)
     stocked = stocked.select(store_id=stocked.store_id, product_id=stocked.product_id,
                              sale_date=stocked.snapshot_date, stock_on_hand=stocked.stock_on_hand)
@@ -145,26 +155,46 @@ def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,
     ).order_by(PHANTOM_ORDER)
 
 
-def inputs() -> dict[str, ir.Table]:
-    """The stage's inputs over staging: staged sales lines (sales_lines), products, stores, inventory."""
-    products = staging_table("products")
-    return dict(lines=sales_lines(staging_table("store_sales_line_items"), staging_table("store_sales_header"), products),
-                products=products, stores=staging_table("stores"), inventory=staging_table("inventory_daily"))
+STAGE = "inventory"
+#: The masters the daily table is built from (a product's category): a change to one recomputes every day.
+MASTERS = ("products", "stores")
 
 
-def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001,
-                  phantom_min_days: int = 3) -> dict[str, list[dict]]:
-    """Materialise top products, stock-outs, lost sales and phantom runs; return them with lost-sales totals."""
+def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table]:
+    """The stage's inputs over staging: daily_sales of `days` (every day for None), products, stores, inventory."""
+    products, headers = staging_table("products"), staging_table("store_sales_header")
+    lines = sales_lines(staging_table("store_sales_line_items"),
+                        dates.on_days(headers, headers.transaction_date, days), products)
+    return dict(lines=daily_sales(lines), products=products, stores=staging_table("stores"),
+                inventory=staging_table("inventory_daily"))
+
+
+def stored_inputs() -> dict[str, ir.Table]:
+    """inputs() with the sales as the stage keeps them (analytics.store_product_daily)."""
+    tables = inputs()
+    return {**tables, "lines": ibis.table(tables["lines"].schema(), name="store_product_daily", database="analytics")}
+
+
+def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001, phantom_min_days: int = 3,
+                  days: dates.DateRange | None = None, rebuild: bool = False) -> dict[str, list[dict]]:
+    """Bring store_product_daily up to date for the changed days (`days`; every day on the first run, with `rebuild`
+    or after a master change), materialise top products, stock-outs, lost sales and phantom runs; return them."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    tables = inputs()
-    phantom = phantom_inventory(tables["lines"], tables["inventory"],
-                                threshold=phantom_threshold, min_days=phantom_min_days)
     with backend.transaction():
+        latest = dates.latest_change(backend)
+        changed = dates.days_to_recompute(backend, STAGE, days, rebuild, MASTERS)
+        dates.replace_days(backend, "analytics", "store_product_daily", "sale_date", inputs(changed)["lines"],
+                           changed)
+        tables = stored_inputs()
+        phantom = phantom_inventory(tables["lines"], tables["inventory"],
+                                    threshold=phantom_threshold, min_days=phantom_min_days)
         backend.replace_table("analytics", "top_products", top_products(tables["lines"], tables["products"], top=top))
         backend.replace_table("analytics", "stockouts", stockouts(**tables, top=top))
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top))
         backend.replace_table("analytics", "phantom_inventory", phantom)
+        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
+            dates.set_mark(backend, STAGE, latest)
     lost = ibis.table(lost_sales(**tables, top=top).schema(), name="lost_sales", database="analytics")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),

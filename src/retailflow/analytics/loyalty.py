@@ -202,7 +202,8 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
-        dates.set_mark(backend, STAGE, latest_change)
+        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
+            dates.set_mark(backend, STAGE, latest_change)
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no

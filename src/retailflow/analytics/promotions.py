@@ -9,7 +9,12 @@ Overlaps: on a day several promotions cover a category, the day is credited to t
 the largest discount (ties: lowest id) — the one whose price the lines carry — never to two.
 
 Outputs: analytics.promotion_effectiveness, one row per promotion × category it covers;
-analytics.promotion_daily, one row per category × trading day.
+analytics.promotion_daily, one row per category × trading day; analytics.promotion_discounts_daily,
+the discount given away per promotion × category × day.
+
+Incremental: the two daily tables are kept day by day (a run recomputes the days its new batches
+cover, all of them when products, stores or promotions changed) and promotion_effectiveness is
+computed from them, never from the staged sales.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import dates
 from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -49,11 +55,18 @@ def category_days(lines, products, promotions, stores, inventory) -> ir.Table:
         daily, applying.promotion_id, covering_count=applying.covering_count.fill_null(0))
 
 
-def promotion_effectiveness(days: ir.Table, lines: ir.Table, products: ir.Table, promotions: ir.Table, *,
+def discounts_daily(lines: ir.Table) -> ir.Table:
+    """One row per day × promotion × category with promoted lines (`lines` from sales_lines): the discount given."""
+    promoted = lines.filter(lines.promotion_id.notnull())
+    return promoted.group_by(["sale_date", "promotion_id", "product_category"]).aggregate(
+        discount_cost=(promoted.list_value - promoted.revenue).sum())
+
+
+def promotion_effectiveness(days: ir.Table, discounts: ir.Table, products: ir.Table, promotions: ir.Table, *,
                             min_baseline_days: int = 5) -> ir.Table:
     """One row per promotion × covered category: promoted vs expected units and revenue, lift %, rank.
 
-    `days` is category_days, `lines` sales_lines (for the discount given away).
+    `days` is category_days, `discounts` discounts_daily.
     """
     plain = days.filter(days.covering_count == 0)
     by_weekday = plain.group_by(["product_category", "weekday"]).aggregate(
@@ -76,9 +89,8 @@ def promotion_effectiveness(days: ir.Table, lines: ir.Table, products: ir.Table,
         expected_units=promoted.expected_units.sum(), expected_revenue=promoted.expected_revenue.sum(),
         days_observed=promoted.sale_date.nunique(),
         overlap_days=(promoted.covering_count > 1).ifelse(1, 0).sum())
-    promoted_lines = lines.filter(lines.promotion_id.notnull())
-    discounts = promoted_lines.group_by(["promotion_id", "product_category"]).aggregate(
-        discount_cost=(promoted_lines.list_value - promoted_lines.revenue).sum())
+    discounts = discounts.group_by(["promotion_id", "product_category"]).aggregate(
+        discount_cost=discounts.discount_cost.sum())
 
     categories = products.select("product_category").distinct()
     covered = promotions.cross_join(categories).filter(
@@ -123,28 +135,52 @@ def promotion_daily(days: ir.Table) -> ir.Table:
                        promoted=days.promotion_id.notnull()).order_by(["product_category", "sale_date"])
 
 
-def inputs() -> dict[str, ir.Table]:
-    """promotion_effectiveness's inputs over staging (category_days, sales_lines, products, promotions)."""
+STAGE = "promotions"
+#: The masters the daily tables are built from: a change to one recomputes every day.
+MASTERS = ("products", "stores", "promotion_details")
+
+
+def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table]:
+    """The stage's inputs over staging, the sales and snapshots of `days` only (every day for None):
+    category_days, sales_lines, products, promotions."""
     products, promotions = staging_table("products"), staging_table("promotion_details")
-    lines = sales_lines(staging_table("store_sales_line_items"), staging_table("store_sales_header"), products)
-    days = category_days(lines, products, promotions, staging_table("stores"), staging_table("inventory_daily"))
-    return dict(days=days, lines=lines, products=products, promotions=promotions)
+    headers, inventory = staging_table("store_sales_header"), staging_table("inventory_daily")
+    lines = sales_lines(staging_table("store_sales_line_items"),
+                        dates.on_days(headers, headers.transaction_date, days), products)
+    category = category_days(lines, products, promotions, staging_table("stores"),
+                             dates.on_days(inventory, inventory.snapshot_date, days))
+    return dict(days=category, lines=lines, products=products, promotions=promotions)
 
 
-def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5) -> list[dict]:
-    """Materialise the promotion tables; return the rows ranked within the top N plus unranked ones."""
+def stored_inputs() -> dict[str, ir.Table]:
+    """promotion_effectiveness's inputs as the stage stores them: the two daily tables, products, promotions."""
+    days = ibis.table(promotion_daily(inputs()["days"]).schema(), name="promotion_daily", database="analytics")
+    discounts = ibis.table(discounts_daily(inputs()["lines"]).schema(), name="promotion_discounts_daily",
+                           database="analytics")
+    return dict(days=days, discounts=discounts, products=staging_table("products"),
+                promotions=staging_table("promotion_details"))
+
+
+def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5,
+                   days: dates.DateRange | None = None, rebuild: bool = False) -> list[dict]:
+    """Bring the daily tables up to date for the changed days (`days`; every day on the first run, with `rebuild`
+    or after a master change), re-derive promotion_effectiveness; return the top N ranked rows plus unranked ones."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    tables = inputs()
     with backend.transaction():
-        # Both tables start from the category × day grid over every store, product and day:
-        # computed once (a few hundred rows) instead of once per table.
-        days = backend.create_temp_table("rf_category_days", tables["days"])
+        latest = dates.latest_change(backend)
+        changed = dates.days_to_recompute(backend, STAGE, days, rebuild, MASTERS)
+        tables = inputs(changed)
+        dates.replace_days(backend, "analytics", "promotion_daily", "sale_date", promotion_daily(tables["days"]),
+                           changed)
+        dates.replace_days(backend, "analytics", "promotion_discounts_daily", "sale_date",
+                           discounts_daily(tables["lines"]), changed)
+        stored = stored_inputs()
         backend.replace_table("analytics", "promotion_effectiveness", promotion_effectiveness(
-            **{**tables, "days": days}, min_baseline_days=min_baseline_days))
-        backend.replace_table("analytics", "promotion_daily", promotion_daily(days))
-        backend.execute("DROP TABLE IF EXISTS rf_category_days")
-    table = ibis.table(promotion_effectiveness(**tables).schema(), name="promotion_effectiveness",
+            **stored, min_baseline_days=min_baseline_days))
+        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
+            dates.set_mark(backend, STAGE, latest)
+    table = ibis.table(promotion_effectiveness(**stored).schema(), name="promotion_effectiveness",
                        database="analytics")
     return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())
                                .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category"]))

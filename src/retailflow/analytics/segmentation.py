@@ -83,8 +83,11 @@ def customer_rfm(headers: ir.Table, customers: ir.Table, balances: ir.Table, *, 
 
 
 def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days: int = 60,
-                 high_spender_share: float = 0.10) -> list[dict]:
-    """Materialise analytics.customer_rfm and the churn tables, write segment_id back, return segment counts."""
+                 high_spender_share: float = 0.10, refit: bool | None = None) -> list[dict]:
+    """Materialise analytics.customer_rfm and the churn tables, write segment_id back, return segment counts.
+
+    The churn model is refitted when `refit`, or by default once its fit is a week of data old (churn.run_churn).
+    """
     headers = staging_table("store_sales_header")
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_header"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
@@ -99,7 +102,7 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
         backend.replace_table("analytics", "customer_rfm", expr)
         backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
                         "WHERE staging.customer_details.customer_id = r.customer_id")
-        run_churn(backend, as_of=as_of)
+        run_churn(backend, as_of=as_of, refit=refit)
     rfm = ibis.table(expr.schema(), name="customer_rfm", database="analytics")
     table = rfm.left_join(churn_table(), "customer_id")
     # Mean churn probability over the segment and over its At-Risk customers, to set the rule beside the model.

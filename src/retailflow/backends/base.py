@@ -56,6 +56,13 @@ AUDIT_TABLES = {
         ("stage", "VARCHAR NOT NULL"),
         ("change_id", "BIGINT NOT NULL"),
     ),
+    # Masters staged by a validate or replay run (change_id as in batch_dates): a stage whose per-day
+    # tables are built from that master recomputes every day.
+    "master_changes": (
+        ("change_id", "BIGINT NOT NULL"),
+        ("entity", "VARCHAR NOT NULL"),
+        ("staged_rows", "BIGINT NOT NULL"),
+    ),
     "rule_results": (
         ("batch_id", "BIGINT NOT NULL"),
         ("entity", "VARCHAR NOT NULL"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from retailflow.commands import open_backend
+from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.output import FORMAT_OPTION, Format, console, render
 
 PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "status", "days_observed", "promoted_units",
@@ -23,12 +23,15 @@ def promotions_command(
     top: int = typer.Option(3, help="How many promotions to rank."),
     min_baseline_days: int = typer.Option(5, "--min-baseline-days",
                                           help="Non-promoted days a category needs before its lift is ranked."),
+    first: str = FROM_OPTION,
+    last: str = TO_OPTION,
     output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Promotion lift against a weekday-adjusted, stock-aware baseline; the top N by % sales increase."""
     from retailflow.analytics.promotions import run_promotions
 
-    rows = run_promotions(open_backend(ctx, writes=True), top=top, min_baseline_days=min_baseline_days)
+    rows = run_promotions(open_backend(ctx, writes=True), top=top, min_baseline_days=min_baseline_days,
+                          days=date_range(first, last))
     render(rows, output_format, title=f"Promotion effectiveness (top {top}, then unranked)",
            columns=PROMOTION_COLUMNS)
 
@@ -41,13 +44,15 @@ def inventory_command(
         help="Flag a run of in-stock days without a sale when its probability exp(-sales a day × days) is below this."),
     phantom_min_days: int = typer.Option(3, "--phantom-min-days",
                                          help="Shortest run of in-stock days without a sale to flag as phantom."),
+    first: str = FROM_OPTION,
+    last: str = TO_OPTION,
     output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock."""
     from retailflow.analytics.inventory import run_inventory
 
     result = run_inventory(open_backend(ctx, writes=True), top=top, phantom_threshold=phantom_threshold,
-                           phantom_min_days=phantom_min_days)
+                           phantom_min_days=phantom_min_days, days=date_range(first, last))
     if output_format is not Format.table:
         rows = [{"table": name, **row} for name, rows in result.items() for row in rows]
         # One listing of tables with different columns: name them all (same header even when a table is empty).

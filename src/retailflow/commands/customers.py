@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from retailflow.commands import open_backend
+from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.errors import UserError
 from retailflow.output import FORMAT_OPTION as FORMAT
 from retailflow.output import Format, console, errors, render
@@ -20,14 +20,21 @@ loyalty_app = typer.Typer(help="Loyalty points: run the engine, or explain one t
 def loyalty_command(
     ctx: typer.Context,
     policy: str = typer.Option("best", help="How several applicable rules combine: best or stack."),
+    first: str = FROM_OPTION,
+    last: str = TO_OPTION,
     output_format: Format = FORMAT,
 ) -> None:
-    """Credit staged transactions with points (append-only ledger), refresh balances and tiers."""
+    """Credit staged transactions with points (append-only ledger), refresh balances and tiers.
+
+    Only the days changed since the last run are looked at (or --from/--to); a restated day's changed points are
+    reversed and credited again.
+    """
     if ctx.invoked_subcommand:
         return
     from retailflow.analytics.loyalty import run_loyalty
 
-    render([run_loyalty(open_backend(ctx, writes=True), policy=policy)], output_format, title="Loyalty run")
+    render([run_loyalty(open_backend(ctx, writes=True), policy=policy, days=date_range(first, last))],
+           output_format, title="Loyalty run")
 
 
 @loyalty_app.command("explain")
@@ -46,6 +53,8 @@ def segments_command(
     ctx: typer.Context,
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Date recency is measured to (default: last sale day)."),
     at_risk_days: int = typer.Option(60, "--at-risk-days", help="Days without a purchase that make a customer At-Risk."),
+    refit: bool = typer.Option(False, "--refit", help="Fit the churn model again now (by default it is refitted once "
+                               "its fit is 7 days of data old)."),
     output_format: Format = FORMAT,
 ) -> None:
     """RFM scores and segments per customer, High-Spenders and At-Risk beside a model's churn probability.
@@ -60,7 +69,8 @@ def segments_command(
     except ValueError:
         raise UserError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
     backend = open_backend(ctx, writes=True)
-    render(run_segments(backend, as_of=day, at_risk_days=at_risk_days), output_format, title="Customer segments")
+    render(run_segments(backend, as_of=day, at_risk_days=at_risk_days, refit=refit or None), output_format,
+           title="Customer segments")
     fit = stored_fit(backend)
     # Machines read stdout; they only hear about the model (on stderr) when it could not be estimated.
     if output_format is Format.table:

@@ -211,7 +211,10 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
-    return _record_counts(backend, entity, view, phase, batch_ids)
+    outcome = _record_counts(backend, entity, view, phase, batch_ids)
+    if entity.master and outcome.staged:
+        dates.record_master(backend, entity, change_id, outcome.staged)
+    return outcome
 
 
 def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:

@@ -110,17 +110,19 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     counts: dict[str, int] = {}
     for part_entity, part_staged, part_held, _, _ in parts:
         counts[part_entity.name] = 0
-        for rows in (part_staged, part_held):
+        for rows, counter in ((part_staged, "staged_rows"), (part_held, "quarantined_rows")):
             dates.record(backend, part_entity, rows, change_id, superseded=True, batch=rows._restating)
             for row in backend.fetch_dicts(rows.group_by("_batch_id").aggregate(n=rows.count())):
                 backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + "
-                                f"{int(row['n'])} WHERE batch_id = {int(row['_batch_id'])}")
+                                f"{int(row['n'])}, {counter} = {counter} - {int(row['n'])} "
+                                f"WHERE batch_id = {int(row['_batch_id'])}")
                 counts[part_entity.name] += int(row["n"])
-    # The rows leave staging and quarantine last: the tables above were read from them.
+    # The rows leave staging and quarantine last (the tables above were read from them), line items before
+    # their headers (a declared foreign key refuses the other order).
     link_column = child[1].column if child else None
     for part_entity, staged_name, held_name, column in (
-            (entity, STAGED, QUARANTINED, key),
-            *([(child[0], CHILD_STAGED, CHILD_QUARANTINED, link_column)] if child else [])):
+            *([(child[0], CHILD_STAGED, CHILD_QUARANTINED, link_column)] if child else []),
+            (entity, STAGED, QUARANTINED, key)):
         backend.execute(f"DELETE FROM {backend.qualified('staging', part_entity.name)} WHERE "
                         f"{backend.quote(column)} IN (SELECT {backend.quote('_key')} FROM {backend.quote(staged_name)})")
         backend.execute(f"DELETE FROM {backend.qualified('quarantine', part_entity.name)} WHERE "

@@ -17,7 +17,7 @@ from retailflow.model import ENTITIES
 from retailflow.notify import outbox
 from retailflow.tables import staging_table
 
-_SQL_TYPES = {"BIGINT": "int64", "VARCHAR": "string", "TIMESTAMP": "timestamp", "DOUBLE": "float64"}
+_SQL_TYPES = {"BIGINT": "int64", "VARCHAR": "string", "TIMESTAMP": "timestamp", "DOUBLE": "float64", "DATE": "date"}
 
 
 def _audit(name: str) -> ibis.Schema:
@@ -38,7 +38,8 @@ def _inventory_schema(output: Callable[..., ir.Table], *inputs: str) -> ibis.Sch
 _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     **{f"staging.{name}": (lambda name=name: staging_table(name).schema()) for name in ENTITIES},
     **{f"audit.{name}": (lambda name=name: _audit(name)) for name in AUDIT_TABLES},
-    "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(**promotions.inputs()).schema(),
+    "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(
+        **promotions.stored_inputs()).schema(),
     "analytics.promotion_daily": lambda: promotions.promotion_daily(promotions.inputs()["days"]).schema(),
     "analytics.top_products": lambda: _inventory_schema(inventory.top_products, "lines", "products"),
     "analytics.stockouts": lambda: inventory.stockouts(**inventory.inputs()).schema(),
