@@ -33,6 +33,7 @@ COMPARED = {
     "analytics.promotion_daily": (), "analytics.promotion_discounts_daily": (),
     "analytics.promotion_effectiveness": (), "analytics.store_product_daily": (), "analytics.top_products": (),
     "analytics.stockouts": (), "analytics.lost_sales": (), "analytics.phantom_inventory": (),
+    "analytics.phantom_idle_runs": (), "analytics.phantom_rates": (),
     "analytics.customer_rfm": (),
     # run_points are the points of the latest run: one night's, or everything's in a single run.
     "loyalty.balances": ("run_points",),

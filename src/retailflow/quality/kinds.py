@@ -169,6 +169,12 @@ def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
     firsts = firsts.filter(firsts._occurrences > 1)
     ctx.add_flag(rule, firsts, [(name, name) for name in group], extra={"_first_pos": "first_pos"}, name=f"{prefix}_seen")
     staged = ctx.staging(rule.entity)
+    day = entity.business_date
+    if day in columns:
+        # A key holding the business date (inventory's) can only repeat a staged row of the same days:
+        # the days' bounds let the engine skip the rest of the history instead of hashing it.
+        candidate_days = ctx.table.select(_day=ctx.typed(day)).filter(ibis._._day.notnull()).distinct()
+        staged = staged.semi_join(candidate_days, staged[day] == candidate_days._day)
     keys = staged.select(*[staged[column].name(f"_key{index}") for index, column in enumerate(columns)],
                          _staged_batch=staged._batch_id)
     on = [(ctx.typed_name(column), f"_key{index}") for index, column in enumerate(columns)]
