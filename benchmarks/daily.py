@@ -4,8 +4,10 @@
 
 Generates `--days` days (or reuses --data), loads every day but the last with `run`, then times the
 last day's `run` twice, each in a fresh process as a scheduler starts it: once on that history,
-once on a database holding only the masters. Seconds per stage, total and peak RSS of each day
-run; `ratio_history_to_masters` is what the history costs the night (1.0: nothing). Compiled SQL
+once on a database holding only the masters; then the same day restated on the history (its sales
+re-sent with one transaction 1.00 dearer, `run --restate`). Seconds per stage, total and peak RSS of
+each day run; `ratio_history_to_masters` is what the history costs the night (1.0: nothing) and
+`ratio_restated_to_day` what a restatement costs against a normal night. Compiled SQL
 is cached in a folder of this run (RETAILFLOW_CACHE_DIR), warmed by the history load, as on a
 machine that ran yesterday too. `--db` names a PostgreSQL or MySQL server (a database per run,
 dropped afterwards); default DuckDB files.
@@ -14,6 +16,7 @@ dropped afterwards); default DuckDB files.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -30,9 +33,9 @@ from ingest_validate import drop_database
 DAY_FILE = re.compile(r"_(\d{4}-\d{2}-\d{2})\.(csv|parquet)$")
 
 
-def run_files(url: str, files: list[Path], analytics: bool = True) -> dict:
-    """`run` of files on url in this process (ingest + validate only without analytics): seconds per
-    stage and the process's peak RSS."""
+def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool = False) -> dict:
+    """`run` of files on url in this process (ingest + validate only without analytics; `restate`: as
+    corrected days): seconds per stage and the process's peak RSS."""
     from retailflow.backends import connect
     from retailflow.ingest import discover, ingest
     from retailflow.pipeline import PipelineResult, run_pipeline
@@ -44,7 +47,7 @@ def run_files(url: str, files: list[Path], analytics: bool = True) -> dict:
     try:
         connected = time.perf_counter() - started
         if analytics:
-            result = run_pipeline(backend, files, load_rules())
+            result = run_pipeline(backend, files, load_rules(), restate=restate)
         else:
             result = PipelineResult(ingest(backend, discover(files)), route_all(backend, load_rules()))
     finally:
@@ -56,11 +59,32 @@ def run_files(url: str, files: list[Path], analytics: bool = True) -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
-def in_child(url: str, files: list[Path], env: dict[str, str], analytics: bool = True) -> dict:
+def in_child(url: str, files: list[Path], env: dict[str, str], analytics: bool = True, restate: bool = False) -> dict:
     """run_files in a fresh Python process (imports and connection included, as a nightly job pays them)."""
-    command = [sys.executable, __file__, "--child" if analytics else "--child-load", url, *map(str, files)]
+    mode = "--child-restate" if restate else "--child" if analytics else "--child-load"
+    command = [sys.executable, __file__, mode, url, *map(str, files)]
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(output.strip().splitlines()[-1])
+
+
+def corrected(files: list[Path], folder: Path) -> list[Path]:
+    """The day's sales files with the first transaction 1.00 dearer (its total and its first line)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sales = [path for path in files if "sales" in path.name]
+    changed = None
+    out = []
+    for path in sorted(sales):  # headers first: store_sales_header sorts before store_sales_line_items
+        with path.open(newline="", encoding="utf-8") as handle:
+            header, *rows = list(csv.reader(handle))
+        column = header.index("total_amount" if "header" in path.name else "line_item_amount")
+        key = header.index("transaction_id")
+        changed = changed or rows[0][key]
+        row = next(row for row in rows if row[key] == changed)
+        row[column] = f"{float(row[column]) + 1:.2f}"
+        with (folder / path.name).open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([header, *rows])
+        out.append(folder / path.name)
+    return out
 
 
 def split_days(data: Path) -> tuple[list[Path], dict[str, list[Path]]]:
@@ -94,8 +118,9 @@ class Databases:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] in ("--child", "--child-load"):
-        print(json.dumps(run_files(sys.argv[2], [Path(name) for name in sys.argv[3:]], sys.argv[1] == "--child")))
+    if len(sys.argv) > 2 and sys.argv[1] in ("--child", "--child-load", "--child-restate"):
+        print(json.dumps(run_files(sys.argv[2], [Path(name) for name in sys.argv[3:]], sys.argv[1] != "--child-load",
+                                   sys.argv[1] == "--child-restate")))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--line-items", type=int, default=1_000_000, help="line items over all days")
@@ -122,6 +147,7 @@ def main() -> None:
             on_history = databases.new("history")
             history = in_child(on_history, masters + [path for day in history_days for path in days[day]], env)
             day_on_history = in_child(on_history, days[last_day], env)
+            restated = in_child(on_history, corrected(days[last_day], scratch / "restated"), env, restate=True)
             on_masters = databases.new("masters")
             in_child(on_masters, masters, env, analytics=False)
             day_on_masters = in_child(on_masters, days[last_day], env)
@@ -132,6 +158,8 @@ def main() -> None:
         "history_line_items": history["line_items"], "history_load_seconds": history["total_seconds"],
         "day_on_history": day_on_history, "day_on_masters": day_on_masters,
         "ratio_history_to_masters": round(day_on_history["total_seconds"] / day_on_masters["total_seconds"], 2),
+        "restated_day_on_history": restated,
+        "ratio_restated_to_day": round(restated["total_seconds"] / day_on_history["total_seconds"], 2),
         "load_average": os.getloadavg()[0],
     }))
 
