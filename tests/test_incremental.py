@@ -342,3 +342,27 @@ def test_the_churn_model_is_refitted_once_a_week_of_data_old(built):
     assert backend.fetch("SELECT status, as_of, r, fitted_at FROM analytics.churn_model")[1] == fitted
     run_segments(backend, refit=True)
     assert backend.scalar("SELECT fitted_at FROM analytics.churn_model") != fitted[0][3]
+
+
+def test_a_daily_file_restates_the_day_in_its_name_and_no_other(shop, built, tmp_path):
+    _, _, daily = copies(built)
+    _, days = _days(shop)
+    day, earlier = list(days)[6], list(days)[1]
+    corrected, _ = corrected_day(daily, days[day], tmp_path / "corrected")
+    on_earlier_day = ("SELECT count(*) FROM staging.store_sales_header WHERE CAST(transaction_date AS DATE) = "
+                      f"CAST('{earlier}' AS DATE)")
+    staged_before = daily.scalar(on_earlier_day)
+    # A stray copy of an earlier day's staged transaction in the corrected file: a duplicate, not that day restated.
+    header_file = next(path for path in corrected if "header" in path.name)
+    header, rows = _read(header_file)
+    earlier_header, earlier_rows = _read(next(path for path in days[earlier] if "header" in path.name))
+    stray_id = daily.scalar(f"SELECT min(transaction_id) FROM staging.store_sales_header WHERE "
+                            f"CAST(transaction_date AS DATE) = CAST('{earlier}' AS DATE)")
+    stray = next(row for row in earlier_rows if row[earlier_header.index("transaction_id")] == stray_id)
+    _write(header_file, header, rows + [[stray[earlier_header.index(name)] for name in header]])
+    run_pipeline(daily, corrected, load_rules(), restate=True)
+    assert daily.scalar(on_earlier_day) == staged_before
+    assert "already staged" in daily.scalar(
+        f"SELECT _reasons FROM quarantine.store_sales_header WHERE transaction_id = '{stray_id}' "
+        "ORDER BY _batch_id DESC LIMIT 1")
+    assert all(balance.balanced for balance in audit.reconcile(daily))

@@ -2,7 +2,10 @@
 
 Before a restating batch is validated, every row of an older batch that is staged or quarantined
 for the same entity and business date leaves staging and quarantine, in the validation's
-transaction. It stays in raw with its lineage and counts as superseded for its batch (so
+transaction. A daily export restates the day in its name (store_sales_header_2024-12-13.csv),
+even when it is now empty, and its rows of other days are validated as any (a stray copy of an
+earlier day's transaction stays a duplicate rather than replacing that whole day); a file whose
+name carries no day restates the days of its rows. It stays in raw with its lineage and counts as superseded for its batch (so
 `reconcile` still balances), and audit.batch_dates records, for the restating batch, how many
 rows of each date it superseded. A transaction is restated whole: restating sales headers of a
 day also supersedes the line items of that day's transactions, and a line-items file can only
@@ -11,6 +14,9 @@ no longer sees the superseded ones.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import re
 
 import ibis
 import ibis.expr.types as ir
@@ -56,6 +62,24 @@ def supersede(backend: Backend, restating: dict[str, list[int]], change_id: int)
     return superseded
 
 
+#: The day in a daily export's name: store_sales_header_2024-12-13.csv.
+NAMED_DAY = re.compile(r"_(\d{4}-\d{2}-\d{2})\.[A-Za-z]+$")
+
+
+def _named_days(backend: Backend, batch_ids: list[int]) -> dict[int, dt.date]:
+    """The day each batch's file is named for, where its name carries one (a daily export)."""
+    named = {}
+    for row in backend.fetch_dicts(f"SELECT batch_id, source_file FROM audit.batches WHERE batch_id IN "
+                                   f"({', '.join(map(str, batch_ids))})"):
+        found = NAMED_DAY.search(str(row["source_file"]))
+        if found:
+            try:
+                named[int(row["batch_id"])] = dt.date.fromisoformat(found.group(1))
+            except ValueError:
+                continue
+    return named
+
+
 def _position(table: ir.Table) -> ir.IntegerValue:
     """A quarantined row's identity in one number (batch and line)."""
     return table._batch_id * LINE_SPAN + table._source_line
@@ -66,10 +90,19 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     day = entity.business_date
     raw = backend.raw_table("raw", entity.name)
     text_columns = backend.table_columns("raw", entity.name)
-    new = with_typed(backend, entity, raw.filter(raw._batch_id.isin(batch_ids)).select(*text_columns))
-    new = new.filter(new[TYPED_PREFIX + day].notnull())
-    restated = backend.create_temp_table(DATES, new.group_by(business_date=new[TYPED_PREFIX + day].cast("date"))
+    named = _named_days(backend, batch_ids)
+    # A file without a day in its name restates the days of its rows.
+    new = with_typed(backend, entity, raw.filter(raw._batch_id.isin([batch for batch in batch_ids
+                                                                     if batch not in named]))
+                     .select(*text_columns))
+    new = new.mutate(_day=new[TYPED_PREFIX + day].cast("date"))
+    new = new.filter(new._day.notnull() & ~new._day.isin(sorted(set(named.values()))))
+    restated = backend.create_temp_table(DATES, new.group_by(business_date=new._day)
                                          .aggregate(_restating=new._batch_id.min()))
+    for named_day, batch in sorted({named_day: batch for batch, named_day in sorted(named.items(), reverse=True)}
+                                   .items()):
+        backend.execute(f"INSERT INTO {DATES} VALUES (CAST({backend.literal(named_day.isoformat())} AS DATE), "
+                        f"{batch})")
     # The first key column: a header's transaction id; inventory's snapshot date, so that the staged
     # rows leave by their day, whatever their store and product.
     key = entity.primary_key[0]
