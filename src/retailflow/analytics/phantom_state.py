@@ -26,6 +26,8 @@ from retailflow.errors import UserError
 PHANTOM_ORDER = ["probability", ibis.desc("expected_units"), "store_id", "product_id", "first_day"]
 #: Nights whose extension can be undone: a correction of one of them costs about its own days.
 LOG_NIGHTS = 31
+#: The type of the rates' counts (see day_rates).
+COUNT_TYPE = "decimal(38, 0)"
 
 
 def trading_days(lines: ir.Table) -> ir.Table:
@@ -63,8 +65,11 @@ def idle_runs(days: ir.Table) -> ir.Table:
 
 def day_rates(days: ir.Table) -> ir.Table:
     """Per store-product, counted days (counted_days) and the sales and units on them: sums, so they add up."""
+    # DECIMAL(38, 0): a sum of sums has the type of a sum on every engine (PostgreSQL's sum of BIGINT is NUMERIC,
+    # DuckDB's HUGEINT), so rates kept night by night and rates rebuilt from every day are the same rows.
+    whole = COUNT_TYPE
     return days.group_by(["store_id", "product_id"]).aggregate(
-        counted_days=days.count(), sales=days.sales.sum(), units=days.units.sum())
+        counted_days=days.count().cast(whole), sales=days.sales.sum().cast(whole), units=days.units.sum().cast(whole))
 
 
 def flag_phantom(runs: ir.Table, rates: ir.Table, days: ir.Table, *, threshold: float = 0.001,
@@ -109,8 +114,8 @@ KEY = ["store_id", "product_id", "first_number"]
 RUN_COLUMNS = {"store_id": "string", "product_id": "string", "first_day": "date", "last_day": "date",
                "first_number": "int64", "last_number": "int64", "days": "int64", "min_stock_on_hand": "int64",
                "max_stock_on_hand": "int64"}
-RATE_COLUMNS = {"store_id": "string", "product_id": "string", "counted_days": "int64", "sales": "int64",
-                "units": "int64"}
+RATE_COLUMNS = {"store_id": "string", "product_id": "string", "counted_days": COUNT_TYPE, "sales": COUNT_TYPE,
+                "units": COUNT_TYPE}
 RUNS = ibis.table(RUN_COLUMNS, name="phantom_idle_runs", database="analytics")
 RATES = ibis.table(RATE_COLUMNS, name="phantom_rates", database="analytics")
 LOG = ibis.table({"append_id": "int64", "horizon_before": "date", "horizon_after": "date"}, name="phantom_log",
