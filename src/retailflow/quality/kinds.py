@@ -173,7 +173,7 @@ def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
     if day in columns:
         # A key holding the business date (inventory's) can only repeat a staged row of the same days:
         # the days' bounds let the engine skip the rest of the history instead of hashing it.
-        candidate_days = ctx.table.select(_day=ctx.typed(day)).filter(ibis._._day.notnull()).distinct()
+        candidate_days = ctx.candidates.select(_day=ctx.candidates[ctx.typed_name(day)]).distinct()
         staged = staged.semi_join(candidate_days, staged[day] == candidate_days._day)
     keys = staged.select(*[staged[column].name(f"_key{index}") for index, column in enumerate(columns)],
                          _staged_batch=staged._batch_id)
@@ -219,7 +219,7 @@ def _sums_params(rule: Rule) -> str | None:
 
 def _sums_prepare(ctx: CheckContext, rule: Rule) -> None:
     child, key, amount = rule.params["child"], rule.params["key"], rule.params["child_column"]
-    rows = ctx.typed_rows(child, [key, amount])
+    rows = ctx.typed_rows(child, [key, amount], wanted=ENTITIES[rule.entity].primary_key[0])
     sums = rows.group_by(_key=rows[key]).aggregate(_sum=rows[amount].sum(), _lines=rows[key].count())
     parent_key = ENTITIES[rule.entity].primary_key[0]
     ctx.add_flag(rule, sums, [(ctx.typed_name(parent_key), "_key")], extra={"_sum": "sum", "_lines": "lines"})
