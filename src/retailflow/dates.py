@@ -36,8 +36,10 @@ def dated(entity: Entity, rows: ir.Table, parents: ir.Table | None = None) -> ir
         raise ValueError(f"{entity.name} has no business date")
     parent = ENTITIES[link.references]
     parents = staging_table(parent.name) if parents is None else parents
+    # Staged parents are unique by key (the rules see to it): a plain join, which hashes the few rows
+    # and scans the parents, rather than a distinct over every staged header each night.
     days = parents.select(_parent_key=parents[parent.primary_key[0]],
-                          business_date=parents[parent.business_date].cast("date")).distinct()
+                          business_date=parents[parent.business_date].cast("date"))
     joined = rows.join(days, rows[link.column] == days._parent_key)
     return joined.select(*rows.columns, "business_date")
 
