@@ -28,6 +28,9 @@ from retailflow.pipeline import run_analytics, run_pipeline
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
 
+#: One worker runs this file, so each engine's two databases are built once (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("incremental")
+
 #: Tables whose rows must be identical, lineage and times aside, whichever way the same data arrived.
 COMPARED = {
     "analytics.promotion_daily": (), "analytics.promotion_discounts_daily": (),
