@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 
 from retailflow.backends import Backend, csv_reader
-from retailflow.model import ENTITIES, entity_for_file
+from retailflow.model import ENTITIES, Entity, entity_for_file
+from retailflow.quality.context import with_typed
 
 
 def floor_seconds(files: list[Path]) -> float:
@@ -44,3 +45,19 @@ def create_floor_tables(backend: Backend, files: list[Path]) -> dict[str, list[t
         keys = ", ".join(f'"{key}"' for key in entity.primary_key)
         backend.execute(f'CREATE TABLE staging."floor_{entity_name}" ({typed}, PRIMARY KEY ({keys}))')
     return by_entity
+
+
+def keep_castable_rows(backend: Backend, entity: Entity) -> None:
+    """raw.floor_clean_<entity>: the trimmed cells of raw.floor_<entity> that the server's casts accept, one row
+    per key (a server floor's untimed preparation)."""
+    backend.refresh_statistics(backend.qualified("raw", f"floor_{entity.name}"))
+    typed = with_typed(backend, entity, backend.raw_table("raw", f"floor_{entity.name}"))
+    castable = [typed[f"_t_{column.name}"].isnull() | typed[f"_v_{column.name}"].notnull() for column in entity.columns]
+    keys = [typed[f"_t_{key}"] for key in entity.primary_key]
+    rows = typed.filter(*castable, *[key.notnull() for key in keys])
+    # One row per key: each other cell is the largest of its key's (castable all the same).
+    rows = rows.group_by([rows[f"_t_{key}"].name(key) for key in entity.primary_key]).aggregate(
+        **{column.name: rows[f"_t_{column.name}"].max() for column in entity.columns
+           if column.name not in entity.primary_key})
+    backend.execute_built(f"CREATE TABLE {backend.qualified('raw', f'floor_clean_{entity.name}')} AS "
+                          f"{backend.compile(rows)}")

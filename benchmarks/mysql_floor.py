@@ -13,11 +13,10 @@ import time
 import uuid
 from pathlib import Path
 
-from floor import create_floor_tables
+from floor import create_floor_tables, keep_castable_rows
 from retailflow.backends import connect
 from retailflow.backends.mysql import drop_database
 from retailflow.model import ENTITIES
-from retailflow.quality.context import with_typed
 
 
 def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
@@ -38,7 +37,7 @@ def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
                         f"LINES TERMINATED BY '\\n' IGNORE 1 LINES ({kept})")
         copied = time.perf_counter()
         for entity_name in by_entity:
-            _keep_castable_rows(backend, ENTITIES[entity_name])
+            keep_castable_rows(backend, ENTITIES[entity_name])
         cast_started = time.perf_counter()
         with backend.transaction():
             for entity_name in by_entity:
@@ -55,17 +54,3 @@ def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
         with backend.ibis.con.cursor() as cursor:
             drop_database(cursor, name)
         backend.close()
-
-
-def _keep_castable_rows(backend, entity) -> None:
-    """raw.floor_clean_<entity>: trimmed cells the server's casts accept, one row per key (not timed)."""
-    typed = with_typed(backend, entity, backend.raw_table("raw", f"floor_{entity.name}"))
-    castable = [typed[f"_t_{column.name}"].isnull() | typed[f"_v_{column.name}"].notnull() for column in entity.columns]
-    keys = [typed[f"_t_{key}"] for key in entity.primary_key]
-    rows = typed.filter(*castable, *[key.notnull() for key in keys])
-    # One row per key: each other cell is the largest of its key's (castable all the same).
-    rows = rows.group_by([rows[f"_t_{key}"].name(key) for key in entity.primary_key]).aggregate(
-        **{column.name: rows[f"_t_{column.name}"].max() for column in entity.columns
-           if column.name not in entity.primary_key})
-    backend.execute_built(f"CREATE TABLE {backend.qualified('raw', f'floor_clean_{entity.name}')} AS "
-                          f"{backend.compile(rows)}")

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import psycopg
 
-from floor import create_floor_tables
+from floor import create_floor_tables, keep_castable_rows
 from retailflow.backends import connect
 from retailflow.model import ENTITIES
-from retailflow.quality.context import with_typed
 
 COPY_CHUNK = 1 << 20
 
@@ -43,7 +42,7 @@ def postgres_floor_seconds(files: list[Path], server_url: str) -> dict[str, floa
         connection.commit()
         copied = time.perf_counter()
         for entity_name in by_entity:
-            _keep_castable_rows(backend, ENTITIES[entity_name])
+            keep_castable_rows(backend, ENTITIES[entity_name])
         connection.commit()
         cast_started = time.perf_counter()
         for entity_name in by_entity:
@@ -60,17 +59,3 @@ def postgres_floor_seconds(files: list[Path], server_url: str) -> dict[str, floa
         backend.close()
         with psycopg.connect(f"{server_url}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _keep_castable_rows(backend, entity) -> None:
-    """raw.floor_clean_<entity>: trimmed cells PostgreSQL's casts accept, one row per key (not timed)."""
-    backend.refresh_statistics(f'raw."floor_{entity.name}"')
-    typed = with_typed(backend, entity, backend.raw_table("raw", f"floor_{entity.name}"))
-    castable = [typed[f"_t_{column.name}"].isnull() | typed[f"_v_{column.name}"].notnull() for column in entity.columns]
-    keys = [typed[f"_t_{key}"] for key in entity.primary_key]
-    rows = typed.filter(*castable, *[key.notnull() for key in keys])
-    # One row per key: each other cell is the largest of its key's (castable all the same).
-    rows = rows.group_by([rows[f"_t_{key}"].name(key) for key in entity.primary_key]).aggregate(
-        **{column.name: rows[f"_t_{column.name}"].max() for column in entity.columns
-           if column.name not in entity.primary_key})
-    backend.execute(f'CREATE TABLE raw."floor_clean_{entity.name}" AS {backend.compile(rows)}')
