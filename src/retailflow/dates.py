@@ -66,11 +66,8 @@ def record_master(backend: Backend, entity: Entity, change_id: int, rows: int) -
     backend.execute(f"INSERT INTO audit.master_changes VALUES ({change_id}, {backend.literal(entity.name)}, {rows})")
 
 
-def masters_changed(backend: Backend, stage: str, masters: tuple[str, ...]) -> bool:
-    """Whether one of `masters` was staged after the last change `stage` processed (True when it never ran)."""
-    last = mark(backend, stage)
-    if last is None:
-        return True
+def masters_changed(backend: Backend, last: int, masters: tuple[str, ...]) -> bool:
+    """Whether one of `masters` was staged by a change after `last`."""
     names = ", ".join(backend.literal(name) for name in masters)
     return bool(backend.scalar(f"SELECT count(*) FROM audit.master_changes WHERE change_id > {last} "
                                f"AND entity IN ({names})"))
@@ -92,17 +89,19 @@ def latest_change(backend: Backend) -> int:
                               "UNION ALL SELECT change_id FROM audit.master_changes) AS changes"))
 
 
-def set_mark(backend: Backend, stage: str, change_id: int) -> None:
-    """Record that `stage` has processed every change up to `change_id` (inside the stage's transaction)."""
+def set_mark(backend: Backend, stage: str, change_id: int, days: DateRange | None = None,
+             recomputed: ir.Table | DateRange | None = None) -> None:
+    """Record, inside the stage's transaction, that `stage` has processed every change up to `change_id`: after a
+    run over the changed days or every day, not after a backfill of `days` (the changes outside them stay due)."""
+    if days is not None and recomputed is not None:
+        return
     backend.execute(f"DELETE FROM audit.stage_marks WHERE stage = {backend.literal(stage)}")
     backend.execute(f"INSERT INTO audit.stage_marks VALUES ({backend.literal(stage)}, {change_id})")
 
 
-def changed_since(change_id: int, entities: tuple[str, ...] = ()) -> ir.Table:
-    """One row per business date changed after `change_id` (of `entities`, default all facts)."""
+def changed_since(change_id: int) -> ir.Table:
+    """One row per business date changed after `change_id`."""
     changes = BATCH_DATES.filter(BATCH_DATES.change_id > change_id)
-    if entities:
-        changes = changes.filter(changes.entity.isin(list(entities)))
     return changes.select("business_date").distinct()
 
 
@@ -124,7 +123,7 @@ def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = Non
     its per-day tables are built from changed; else `days` when given (a backfill), or the dates of the changes it
     has not processed yet."""
     last = None if rebuild else mark(backend, stage)
-    if last is None or (masters and masters_changed(backend, stage, masters)):
+    if last is None or (masters and masters_changed(backend, last, masters)):
         return None
     return days if days is not None else changed_since(last)
 

@@ -52,7 +52,7 @@ ANALYTICS_STAGES: list[tuple[str, Callable[[Backend, DateRange | None, bool], ob
     ("promotions", lambda backend, days, rebuild: run_promotions(backend, days=days, rebuild=rebuild)),
     ("inventory", lambda backend, days, rebuild: run_inventory(backend, days=days, rebuild=rebuild)),
     ("loyalty", lambda backend, days, rebuild: run_loyalty(backend, days=days, rebuild=rebuild)),
-    ("segments", lambda backend, days, rebuild: run_segments(backend, refit=True if rebuild else None)),
+    ("segments", lambda backend, days, rebuild: run_segments(backend, refit=rebuild)),
     ("notify queue", lambda backend, days, rebuild: queue(backend)),
 ]
 

@@ -222,23 +222,22 @@ def _reusable(fit: ChurnFit | None, fitted_as_of: dt.date | None, day: dt.date |
 
 
 def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DEFAULT_MODEL,
-              refit: bool | None = None) -> ChurnFit:
+              refit: bool = False) -> ChurnFit:
     """Score every customer's churn probability into analytics.customer_churn; returns the fit used.
 
-    The parameters are fitted again (analytics.churn_model replaced) when `refit` is True, or by default when the
-    stored fit is older than REFIT_AFTER_DAYS days of data, of another model or not estimated; otherwise the stored
-    parameters score today's inputs (the fit is the one costly step, and a week of data barely moves it).
+    The parameters are fitted again (analytics.churn_model replaced) with `refit`, or when the stored fit is older
+    than REFIT_AFTER_DAYS days of data, of another model or not estimated; otherwise the stored parameters score
+    today's inputs (the fit is the one costly step, and a week of data barely moves it).
     """
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
     opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
     summary = purchase_summary(staging_table("store_sales_header"), customers, as_of=day, opening=opening)
-    stored = stored_fit(backend)
-    if refit is False or (refit is None and _reusable(stored, stored_fit_day(backend), day, model)):
-        fit = stored if stored is not None else _unfitted(model, "not estimated: no stored fit to reuse (use --refit)")
+    stored, fitted_as_of = _stored_model(backend)
+    if not refit and _reusable(stored, fitted_as_of, day, model):
         with backend.transaction():
-            backend.replace_table("analytics", "customer_churn", customer_churn(customers, summary, fit))
-        return fit
+            backend.replace_table("analytics", "customer_churn", customer_churn(customers, summary, stored))
+        return stored
     counts = backend.fetch_dicts(summary_counts(summary))
     fit = fit_parameters(*(np.array([row[name] for row in counts], dtype=float) for name in (
         "repeat_purchases", "first_to_last_days", "first_to_as_of_days", "customers")), model=model)
@@ -250,14 +249,6 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
 
 def _unfitted(model: str, status: str) -> ChurnFit:
     return ChurnFit(model=model, status=status, customers=0, repeat_buyers=0, history_days=0)
-
-
-def stored_fit_day(backend: Backend) -> dt.date | None:
-    """The as-of date of the stored fit (None before the first)."""
-    if not backend.has_table("analytics", "churn_model"):
-        return None
-    day = backend.scalar("SELECT max(as_of) FROM analytics.churn_model")
-    return day if isinstance(day, dt.date) or day is None else dt.date.fromisoformat(str(day)[:10])
 
 
 MODEL_COLUMNS = (("model", "VARCHAR"), ("status", "VARCHAR"), ("customers", "BIGINT"), ("repeat_buyers", "BIGINT"),
@@ -286,9 +277,16 @@ def _write_model(backend: Backend, fit: ChurnFit, as_of: dt.date | None) -> None
 
 def stored_fit(backend: Backend) -> ChurnFit | None:
     """The fit the last run stored in analytics.churn_model, None before the first run."""
+    return _stored_model(backend)[0]
+
+
+def _stored_model(backend: Backend) -> tuple[ChurnFit | None, dt.date | None]:
+    """The stored fit and the as-of date it was fitted to, (None, None) before the first run."""
     if not backend.has_table("analytics", "churn_model"):
-        return None
+        return None, None
     rows = backend.fetch_dicts("SELECT * FROM analytics.churn_model")
     if not rows:
-        return None
-    return ChurnFit(**{name: rows[0][name] for name in ChurnFit.__dataclass_fields__})
+        return None, None
+    day = rows[0]["as_of"]
+    day = day if isinstance(day, dt.date) or day is None else dt.date.fromisoformat(str(day)[:10])
+    return ChurnFit(**{name: rows[0][name] for name in ChurnFit.__dataclass_fields__}), day

@@ -149,8 +149,7 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top, cells=cells))
         backend.execute("DROP TABLE IF EXISTS rf_top_cells")
         backend.replace_table("analytics", "phantom_inventory", phantom)
-        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
-            dates.set_mark(backend, STAGE, latest)
+        dates.set_mark(backend, STAGE, latest, days, changed)
     lost = ibis.table(lost_sales(**tables, top=top).schema(), name="lost_sales", database="analytics")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),

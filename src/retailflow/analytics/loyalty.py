@@ -152,7 +152,7 @@ def _ensure_tables(backend: Backend) -> None:
     with backend.transaction():
         ledger = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in LEDGER_COLUMNS)
         # A fact table: keyed where the engine declares fact keys (on DuckDB the key's index made the
-        # insert 14 of 27 s at 9M line items); the anti-join below keeps it unique either way.
+        # insert 14 of 27 s at 9M line items); ledger_changes keeps it unique either way.
         key = ", PRIMARY KEY (transaction_id, rule_id, run_id, reason)" if backend.declares_fact_keys else ""
         backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}{key})")
         # Added with restatement: ledgers from before it hold earned points only.
@@ -192,18 +192,15 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         backend.insert("loyalty", "opening_balances", new_customers.select(
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
             recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
-        affected, booked = headers, LEDGER
-        if changed is not None:
-            affected = dates.on_days(headers, headers.transaction_date, changed)
-            booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
+        affected = dates.on_days(headers, headers.transaction_date, changed)
+        booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
         lines = staging_table("store_sales_line_items")
         expected = points_ledger(affected, lines if changed is None else lines.semi_join(affected, "transaction_id"),
                                  staging_table("products"), staging_table("loyalty_rules"), policy=policy)
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
-        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
-            dates.set_mark(backend, STAGE, latest_change)
+        dates.set_mark(backend, STAGE, latest_change, days, changed)
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no

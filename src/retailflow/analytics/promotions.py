@@ -178,8 +178,7 @@ def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5
         stored = stored_inputs()
         backend.replace_table("analytics", "promotion_effectiveness", promotion_effectiveness(
             **stored, min_baseline_days=min_baseline_days))
-        if days is None or changed is None:  # a backfill leaves the changes it did not cover pending
-            dates.set_mark(backend, STAGE, latest)
+        dates.set_mark(backend, STAGE, latest, days, changed)
     table = ibis.table(promotion_effectiveness(**stored).schema(), name="promotion_effectiveness",
                        database="analytics")
     return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())

@@ -83,7 +83,7 @@ def customer_rfm(headers: ir.Table, customers: ir.Table, balances: ir.Table, *, 
 
 
 def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days: int = 60,
-                 high_spender_share: float = 0.10, refit: bool | None = None) -> list[dict]:
+                 high_spender_share: float = 0.10, refit: bool = False) -> list[dict]:
     """Materialise analytics.customer_rfm and the churn tables, write segment_id back, return segment counts.
 
     The churn model is refitted when `refit`, or by default once its fit is a week of data old (churn.run_churn).

@@ -69,7 +69,7 @@ def segments_command(
     except ValueError:
         raise UserError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
     backend = open_backend(ctx, writes=True)
-    render(run_segments(backend, as_of=day, at_risk_days=at_risk_days, refit=refit or None), output_format,
+    render(run_segments(backend, as_of=day, at_risk_days=at_risk_days, refit=refit), output_format,
            title="Customer segments")
     fit = stored_fit(backend)
     # Machines read stdout; they only hear about the model (on stderr) when it could not be estimated.

@@ -5,8 +5,8 @@ for the same entity and business date leaves staging and quarantine, in the vali
 transaction. A daily export restates the day in its name (store_sales_header_2024-12-13.csv),
 even when it is now empty, and its rows of other days are validated as any (a stray copy of an
 earlier day's transaction stays a duplicate rather than replacing that whole day); a file whose
-name carries no day restates the days of its rows. It stays in raw with its lineage and counts as superseded for its batch (so
-`reconcile` still balances), and audit.batch_dates records, for the restating batch, how many
+name carries no day restates the days of its rows. A superseded row stays in raw with its lineage
+and counts as superseded for its batch (so `reconcile` still balances), and audit.batch_dates records, for the restating batch, how many
 rows of each date it superseded. A transaction is restated whole: restating sales headers of a
 day also supersedes the line items of that day's transactions, and a line-items file can only
 be restated with its headers. The new rows are then validated as any batch: the duplicate rule
@@ -44,22 +44,20 @@ def restating_batches(backend: Backend) -> dict[str, list[int]]:
     return found
 
 
-def supersede(backend: Backend, restating: dict[str, list[int]], change_id: int) -> dict[str, int]:
-    """Take the rows the restating batches replace out of staging and quarantine; rows superseded per entity."""
+def supersede(backend: Backend, restating: dict[str, list[int]], change_id: int) -> None:
+    """Take the rows the restating batches replace out of staging and quarantine."""
     for name, batch_ids in restating.items():
         link = atomic_parent(ENTITIES[name])
         if link and link.references not in restating:
             raise UserError(
                 f"{name} batch {batch_ids[0]} restates line items without their {link.references}: a transaction is "
                 f"restated whole, so pass the day's {link.references} file with --restate as well")
-    superseded: dict[str, int] = {}
     for name, batch_ids in restating.items():
         entity = ENTITIES[name]
         if entity.business_date:
-            superseded.update(_supersede_dates(backend, entity, batch_ids, restating, change_id))
+            _supersede_dates(backend, entity, batch_ids, restating, change_id)
     for name in (DATES, STAGED, QUARANTINED, CHILD_STAGED, CHILD_QUARANTINED):
         backend.execute(f"DROP TABLE IF EXISTS {name}")
-    return superseded
 
 
 #: The day in a daily export's name: store_sales_header_2024-12-13.csv.
@@ -86,7 +84,7 @@ def _position(table: ir.Table) -> ir.IntegerValue:
 
 
 def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], restating: dict[str, list[int]],
-                     change_id: int) -> dict[str, int]:
+                     change_id: int) -> None:
     day = entity.business_date
     raw = backend.raw_table("raw", entity.name)
     text_columns = backend.table_columns("raw", entity.name)
@@ -99,8 +97,10 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     new = new.filter(new._day.notnull() & ~new._day.isin(sorted(set(named.values()))))
     restated = backend.create_temp_table(DATES, new.group_by(business_date=new._day)
                                          .aggregate(_restating=new._batch_id.min()))
-    for named_day, batch in sorted({named_day: batch for batch, named_day in sorted(named.items(), reverse=True)}
-                                   .items()):
+    first_batch: dict[dt.date, int] = {}
+    for batch, named_day in sorted(named.items()):
+        first_batch.setdefault(named_day, batch)
+    for named_day, batch in sorted(first_batch.items()):
         backend.execute(f"INSERT INTO {DATES} VALUES (CAST({backend.literal(named_day.isoformat())} AS DATE), "
                         f"{batch})")
     # The first key column: a header's transaction id; inventory's snapshot date, so that the staged
@@ -117,7 +117,7 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     held = backend.create_temp_table(QUARANTINED, held.select(
         _position=_position(held), _key=held[TRIMMED_PREFIX + key], _batch_id=held._batch_id,
         business_date=held.business_date, _restating=held._restating))
-    parts = [(entity, staged, held, CHILD_STAGED, CHILD_QUARANTINED)]
+    parts = [(entity, staged, held)]
     child = atomic_child(entity)
     if child:
         child_entity, link = child
@@ -139,17 +139,14 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
         child_held = backend.create_temp_table(CHILD_QUARANTINED, held_lines.select(
             _position=_position(held_lines), _batch_id=held_lines._batch_id, business_date=held_lines.business_date,
             _restating=credited if credited is not None else held_lines._restating))
-        parts.append((child_entity, child_staged, child_held, None, None))
-    counts: dict[str, int] = {}
-    for part_entity, part_staged, part_held, _, _ in parts:
-        counts[part_entity.name] = 0
+        parts.append((child_entity, child_staged, child_held))
+    for part_entity, part_staged, part_held in parts:
         for rows, counter in ((part_staged, "staged_rows"), (part_held, "quarantined_rows")):
             dates.record(backend, part_entity, rows, change_id, superseded=True, batch=rows._restating)
             for row in backend.fetch_dicts(rows.group_by("_batch_id").aggregate(n=rows.count())):
                 backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + "
                                 f"{int(row['n'])}, {counter} = {counter} - {int(row['n'])} "
                                 f"WHERE batch_id = {int(row['_batch_id'])}")
-                counts[part_entity.name] += int(row["n"])
     # The rows leave staging and quarantine last (the tables above were read from them), line items before
     # their headers (a declared foreign key refuses the other order).
     link_column = child[1].column if child else None
@@ -161,4 +158,3 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
         backend.execute(f"DELETE FROM {backend.qualified('quarantine', part_entity.name)} WHERE "
                         f"_batch_id * {LINE_SPAN} + _source_line IN "
                         f"(SELECT {backend.quote('_position')} FROM {backend.quote(held_name)})")
-    return counts
