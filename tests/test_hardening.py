@@ -93,9 +93,9 @@ MUTATIONS = {
 ENCODINGS = {"utf-8": "utf-8", "latin-1": "latin-1", "utf-16": "utf-16"}
 
 
-#: Examples per sales file in CI: two files, so 100 cases on the two workers together.
+#: Examples per sales file in CI: two files, so 50 cases on the two workers together.
 #: `pytest --hypothesis-profile=long` multiplies them (see conftest.py).
-FUZZ_EXAMPLES = 2 * settings.default.max_examples
+FUZZ_EXAMPLES = settings.default.max_examples
 SALES_FILES = ["store_sales_header.csv", "store_sales_line_items.csv"]
 
 
