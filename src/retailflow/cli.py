@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -98,18 +97,28 @@ def ingest_command(
     paths: list[Path] = typer.Argument(..., help="CSV or Parquet files, or folders of them."),
     entity: Optional[str] = typer.Option(None, "--entity", help="Entity of every file, when names do not tell."),
     restate: bool = RESTATE_OPTION,
+    validate: bool = typer.Option(False, "--validate", help="Validate in the same pass and the same transaction: "
+                                  "each file is read once, and staged and quarantined together with its raw rows."),
 ) -> None:
-    """Load files into the raw layer as they are (no validation); identical files are skipped."""
+    """Load files into the raw layer as they are (no validation unless --validate); identical files are skipped."""
     from retailflow.ingest import discover, ingest
+    from retailflow.pipeline import load_and_validate, stage_timer
+    from retailflow.quality.rules import load_rules
 
     backend = open_backend(ctx, writes=True)
     files = discover(paths, entity)
+    rules = load_rules(ctx.obj.rules_path) if validate else []
     with _listener(ctx.obj) as listener:
-        listener.stage_started("ingest", [path for path, _ in files])
-        started = time.perf_counter()
-        results = ingest(backend, files, on_loaded=listener.file_loaded, restate=restate)
-        listener.stage_finished("ingest", time.perf_counter() - started)
+        timed = stage_timer(listener, {})
+        if validate:
+            results, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
+                                                   timed=timed)
+        else:
+            results = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
+                            [path for path, _ in files])
     _show_ingest(results)
+    if validate:
+        _show_route(validated, Format.table)
 
 
 @app.command("validate")

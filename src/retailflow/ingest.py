@@ -92,6 +92,7 @@ def ingest(backend: Backend, files: Iterable[tuple[Path, Entity]],
         for plan in planned:
             results.append(_load(backend, plan, restate))
             on_loaded(results[-1])
+        backend.analyse_loaded_tables()
     return results
 
 

@@ -15,6 +15,7 @@ from retailflow.analytics.segmentation import run_segments
 from retailflow.backends import Backend
 from retailflow.dates import DateRange
 from retailflow.ingest import IngestResult, discover, ingest
+from retailflow.model import Entity
 from retailflow.notify.outbox import queue
 from retailflow.quality.engine import RouteOutcome, route_all
 from retailflow.quality.rules import Rule
@@ -70,13 +71,8 @@ def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: b
     return seconds
 
 
-def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
-                 listener: StageListener = StageListener(), *, restate: bool = False,
-                 days: DateRange | None = None) -> PipelineResult:
-    """Ingest `paths` (as restated days with `restate`; none is fine), validate, and run the analytics stages over
-    the changed days (and `days`, a backfill); timings per stage."""
-    seconds: dict[str, float] = {}
-
+def stage_timer(listener: StageListener, seconds: dict[str, float]) -> Callable[..., object]:
+    """A function running one stage, telling `listener` about it and keeping its seconds in `seconds`."""
     def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
         listener.stage_started(name, files)
         started = time.perf_counter()
@@ -85,10 +81,35 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
         listener.stage_finished(name, seconds[name])
         return outcome
 
+    return timed
+
+
+def load_and_validate(backend: Backend, files: Sequence[tuple[Path, Entity]], rules: Sequence[Rule], *,
+                      restate: bool = False, listener: StageListener = StageListener(),
+                      timed: Callable[..., object] | None = None) -> tuple[list[IngestResult], RouteOutcome]:
+    """The single pass: the files into raw, then every pending batch validated, as one transaction.
+
+    Each file is parsed once, into raw; the checks read those rows where they were stored and write
+    only the failing ones aside. A crash anywhere leaves the database as it was before the files.
+    """
+    timed = timed or stage_timer(listener, {})
+    with backend.transaction():
+        ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
+                         [path for path, _ in files])
+        validated = timed("validate", lambda: route_all(backend, rules, "validate"))
+    return ingested, validated
+
+
+def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
+                 listener: StageListener = StageListener(), *, restate: bool = False,
+                 days: DateRange | None = None) -> PipelineResult:
+    """Ingest `paths` (as restated days with `restate`; none is fine), validate, and run the analytics stages over
+    the changed days (and `days`, a backfill); timings per stage."""
+    seconds: dict[str, float] = {}
+    timed = stage_timer(listener, seconds)
     files = discover(paths) if paths else []
-    ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
-                     [path for path, _ in files])
-    validated = timed("validate", lambda: route_all(backend, rules, "validate"))
+    ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
+                                            timed=timed)
     result = PipelineResult(ingested, validated, seconds=seconds)
     for name, stage in ANALYTICS_STAGES:
         result.stages[name] = timed(name, lambda: stage(backend, days, False))

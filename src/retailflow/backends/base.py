@@ -282,6 +282,9 @@ class Backend(abc.ABC):
         self.refresh_statistics(self.quote(name))
         return ibis.table(expr.schema(), name=name)
 
+    def analyse_loaded_tables(self) -> None:
+        """Give the planner statistics of the raw tables a load just wrote, before anything reads them."""
+
     def refresh_statistics(self, qualified_name: str) -> None:
         """Give the planner fresh statistics after a bulk write (engines that plan without them skip this)."""
 

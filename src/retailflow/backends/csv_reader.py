@@ -68,12 +68,20 @@ def read_header(path: Path) -> list[str]:
     return names
 
 
-def select_sql(path: Path, file_columns: Sequence[str], batch_id: int, source_name: str) -> str:
-    """A DuckDB SELECT yielding the file's rows as text, with batch id, source file and line number."""
+def first_line(path: Path) -> int:
+    """The line number of a file's first row: 2 in a CSV file (after its header), 1 in a Parquet file."""
+    return 1 if file_format(path) == "parquet" else 2
+
+
+def select_sql(path: Path, file_columns: Sequence[str], batch_id: int, source_name: str, *,
+               numbered: bool = True) -> str:
+    """A DuckDB SELECT yielding the file's rows as text, with batch id, source file and line number.
+
+    Without `numbered`, every line number is 0, for an engine that numbers the rows once they are stored.
+    """
     if file_format(path) == "parquet":
         source = f"read_parquet({_quote(path)})"
         values = ", ".join(f'CAST("{_ident(name)}" AS VARCHAR)' for name in file_columns)
-        line = "row_number() OVER ()"
     else:
         struct = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name in file_columns)
         source = (
@@ -82,7 +90,7 @@ def select_sql(path: Path, file_columns: Sequence[str], batch_id: int, source_na
             f"columns = {{{struct}}})"
         )
         values = ", ".join(f'"{_ident(name)}"' for name in file_columns)
-        line = "row_number() OVER () + 1"
+    line = f"row_number() OVER () + {first_line(path) - 1}" if numbered else "0"
     return f"SELECT {values}, {batch_id} AS _batch_id, {_quote(source_name)} AS _source_file, {line} AS _source_line FROM {source}"
 
 

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
-import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import csv_reader
@@ -49,7 +48,8 @@ class DuckDBBackend(Backend):
                             "is another retailflow process using it?") from None
         # What Ibis's DuckDB connect sets (UTC; no Python variables read as tables), without the
         # 0.2 s that connect costs every command: retailflow compiles its SQL itself.
-        settings = [("TimeZone", "UTC"), ("python_enable_replacements", False)]
+        # Insertion order is kept (DuckDB's default, set here because raw's line numbers rely on it).
+        settings = [("TimeZone", "UTC"), ("python_enable_replacements", False), ("preserve_insertion_order", True)]
         for setting, variable, default in (("memory_limit", "RETAILFLOW_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
                                            ("threads", "RETAILFLOW_DUCKDB_THREADS", None)):
             value = os.environ.get(variable) or default
@@ -86,11 +86,19 @@ class DuckDBBackend(Backend):
     def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
                   batch_id: int, source_name: str) -> int:
         columns = ", ".join(self.quote(name) for name in [*file_columns, "_batch_id", "_source_file", "_source_line"])
-        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        # Numbering the rows with a window in the same statement hands them on from one thread, and
+        # the compressing insert after it then ran on that one thread too (1M line items: 2.2 s). The
+        # insert keeps the file's order (preserve_insertion_order), so the rows are stored first, on
+        # every core, and numbered by their position in the table after (1.4 s).
+        select = csv_reader.select_sql(path, file_columns, batch_id, source_name, numbered=False)
+        target = self.qualified("raw", table)
         try:
-            return self.execute(f"INSERT INTO {self.qualified('raw', table)} ({columns}) {select}")
+            rows = self.execute(f"INSERT INTO {target} ({columns}) {select}")
         except duckdb.Error as error:
             raise csv_reader.explain_read_error(path, error) from None
+        self.execute(f"UPDATE {target} SET _source_line = rowid - (SELECT min(rowid) FROM {target} "
+                     f"WHERE _batch_id = {batch_id}) + {csv_reader.first_line(path)} WHERE _batch_id = {batch_id}")
+        return rows
 
 
 class _Connection:

@@ -171,9 +171,9 @@ class PostgresBackend(Backend):
         with self._raw.transaction():
             yield
             if outermost:
-                self._analyse_loaded_tables()
+                self.analyse_loaded_tables()
 
-    def _analyse_loaded_tables(self) -> None:
+    def analyse_loaded_tables(self) -> None:
         # Once per table, not once per file: ANALYZE after each of 60 daily files was half the load time.
         while self._loaded_tables:
             self.refresh_statistics(self._loaded_tables.pop())
@@ -308,5 +308,5 @@ class PostgresBackend(Backend):
                                 "fix the value or re-export the file") from None
         self._loaded_tables.add(self.qualified("raw", table))
         if self._raw.info.transaction_status == pq.TransactionStatus.IDLE:
-            self._analyse_loaded_tables()
+            self.analyse_loaded_tables()
         return loaded

@@ -93,6 +93,17 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     return flagged.select(*kept, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
 
 
+def findings(checked: ir.Table, rules: Sequence[Rule]) -> ir.Table:
+    """The rows of a check that failed at least one rule: the only ones worth keeping.
+
+    The filter sits under the reasons, so the engine builds reason strings for these rows alone;
+    the clean rows (nearly all of them) are staged straight from their candidates instead of
+    being written to a table of their own first.
+    """
+    flags = [checked[f"_fail{index}"] for index in range(len(rules))]
+    return checked.filter(ibis.or_(*flags) if flags else ibis.literal(False))
+
+
 @dataclass
 class Checked:
     """A materialised check of one entity, and the rules whose flags it holds."""
@@ -131,9 +142,29 @@ def _verdict(checked: Checked, sibling_failed: ir.BooleanValue, sibling_reason: 
     )
 
 
-def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked,
-                     foreign_key: ForeignKey) -> tuple[ir.Table, ir.Table]:
-    """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows."""
+def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str, bad_keys: ir.Table) -> Checked:
+    """`checked` (the findings) plus the rows that failed nothing but whose `key` is among `bad_keys`.
+
+    Those are the innocent siblings of a rejected row: they go to quarantine with their transaction,
+    so they need a verdict too. Every other row of `typed` is clean and is staged as it is.
+    """
+    found = checked.table
+    innocent = typed.semi_join(bad_keys, typed[key] == bad_keys._bad_key)
+    innocent = innocent.anti_join(found, [innocent[name] == found[name] for name in LINEAGE])
+    no_flags = {name: ibis.literal(False) for name in found.columns if name.startswith("_fail")}
+    innocent = innocent.select(*[innocent[name] for name in found.columns if name in innocent.columns],
+                               **no_flags, _why=NULL_TEXT, _warn_why=NULL_TEXT)
+    suspects = found.union(innocent.select(*found.columns), distinct=False)
+    table = backend.create_temp_table(f"rf_suspects_{checked.entity.name}", suspects)
+    return Checked(checked.entity, table, checked.rules)
+
+
+def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_key: ForeignKey,
+                     typed: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table]:
+    """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows.
+
+    `parent` and `child` hold the findings (rows that failed a rule); `typed` every candidate of both, typed.
+    """
     parent_key = "_v_" + parent.entity.primary_key[0]
     child_key = "_v_" + child.entity.primary_key[0]
     link = "_v_" + foreign_key.column
@@ -148,6 +179,10 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked,
         .group_by(_ckey=child.table[link])
         .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
                    _child_line=child.table._source_line.min())))
+    parent = _with_innocent(backend, parent, typed[parent.entity.name], parent_key,
+                            bad_children.select(_bad_key=bad_children._ckey))
+    child = _with_innocent(backend, child, typed[child.entity.name], link, bad_parents.select(
+        _bad_key=bad_parents._pkey).union(bad_children.select(_bad_key=bad_children._ckey)))
 
     parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
     parents = parents.select(*parent.table.columns, "_ckey", "_child_first", "_child_count", "_child_line")
@@ -183,11 +218,19 @@ def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
 
 
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
-           candidates: ir.Table, batch_ids: Sequence[int]) -> EntityOutcome:
-    """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters."""
+           typed: ir.Table, candidates: ir.Table, batch_ids: Sequence[int]) -> EntityOutcome:
+    """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters.
+
+    `final` holds the verdicts of the rows that failed a rule or belong to a rejected transaction;
+    every other candidate (`typed`: parsed from `candidates`) is clean.
+    """
     view = Checked(entity, final, rules)
     raw_columns = backend.table_columns("raw", entity.name)
-    clean = final.filter(~final._rejected)
+    # Counted before a replay empties the quarantine its candidates are read from.
+    checked_rows = {int(row["_batch_id"]): int(row["_n"]) for row in backend.fetch_dicts(
+        candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
+    rejected_rows = final.filter(final._rejected).select(*LINEAGE)
+    clean = typed.anti_join(rejected_rows, [typed[name] == rejected_rows[name] for name in LINEAGE])
     typed_clean = clean.select(**{column.name: clean["_v_" + column.name] for column in entity.columns},
                                _batch_id=clean._batch_id, _source_line=clean._source_line)
     if entity.master:
@@ -211,7 +254,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
-    outcome = _record_counts(backend, entity, view, phase, batch_ids)
+    outcome = _record_counts(backend, entity, view, checked_rows, phase, batch_ids)
     if entity.master and outcome.staged:
         dates.record_master(backend, entity, change_id, outcome.staged)
     return outcome
@@ -235,32 +278,34 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
     backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
-def _record_counts(backend: Backend, entity: Entity, view: Checked, phase: str,
+def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows: dict[int, int], phase: str,
                    batch_ids: Sequence[int]) -> EntityOutcome:
-    """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters."""
+    """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters.
+
+    `checked_rows` holds the candidates per batch; failures come from the verdicts, which hold every failing row.
+    """
     table = view.table
     sums = {f"c{index}": table[f"_fail{index}"].sum() for index in range(len(view.rules))}
-    rows = backend.fetch_dicts(table.group_by("_batch_id").aggregate(
-        _n=table.count(), _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
-        _warned=(~table._rejected & view.failed("warn")).sum(), **sums))
+    failures = {int(row["_batch_id"]): row for row in backend.fetch_dicts(table.group_by("_batch_id").aggregate(
+        _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
+        _warned=(~table._rejected & view.failed("warn")).sum(), **sums))}
     sibling_id = f"{entity.name}.transaction.atomic"
     results = []
     outcome = EntityOutcome(entity.name)
-    for row in rows:
-        batch = int(row["_batch_id"])
-        checked = int(row["_n"])
-        quarantined = int(row["_quarantined"] or 0)
-        results += [(batch, rule.id, rule.severity, checked, int(row[f"c{index}"] or 0))
+    for batch, checked in checked_rows.items():
+        row = failures.get(batch, {})
+        quarantined = int(row.get("_quarantined") or 0)
+        results += [(batch, rule.id, rule.severity, checked, int(row.get(f"c{index}") or 0))
                     for index, rule in enumerate(view.rules)]
-        results.append((batch, sibling_id, "reject", checked, int(row["_sibling"] or 0)))
+        results.append((batch, sibling_id, "reject", checked, int(row.get("_sibling") or 0)))
         outcome.checked += checked
         outcome.quarantined += quarantined
         outcome.staged += checked - quarantined
-        outcome.warned += int(row["_warned"] or 0)
+        outcome.warned += int(row.get("_warned") or 0)
         if phase == "validate":
             backend.execute(
                 f"UPDATE audit.batches SET staged_rows = {checked - quarantined}, quarantined_rows = {quarantined}, "
-                f"warned_rows = {int(row['_warned'] or 0)} WHERE batch_id = {batch}")
+                f"warned_rows = {int(row.get('_warned') or 0)} WHERE batch_id = {batch}")
         else:
             promoted = checked - quarantined
             backend.execute(
@@ -327,34 +372,34 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                       for entity in ENTITIES.values()}
         atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
                   for name in (entity.name, foreign_key.references)}
-        pending = {name: with_typed(backend, ENTITIES[name], candidates[name][0]) for name in atomic}
+        typed = {name: with_typed(backend, entity, candidates[name][0]) for name, entity in ENTITIES.items()}
+        pending = {name: typed[name] for name in atomic}
         held: dict[str, Checked] = {}
         for name in VALIDATION_ORDER:
             entity = ENTITIES[name]
             if phase == "validate" and not _has_pending(name, candidates, atomic):
                 continue
             entity_rules = [rule for rule in rules if rule.entity == name]
-            table = backend.create_temp_table(
-                f"rf_checked_{name}", check(backend, entity, candidates[name][0], entity_rules, pending))
+            table = backend.create_temp_table(f"rf_findings_{name}", findings(
+                check(backend, entity, candidates[name][0], entity_rules, pending), entity_rules))
             checked = Checked(entity, table, entity_rules)
-            if name in pending:
-                pending[name] = table
             if atomic_child(entity):
                 held[name] = checked
                 continue
             parent_key = atomic_parent(entity)
             if parent_key:
                 parent = held.pop(parent_key.references)
-                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key)
+                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, typed)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
-                                               *candidates[parent.entity.name]))
+                                               typed[parent.entity.name], *candidates[parent.entity.name]))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
-                                               *candidates[name]))
+                                               typed[name], *candidates[name]))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
-                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id, *candidates[name]))
-        for name in [*(f"rf_checked_{entity}" for entity in ENTITIES), "rf_bad_parents", "rf_bad_children",
-                     "rf_quarantined", PENDING_BATCHES]:
+                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
+                                               typed[name], *candidates[name]))
+        for name in [*(f"rf_{kind}_{entity}" for kind in ("findings", "suspects") for entity in ENTITIES),
+                     "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
         if phase == "validate":
