@@ -37,9 +37,8 @@ def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool
     """`run` of files on url in this process (ingest + validate only without analytics; `restate`: as
     corrected days): seconds per stage and the process's peak RSS."""
     from retailflow.backends import connect
-    from retailflow.ingest import discover, ingest
-    from retailflow.pipeline import PipelineResult, run_pipeline
-    from retailflow.quality.engine import route_all
+    from retailflow.ingest import discover
+    from retailflow.pipeline import PipelineResult, load_and_validate, run_pipeline
     from retailflow.quality.rules import load_rules
 
     started = time.perf_counter()
@@ -49,7 +48,7 @@ def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool
         if analytics:
             result = run_pipeline(backend, files, load_rules(), restate=restate)
         else:
-            result = PipelineResult(ingest(backend, discover(files)), route_all(backend, load_rules()))
+            result = PipelineResult(*load_and_validate(backend, discover(files), load_rules()))
     finally:
         backend.close()
     seconds = {"connect": connected, **result.seconds}

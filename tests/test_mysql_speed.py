@@ -126,7 +126,7 @@ def test_every_check_joins_by_hash_on_whole_keys(maria, monkeypatch):
     execute = mysql.MySQLBackend.execute_built
 
     def explained(self, sql):
-        prefix = "CREATE TEMPORARY TABLE `rf_checked_"
+        prefix = "CREATE TEMPORARY TABLE `rf_findings_"
         if sql.startswith(prefix):
             names, rows = self.fetch_built("EXPLAIN " + sql.split(" AS ", 1)[1])
             plans[sql[len(prefix):].split("`", 1)[0]] = [dict(zip(names, row)) for row in rows]

@@ -1,6 +1,11 @@
 """Route candidate rows: evaluate every rule in one pass per table, stage the clean rows and
 quarantine the rejected ones with all their reasons, atomically for a whole transaction.
 
+The pass over a table writes aside only its findings (rows that failed a rule, with their
+reasons); the clean rows, nearly all of them, go to staging straight from the parsed candidates
+with one anti-join against the rejected rows' lineage. Verdicts are built on the findings and on
+the innocent rows of rejected transactions alone.
+
 Candidates are the raw rows of batches not yet validated (`validate`) or the rows sitting in
 quarantine (`replay`); both go through the same `route_all`.
 """
@@ -69,11 +74,10 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     """Candidates plus typed values (_v_*), per rule i a failure flag _fail{i}, and the reasons.
 
     _why holds every failed rule's reason and _warn_why the warning rules' alone, each joined
-    in rule order: one mostly-NULL column each rather than one per rule keeps the
-    materialised check small (16 reason columns were a fifth of the line-item check's time).
-    Neither the cells as written nor the lookups the rules joined in are kept: the few rows
-    that need their raw cells (quarantined, warned) get them back by LINEAGE from the
-    candidates. At 100M line items the raw text in the check overflowed 55 GB of spill space.
+    in rule order: one mostly-NULL column each rather than one per rule (16 reason columns were
+    a fifth of the line-item check's time). Neither the cells as written nor the lookups the
+    rules joined in are kept: the few rows that need their raw cells (quarantined, warned) get
+    them back by LINEAGE from the candidates. Validation keeps only its `findings`.
     """
     context = CheckContext(backend, entity, candidates, pending, [rule.id for rule in rules])
     for rule in rules:
@@ -106,7 +110,7 @@ def findings(checked: ir.Table, rules: Sequence[Rule]) -> ir.Table:
 
 @dataclass
 class Checked:
-    """A materialised check of one entity, and the rules whose flags it holds."""
+    """Checked rows of one entity (the findings, or the verdicts built on them), and the rules whose flags they hold."""
 
     entity: Entity
     table: ir.Table
