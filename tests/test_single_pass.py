@@ -47,7 +47,7 @@ def test_only_failing_rows_are_kept_aside(backend, tmp_path):
     ingest(backend, discover([path]))
     rule = Rule(id="test.positive", entity="products", kind="positive", column="unit_price")
     checked = check(backend, ENTITIES["products"], backend.raw_table("raw", "products"), [rule], {})
-    rows = backend.fetch_dicts(findings(checked, [rule]).select("_source_line", "_why"))
+    rows = backend.fetch_dicts(findings(checked, ENTITIES["products"], [rule]).select("_source_line", "_why"))
     assert rows == [{"_source_line": 3, "_why": "unit_price must be positive, got '-1'"}]
 
 

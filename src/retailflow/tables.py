@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import ibis
 import ibis.expr.types as ir
 
@@ -31,3 +33,16 @@ def per_rule_id(table: ir.Table, ids_column: str, entity: ir.StringValue) -> ir.
     joined = table.join(rule_ids, [table._row_entity == rule_ids._rule_entity,
                                    ("," + table[ids_column] + ",").contains("," + rule_ids.rule_id + ",")])
     return joined.drop("_row_entity", "_rule_entity")
+
+
+def matching(table: ir.Table, keys: ir.Table, on: Sequence[tuple[str, str]], keep: bool = True) -> ir.Table:
+    """Rows of `table` that have (`keep`) or have not a match in `keys`, which is unique on its `on` columns.
+
+    A semi- or anti-join written as a LEFT JOIN rather than EXISTS: MariaDB (semi-join rewrites off,
+    see backends/mysql.py) runs EXISTS as a subquery per row, which for 30k staged customers against
+    52k candidate keys took 40 s, while it hashes a join. DuckDB and PostgreSQL plan both alike.
+    """
+    marked = keys.select(*[keys[right].name(f"_m_{right}") for _, right in on], _matched=ibis.literal(True))
+    joined = table.left_join(marked, [table[left] == marked[f"_m_{right}"] for left, right in on])
+    joined = joined.select(*table.columns, "_matched")
+    return joined.filter(joined._matched.notnull() if keep else joined._matched.isnull()).drop("_matched")

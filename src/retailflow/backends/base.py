@@ -94,8 +94,11 @@ class Backend(abc.ABC):
     #: Whether staging tables declare FOREIGN KEY constraints.
     supports_foreign_keys = True
     #: Whether fact tables (sales, line items, inventory) declare their primary and foreign keys.
-    #: Masters always do (their upsert needs the key); the rules guarantee both either way.
+    #: The rules guarantee both either way.
     declares_fact_keys = True
+    #: Whether master tables declare their primary keys (the upsert below needs them; an engine
+    #: without them overrides upsert).
+    declares_master_keys = True
     #: Whether text compares byte for byte (a binary collation), so that `<` on text orders by code point.
     compares_text_bytewise = False
 
@@ -397,7 +400,7 @@ class Backend(abc.ABC):
             for column in entity.columns
         ]
         parts += ['"_batch_id" BIGINT NOT NULL', '"_source_line" BIGINT NOT NULL']
-        if not (entity.master or self.declares_fact_keys):
+        if not (self.declares_master_keys if entity.master else self.declares_fact_keys):
             return f"CREATE TABLE {self.qualified('staging', entity.name)} ({', '.join(parts)})"
         parts.append(f"PRIMARY KEY ({', '.join(self.quote(name) for name in entity.primary_key)})")
         if self.supports_foreign_keys:

@@ -19,6 +19,8 @@ from retailflow.errors import UserError
 #: 10M line items ran the whole pipeline within 3.5 GB of RSS; the cap cost a few seconds of
 #: validation, whose temporary tables spill (README, Scale). RETAILFLOW_DUCKDB_MEMORY_LIMIT raises or lowers it.
 DEFAULT_MEMORY_LIMIT = "3GB"
+#: Temporary table of the rows an upsert writes.
+UPSERTED = "rf_upserted"
 
 
 def database_path(url: str) -> str:
@@ -35,6 +37,9 @@ class DuckDBBackend(Backend):
     # staging inserts 8-15x slower and held gigabytes of memory (measured on 9M inventory rows),
     # while the unique and exists rules already guarantee the keys before a row is staged.
     declares_fact_keys = False
+    # Masters too: the upsert of 309k customers into a keyed table took 1.05 s, a third of it
+    # maintaining the index; a delete of the keys sent again plus a plain insert takes 0.3 s.
+    declares_master_keys = False
     compares_text_bytewise = True
 
     def _connect(self) -> "_Connection":
@@ -79,6 +84,15 @@ class DuckDBBackend(Backend):
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         return self._joined_transaction(lambda: self._raw.execute("BEGIN TRANSACTION"),
                                         lambda: self._raw.execute("COMMIT"), lambda: self._raw.execute("ROLLBACK"))
+
+    def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
+        target = self.qualified(schema, table)
+        names = ", ".join(self.quote(name) for name in columns)
+        same_key = " AND ".join(f"{target}.{self.quote(name)} = {UPSERTED}.{self.quote(name)}" for name in key)
+        self.execute(f"CREATE OR REPLACE TEMPORARY TABLE {UPSERTED} AS {select_sql}")
+        self.execute(f"DELETE FROM {target} USING {UPSERTED} WHERE {same_key}")
+        self.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM {UPSERTED}")
+        self.execute(f"DROP TABLE {UPSERTED}")
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return value.try_cast(logical_type)

@@ -9,7 +9,7 @@ import ibis.expr.types as ir
 
 from retailflow.backends import Backend
 from retailflow.model import Entity
-from retailflow.tables import staging_table
+from retailflow.tables import matching, staging_table
 
 TYPED_PREFIX = "_v_"
 TRIMMED_PREFIX = "_t_"
@@ -76,7 +76,7 @@ class CheckContext:
         staged = self.staging(entity_name).select(*columns)
         if wanted is not None:
             keys = self.candidates.select(_wanted=self.candidates[self.typed_name(wanted)]).distinct()
-            staged = staged.semi_join(keys, staged[columns[0]] == keys._wanted)
+            staged = matching(staged, keys, [(columns[0], "_wanted")])
         if entity_name not in self.pending:
             return staged
         typed = self.pending[entity_name]

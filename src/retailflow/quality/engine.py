@@ -21,12 +21,19 @@ import ibis.expr.types as ir
 
 from retailflow import dates
 from retailflow.backends import Backend
-from retailflow.model import ENTITIES, VALIDATION_ORDER, Entity, ForeignKey, atomic_child, atomic_parent
-from retailflow.quality.context import CheckContext, with_typed
-from retailflow.tables import staging_table
+from retailflow.model import (
+    ENTITIES,
+    VALIDATION_ORDER,
+    Entity,
+    ForeignKey,
+    atomic_child,
+    atomic_parent,
+)
+from retailflow.quality.context import TYPED_PREFIX, CheckContext, with_typed
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
+from retailflow.tables import matching, staging_table
 
 NULL_TEXT = ibis.null("string")
 #: What identifies a candidate row: its batch and line (unique in raw and in quarantine).
@@ -97,15 +104,22 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     return flagged.select(*kept, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
 
 
-def findings(checked: ir.Table, rules: Sequence[Rule]) -> ir.Table:
-    """The rows of a check that failed at least one rule: the only ones worth keeping.
+def verdict_keys(entity: Entity) -> list[str]:
+    """The typed columns a verdict needs besides the flags: the primary key and the atomic parent's key."""
+    link = atomic_parent(entity)
+    return [TYPED_PREFIX + name for name in (*entity.primary_key, *([link.column] if link else []))]
+
+
+def findings(checked: ir.Table, entity: Entity, rules: Sequence[Rule]) -> ir.Table:
+    """The rows of a check that failed at least one rule: the only ones worth keeping, with their keys.
 
     The filter sits under the reasons, so the engine builds reason strings for these rows alone;
     the clean rows (nearly all of them) are staged straight from their candidates instead of
     being written to a table of their own first.
     """
-    flags = [checked[f"_fail{index}"] for index in range(len(rules))]
-    return checked.filter(ibis.or_(*flags) if flags else ibis.literal(False))
+    flags = [f"_fail{index}" for index in range(len(rules))]
+    failed = checked.filter(ibis.or_(*[checked[flag] for flag in flags]) if flags else ibis.literal(False))
+    return failed.select(*LINEAGE, *verdict_keys(entity), *flags, "_why", "_warn_why")
 
 
 @dataclass
@@ -153,8 +167,8 @@ def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str
     so they need a verdict too. Every other row of `typed` is clean and is staged as it is.
     """
     found = checked.table
-    innocent = typed.semi_join(bad_keys, typed[key] == bad_keys._bad_key)
-    innocent = innocent.anti_join(found, [innocent[name] == found[name] for name in LINEAGE])
+    innocent = matching(typed.select(*LINEAGE, *verdict_keys(checked.entity)), bad_keys, [(key, "_bad_key")])
+    innocent = matching(innocent, found, [(name, name) for name in LINEAGE], keep=False)
     no_flags = {name: ibis.literal(False) for name in found.columns if name.startswith("_fail")}
     innocent = innocent.select(*[innocent[name] for name in found.columns if name in innocent.columns],
                                **no_flags, _why=NULL_TEXT, _warn_why=NULL_TEXT)
@@ -169,9 +183,9 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_
 
     `parent` and `child` hold the findings (rows that failed a rule); `typed` every candidate of both, typed.
     """
-    parent_key = "_v_" + parent.entity.primary_key[0]
-    child_key = "_v_" + child.entity.primary_key[0]
-    link = "_v_" + foreign_key.column
+    parent_key = TYPED_PREFIX + parent.entity.primary_key[0]
+    child_key = TYPED_PREFIX + child.entity.primary_key[0]
+    link = TYPED_PREFIX + foreign_key.column
     # A duplicate header (unique fails) is rejected alone: it must not drag the original's lines.
     # The rejected transactions are few: materialise them once, small, and join them to every row.
     bad_parents = backend.create_temp_table("rf_bad_parents", (
@@ -186,7 +200,7 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_
     parent = _with_innocent(backend, parent, typed[parent.entity.name], parent_key,
                             bad_children.select(_bad_key=bad_children._ckey))
     child = _with_innocent(backend, child, typed[child.entity.name], link, bad_parents.select(
-        _bad_key=bad_parents._pkey).union(bad_children.select(_bad_key=bad_children._ckey)))
+        _bad_key=bad_parents._pkey).union(bad_children.select(_bad_key=bad_children._ckey), distinct=True))
 
     parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
     parents = parents.select(*parent.table.columns, "_ckey", "_child_first", "_child_count", "_child_line")
@@ -233,9 +247,8 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     # Counted before a replay empties the quarantine its candidates are read from.
     checked_rows = {int(row["_batch_id"]): int(row["_n"]) for row in backend.fetch_dicts(
         candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
-    rejected_rows = final.filter(final._rejected).select(*LINEAGE)
-    clean = typed.anti_join(rejected_rows, [typed[name] == rejected_rows[name] for name in LINEAGE])
-    typed_clean = clean.select(**{column.name: clean["_v_" + column.name] for column in entity.columns},
+    clean = matching(typed, final.filter(final._rejected), [(name, name) for name in LINEAGE], keep=False)
+    typed_clean = clean.select(**{column.name: clean[TYPED_PREFIX + column.name] for column in entity.columns},
                                _batch_id=clean._batch_id, _source_line=clean._source_line)
     if entity.master:
         _upsert_master(backend, entity, typed_clean)
@@ -385,7 +398,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 continue
             entity_rules = [rule for rule in rules if rule.entity == name]
             table = backend.create_temp_table(f"rf_findings_{name}", findings(
-                check(backend, entity, candidates[name][0], entity_rules, pending), entity_rules))
+                check(backend, entity, candidates[name][0], entity_rules, pending), entity, entity_rules))
             checked = Checked(entity, table, entity_rules)
             if atomic_child(entity):
                 held[name] = checked
