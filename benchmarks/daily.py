@@ -38,7 +38,8 @@ def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool
     corrected days): seconds per stage and the process's peak RSS."""
     from retailflow.backends import connect
     from retailflow.ingest import discover
-    from retailflow.pipeline import PipelineResult, load_and_validate, run_pipeline
+    from retailflow.pipeline import PipelineResult, run_pipeline
+    from retailflow.stages import load_and_validate
     from retailflow.quality.rules import load_rules
 
     started = time.perf_counter()

@@ -32,7 +32,7 @@ from mysql_floor import mysql_floor_seconds
 from postgres_floor import postgres_floor_seconds
 from retailflow.backends import connect
 from retailflow.ingest import discover
-from retailflow.pipeline import StageListener, load_and_validate, stage_timer
+from retailflow.stages import StageListener, load_and_validate, stage_timer
 from retailflow.quality.rules import load_rules
 
 

@@ -16,7 +16,7 @@ from retailflow import audit
 from retailflow.backends import connect, csv_reader
 from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
-from retailflow.pipeline import load_and_validate
+from retailflow.stages import load_and_validate
 from retailflow.quality.engine import check, findings
 from retailflow.quality.rules import Rule, load_rules
 

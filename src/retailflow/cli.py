@@ -21,8 +21,9 @@ from retailflow.output import FORMAT_OPTION, Format, console, errors, render
 
 if TYPE_CHECKING:
     from retailflow.backends import Backend
-    from retailflow.pipeline import PipelineResult, StageListener
+    from retailflow.pipeline import PipelineResult
     from retailflow.quality.engine import RouteOutcome
+    from retailflow.stages import StageListener
 
 # Start-up stays fast (`retailflow --help` is a fraction of a second): a command imports the
 # engine, Ibis and the analytics it needs when it runs, not when the command line is parsed.
@@ -48,7 +49,7 @@ def main(
 
 def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
     """A live progress display for people, or silence with --quiet (a context manager either way)."""
-    from retailflow.pipeline import StageListener
+    from retailflow.stages import StageListener
     from retailflow.progress import RichStageListener
 
     return contextlib.nullcontext(StageListener()) if settings.quiet else RichStageListener(console)
@@ -102,7 +103,7 @@ def ingest_command(
 ) -> None:
     """Load files into the raw layer as they are (no validation unless --validate); identical files are skipped."""
     from retailflow.ingest import discover, ingest
-    from retailflow.pipeline import load_and_validate, stage_timer
+    from retailflow.stages import load_and_validate, stage_timer
     from retailflow.quality.rules import load_rules
 
     backend = open_backend(ctx, writes=True)

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 from retailflow.analytics.inventory import run_inventory
 from retailflow.analytics.loyalty import run_loyalty
@@ -14,27 +13,11 @@ from retailflow.analytics.promotions import run_promotions
 from retailflow.analytics.segmentation import run_segments
 from retailflow.backends import Backend
 from retailflow.dates import DateRange
-from retailflow.ingest import IngestResult, discover, ingest
-from retailflow.model import Entity
+from retailflow.ingest import IngestResult, discover
 from retailflow.notify.outbox import queue
-from retailflow.quality.engine import RouteOutcome, route_all
+from retailflow.quality.engine import RouteOutcome
 from retailflow.quality.rules import Rule
-
-T = TypeVar("T")
-
-
-class StageListener:
-    """Hears what a run is doing, for progress display; this base hears nothing (quiet runs, tests)."""
-
-    def stage_started(self, name: str, files: Sequence[Path] = ()) -> None:
-        """A stage begins; ingest names the files it will load."""
-
-    def file_loaded(self, result: IngestResult) -> None:
-        """Ingest finished one file."""
-
-    def stage_finished(self, name: str, seconds: float) -> None:
-        """A stage ended after `seconds`."""
-
+from retailflow.stages import StageListener, load_and_validate, stage_timer
 
 @dataclass
 class PipelineResult:
@@ -69,35 +52,6 @@ def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: b
         seconds[name] = time.perf_counter() - started
         listener.stage_finished(name, seconds[name])
     return seconds
-
-
-def stage_timer(listener: StageListener, seconds: dict[str, float]) -> Callable[..., object]:
-    """A function running one stage, telling `listener` about it and keeping its seconds in `seconds`."""
-    def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
-        listener.stage_started(name, files)
-        started = time.perf_counter()
-        outcome = stage()
-        seconds[name] = time.perf_counter() - started
-        listener.stage_finished(name, seconds[name])
-        return outcome
-
-    return timed
-
-
-def load_and_validate(backend: Backend, files: Sequence[tuple[Path, Entity]], rules: Sequence[Rule], *,
-                      restate: bool = False, listener: StageListener = StageListener(),
-                      timed: Callable[..., object] | None = None) -> tuple[list[IngestResult], RouteOutcome]:
-    """The single pass: the files into raw, then every pending batch validated, as one transaction.
-
-    Each file is parsed once, into raw; the checks read those rows where they were stored and write
-    only the failing ones aside. A crash anywhere leaves the database as it was before the files.
-    """
-    timed = timed or stage_timer(listener, {})
-    with backend.transaction():
-        ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
-                         [path for path, _ in files])
-        validated = timed("validate", lambda: route_all(backend, rules, "validate"))
-    return ingested, validated
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],

@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 
 from retailflow.ingest import IngestResult
-from retailflow.pipeline import StageListener
+from retailflow.stages import StageListener
 
 
 class RichStageListener(StageListener):

@@ -249,6 +249,16 @@ class Backend(abc.ABC):
         )
         return [row[0] for row in rows]
 
+    def schema_columns(self, schema: str) -> dict[str, list[str]]:
+        """Column names of every table of the schema, in order, by table (one catalog query)."""
+        _, rows = self.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            f"WHERE table_schema = {self.literal(self.catalog_schema(schema))} ORDER BY table_name, ordinal_position")
+        columns: dict[str, list[str]] = {}
+        for table, column in rows:
+            columns.setdefault(table, []).append(column)
+        return columns
+
     def tables(self, schema: str) -> list[str]:
         """Names of the schema's tables, sorted."""
         _, rows = self.fetch(
@@ -261,10 +271,11 @@ class Backend(abc.ABC):
     def has_table(self, schema: str, table: str) -> bool:
         return bool(self.table_columns(schema, table))
 
-    def raw_table(self, schema: str, table: str) -> ir.Table:
-        """An Ibis table over a raw or quarantine table: every column text, lineage typed."""
+    def raw_table(self, schema: str, table: str, columns: Sequence[str] | None = None) -> ir.Table:
+        """An Ibis table over a raw or quarantine table (whose `columns` are known, or looked up): every column
+        text, lineage typed."""
         types = {"_batch_id": "int64", "_source_line": "int64", "_quarantined_at": "timestamp"}
-        columns = self.table_columns(schema, table)
+        columns = columns or self.table_columns(schema, table)
         return ibis.table({name: types.get(name, "string") for name in columns}, name=table, database=schema)
 
     def insert(self, schema: str, table: str, expr: ir.Table) -> int:

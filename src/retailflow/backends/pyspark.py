@@ -243,6 +243,9 @@ class PySparkBackend(Backend):
         else:
             self._schemas.clear()
 
+    def schema_columns(self, schema: str) -> dict[str, list[str]]:
+        return {table: self.table_columns(schema, table) for table in self.tables(schema)}
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         found = self._schema(self.qualified(schema, table))
         return [field.name for field in found.fields] if found else []

@@ -8,21 +8,26 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.model import Entity
+from retailflow.model import ENTITIES, Entity
 from retailflow.tables import matching, staging_table
 
 TYPED_PREFIX = "_v_"
 TRIMMED_PREFIX = "_t_"
 
 
-def with_typed(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Table:
+def with_typed(backend: Backend, entity: Entity, candidates: ir.Table, names: Sequence[str] | None = None) -> ir.Table:
     """Candidate rows plus each cell trimmed (_t_<column>, NULL when empty) and typed (_v_<column>,
-    NULL where it does not parse): every cell is trimmed once, whatever the rules read."""
+    NULL where it does not parse): every cell is trimmed once, whatever the rules read.
+
+    With `names`, only those columns: an engine that computes the typed cells once per row
+    (PostgreSQL, MariaDB: `computed_once`) would otherwise parse every column for a lookup of two.
+    """
+    columns = [column for column in entity.columns if names is None or column.name in names]
     trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: backend.trimmed(candidates[column.name])
-                                   for column in entity.columns})
+                                   for column in columns})
     return backend.computed_once(trimmed.mutate(**{
         TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
-        for column in entity.columns}))
+        for column in columns}))
 
 
 class CheckContext:
@@ -67,8 +72,7 @@ class CheckContext:
     def typed_rows(self, entity_name: str, columns: Sequence[str], wanted: str | None = None) -> ir.Table:
         """Typed `columns` of staging.<entity> plus that entity's candidates in this run.
 
-        `pending` holds those candidates with their typed _v_ columns: parsed from raw, or the
-        entity's materialised check once it has one, so they are not parsed twice. With `wanted`
+        `pending` holds those candidates as written; only `columns` of them are typed here. With `wanted`
         (a column of this table), only staged rows whose first column is one of its values are
         read: a night's lookups hash the night's keys, not the history (a sum of every staged line
         per transaction was most of a validation on 10M line items).
@@ -79,7 +83,7 @@ class CheckContext:
             staged = matching(staged, keys, [(columns[0], "_wanted")])
         if entity_name not in self.pending:
             return staged
-        typed = self.pending[entity_name]
+        typed = with_typed(self.backend, ENTITIES[entity_name], self.pending[entity_name], columns)
         return staged.union(typed.select(**{column: typed[self.typed_name(column)] for column in columns}),
                             distinct=False)
 

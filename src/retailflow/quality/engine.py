@@ -160,14 +160,16 @@ def _verdict(checked: Checked, sibling_failed: ir.BooleanValue, sibling_reason: 
     )
 
 
-def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str, bad_keys: ir.Table) -> Checked:
+def _with_innocent(backend: Backend, checked: Checked, candidates: ir.Table, key: str, bad_keys: ir.Table) -> Checked:
     """`checked` (the findings) plus the rows that failed nothing but whose `key` is among `bad_keys`.
 
     Those are the innocent siblings of a rejected row: they go to quarantine with their transaction,
-    so they need a verdict too. Every other row of `typed` is clean and is staged as it is.
+    so they need a verdict too. Every other candidate is clean and is staged as it is.
     """
     found = checked.table
-    innocent = matching(typed.select(*LINEAGE, *verdict_keys(checked.entity)), bad_keys, [(key, "_bad_key")])
+    keys = verdict_keys(checked.entity)
+    typed = with_typed(backend, checked.entity, candidates, [name.removeprefix(TYPED_PREFIX) for name in keys])
+    innocent = matching(typed.select(*LINEAGE, *keys), bad_keys, [(key, "_bad_key")])
     innocent = matching(innocent, found, [(name, name) for name in LINEAGE], keep=False)
     no_flags = {name: ibis.literal(False) for name in found.columns if name.startswith("_fail")}
     innocent = innocent.select(*[innocent[name] for name in found.columns if name in innocent.columns],
@@ -178,10 +180,10 @@ def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str
 
 
 def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_key: ForeignKey,
-                     typed: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table]:
+                     candidates: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table]:
     """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows.
 
-    `parent` and `child` hold the findings (rows that failed a rule); `typed` every candidate of both, typed.
+    `parent` and `child` hold the findings (rows that failed a rule); `candidates` every row of both as written.
     """
     parent_key = TYPED_PREFIX + parent.entity.primary_key[0]
     child_key = TYPED_PREFIX + child.entity.primary_key[0]
@@ -197,9 +199,9 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_
         .group_by(_ckey=child.table[link])
         .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
                    _child_line=child.table._source_line.min())))
-    parent = _with_innocent(backend, parent, typed[parent.entity.name], parent_key,
+    parent = _with_innocent(backend, parent, candidates[parent.entity.name], parent_key,
                             bad_children.select(_bad_key=bad_children._ckey))
-    child = _with_innocent(backend, child, typed[child.entity.name], link, bad_parents.select(
+    child = _with_innocent(backend, child, candidates[child.entity.name], link, bad_parents.select(
         _bad_key=bad_parents._pkey).union(bad_children.select(_bad_key=bad_children._ckey), distinct=True))
 
     parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
@@ -236,17 +238,19 @@ def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
 
 
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
-           typed: ir.Table, candidates: ir.Table, batch_ids: Sequence[int]) -> EntityOutcome:
+           raw_columns: list[str], candidates: ir.Table, batch_rows: dict[int, int]) -> EntityOutcome:
     """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters.
 
     `final` holds the verdicts of the rows that failed a rule or belong to a rejected transaction;
-    every other candidate (`typed`: parsed from `candidates`) is clean.
+    every other candidate is clean and is staged as parsed. `batch_rows`: the rows of
+    each pending batch (validate); a replay counts its candidates, before it empties the quarantine
+    they are read from.
     """
     view = Checked(entity, final, rules)
-    raw_columns = backend.table_columns("raw", entity.name)
-    # Counted before a replay empties the quarantine its candidates are read from.
-    checked_rows = {int(row["_batch_id"]): int(row["_n"]) for row in backend.fetch_dicts(
-        candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
+    checked_rows = {batch: rows for batch, rows in batch_rows.items() if rows} if phase == "validate" else {
+        int(row["_batch_id"]): int(row["_n"])
+        for row in backend.fetch_dicts(candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
+    typed = with_typed(backend, entity, candidates)
     clean = matching(typed, final.filter(final._rejected), [(name, name) for name in LINEAGE], keep=False)
     typed_clean = clean.select(**{column.name: clean[TYPED_PREFIX + column.name] for column in entity.columns},
                                _batch_id=clean._batch_id, _source_line=clean._source_line)
@@ -271,7 +275,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
-    outcome = _record_counts(backend, entity, view, checked_rows, phase, batch_ids)
+    outcome = _record_counts(backend, entity, view, checked_rows, phase, list(batch_rows))
     if entity.master and outcome.staged:
         dates.record_master(backend, entity, change_id, outcome.staged)
     return outcome
@@ -342,8 +346,8 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows
     return outcome
 
 
-def _pending_batches(backend: Backend) -> dict[str, list[int]]:
-    """Batches not yet validated, by entity; kept as the temporary table PENDING_BATCHES for the run.
+def _pending_batches(backend: Backend) -> dict[str, dict[int, int]]:
+    """Batches not yet validated (with their rows), by entity; kept as the temporary table PENDING_BATCHES for the run.
 
     Candidates are chosen by a semi-join on that table rather than by a list of batch ids, so
     that tonight's statements are the same text as last night's (their compiled SQL is reused).
@@ -351,26 +355,26 @@ def _pending_batches(backend: Backend) -> dict[str, list[int]]:
     batches = ibis.table({"batch_id": "int64", "entity": "string", "status": "string"}, name="batches",
                          database="audit")
     backend.create_temp_table(PENDING_BATCHES, batches.filter(batches.status == "loaded").select("batch_id", "entity"))
-    pending: dict[str, list[int]] = {}
-    for row in backend.fetch_dicts(f"SELECT batch_id, entity FROM {PENDING_BATCHES} ORDER BY batch_id"):
-        pending.setdefault(row["entity"], []).append(int(row["batch_id"]))
+    pending: dict[str, dict[int, int]] = {}
+    for row in backend.fetch_dicts(f"SELECT p.batch_id, p.entity, b.rows FROM {PENDING_BATCHES} p JOIN audit.batches b "
+                                   "ON b.batch_id = p.batch_id ORDER BY p.batch_id"):
+        pending.setdefault(row["entity"], {})[int(row["batch_id"])] = int(row["rows"] or 0)
     return pending
 
 
-def _candidates(backend: Backend, entity: Entity, phase: str, pending: dict[str, list[int]]
-                ) -> tuple[ir.Table, list[int]]:
+def _candidates(backend: Backend, entity: Entity, phase: str, pending: dict[str, dict[int, int]],
+                raw_columns: list[str]) -> tuple[ir.Table, dict[int, int]]:
     """Rows to route: raw rows of batches not yet validated, or everything in quarantine."""
-    raw_columns = backend.table_columns("raw", entity.name)
     if phase == "validate":
         batches = ibis.table({"batch_id": "int64", "entity": "string"}, name=PENDING_BATCHES)
-        table = backend.raw_table("raw", entity.name)
+        table = backend.raw_table("raw", entity.name, raw_columns)
         chosen = table._batch_id.isin(batches.filter(batches.entity == entity.name).batch_id)
-        return table.filter(chosen), pending.get(entity.name, [])
+        return table.filter(chosen), pending.get(entity.name, {})
     table = backend.raw_table("quarantine", entity.name)
-    return table.select(*raw_columns), []
+    return table.select(*raw_columns), {}
 
 
-def _has_pending(name: str, candidates: dict[str, tuple[ir.Table, list[int]]], atomic: set[str]) -> bool:
+def _has_pending(name: str, candidates: dict[str, tuple[ir.Table, dict[int, int]]], atomic: set[str]) -> bool:
     """Whether an entity has batches to validate; the two halves of a transaction go together."""
     related = atomic if name in atomic else {name}
     return any(candidates[other][1] for other in related)
@@ -385,12 +389,12 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
         change_id = dates.next_change_id(backend)
         if phase == "validate":
             supersede(backend, restating_batches(backend), change_id)
-        candidates = {entity.name: _candidates(backend, entity, phase, pending_batches)
+        raw_columns = backend.schema_columns("raw")
+        candidates = {entity.name: _candidates(backend, entity, phase, pending_batches, raw_columns[entity.name])
                       for entity in ENTITIES.values()}
         atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
                   for name in (entity.name, foreign_key.references)}
-        typed = {name: with_typed(backend, entity, candidates[name][0]) for name, entity in ENTITIES.items()}
-        pending = {name: typed[name] for name in atomic}
+        pending = {name: candidates[name][0] for name in atomic}
         held: dict[str, Checked] = {}
         for name in VALIDATION_ORDER:
             entity = ENTITIES[name]
@@ -406,15 +410,15 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             parent_key = atomic_parent(entity)
             if parent_key:
                 parent = held.pop(parent_key.references)
-                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, typed)
+                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, pending)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
-                                               typed[parent.entity.name], *candidates[parent.entity.name]))
+                                               raw_columns[parent.entity.name], *candidates[parent.entity.name]))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
-                                               typed[name], *candidates[name]))
+                                               raw_columns[name], *candidates[name]))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
-                                               typed[name], *candidates[name]))
+                                               raw_columns[name], *candidates[name]))
         for name in [*(f"rf_{kind}_{entity}" for kind in ("findings", "suspects") for entity in ENTITIES),
                      "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
