@@ -25,6 +25,12 @@ from retailflow.quality.rules import load_rules
 
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long tests (marked slow) first: with -n 2 a minute-long test started last kept one worker
+    busy while the other sat idle (the suite took 11:45 of wall time for 7:30 of work per worker)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sql_cache_dir(tmp_path_factory) -> Iterator[Path]:
     """Compiled SQL cached for this test run only (shared by the workers and the commands they start)."""

@@ -260,6 +260,7 @@ def _kill_every_stage(engine: Engine, workdir: Path, subtests) -> None:
 
 # The two long tests are apart in collection order: pytest-xdist hands out consecutive tests,
 # and two workers should each get one.
+@pytest.mark.slow
 def test_killed_stages_rerun_to_the_clean_result_on_duckdb(tmp_path, subtests):
     _kill_every_stage(DuckDBEngine(tmp_path), tmp_path, subtests)
 
@@ -278,6 +279,7 @@ def test_two_runs_at_once_on_postgresql_the_second_is_refused(postgres_engine):
     assert batches == [(8, 8)]
 
 
+@pytest.mark.slow
 def test_killed_stages_rerun_to_the_clean_result_on_postgresql(postgres_engine, tmp_path, subtests):
     _kill_every_stage(postgres_engine, tmp_path, subtests)
 

@@ -133,6 +133,7 @@ def validated_masters(tmp_path_factory):
     return folder / "masters.duckdb"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SALES_FILES)
 @settings(deadline=None, max_examples=FUZZ_EXAMPLES, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=mutated_file())

@@ -79,6 +79,7 @@ def test_the_readme_lists_the_commands():
     assert commands[0].startswith("retailflow ingest") and any(c.startswith("retailflow demo") for c in commands)
 
 
+@pytest.mark.slow
 def test_every_readme_command_runs_as_typed(tmp_path):
     env = {**os.environ, "COLUMNS": "200", "RETAILFLOW_DB": f"duckdb:///{tmp_path}/readme.duckdb"}
     env.pop("RETAILFLOW_RULES", None)
