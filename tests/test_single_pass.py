@@ -71,6 +71,8 @@ KILLED_BETWEEN_RAW_AND_STAGING = textwrap.dedent("""
 def test_a_crash_between_the_raw_and_staging_writes_leaves_the_previous_state(db_url, sample_dir, command):
     if db_url.startswith("mysql"):
         pytest.skip("MySQL commits before every DDL statement, so a single pass is not one transaction there")
+    if db_url.startswith("postgres") and command[0] == "ingest":
+        pytest.skip("the same single pass as `run` on PostgreSQL (suite time): the two commands differ only on DuckDB")
     before = connect(db_url)
     before.close()
     process = subprocess.run([sys.executable, "-c", KILLED_BETWEEN_RAW_AND_STAGING, "--db", db_url, "--quiet",
