@@ -26,8 +26,9 @@ from retailflow.quality.rules import load_rules
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Long tests (marked slow) first: with -n 2 a minute-long test started last kept one worker
-    busy while the other sat idle (the suite took 11:45 of wall time for 7:30 of work per worker)."""
+    """Long tests (marked slow) first, handed out one at a time (`make test`: --maxschedchunk 1): a
+    minute-long test started last kept one worker busy while the other sat idle, and xdist's default
+    chunks gave every long test to the same worker."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
