@@ -103,19 +103,17 @@ def ingest_command(
 ) -> None:
     """Load files into the raw layer as they are (no validation unless --validate); identical files are skipped."""
     from retailflow.ingest import discover, ingest
-    from retailflow.stages import load_and_validate, stage_timer
     from retailflow.quality.rules import load_rules
+    from retailflow.stages import load_and_validate, stage_timer
 
     backend = open_backend(ctx, writes=True)
     files = discover(paths, entity)
     rules = load_rules(ctx.obj.rules_path) if validate else []
     with _listener(ctx.obj) as listener:
-        timed = stage_timer(listener, {})
         if validate:
-            results, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
-                                                   timed=timed)
+            results, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener)
         else:
-            results = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
+            results = stage_timer(listener, {})("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
                             [path for path, _ in files])
     _show_ingest(results)
     if validate:

@@ -63,7 +63,7 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
     timed = stage_timer(listener, seconds)
     files = discover(paths) if paths else []
     ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
-                                            timed=timed)
+                                            seconds=seconds)
     result = PipelineResult(ingested, validated, seconds=seconds)
     for name, stage in ANALYTICS_STAGES:
         result.stages[name] = timed(name, lambda: stage(backend, days, False))

@@ -47,13 +47,14 @@ def stage_timer(listener: StageListener, seconds: dict[str, float]) -> Callable[
 
 def load_and_validate(backend: Backend, files: Sequence[tuple[Path, Entity]], rules: Sequence[Rule], *,
                       restate: bool = False, listener: StageListener = StageListener(),
-                      timed: Callable[..., object] | None = None) -> tuple[list[IngestResult], RouteOutcome]:
+                      seconds: dict[str, float] | None = None) -> tuple[list[IngestResult], RouteOutcome]:
     """The single pass: the files into raw, then every pending batch validated, as one transaction.
 
     Each file is parsed once, into raw; the checks read those rows where they were stored and write
     only the failing ones aside. A crash anywhere leaves the database as it was before the files.
+    `listener` hears each stage, whose seconds go to `seconds`.
     """
-    timed = timed or stage_timer(listener, {})
+    timed = stage_timer(listener, {} if seconds is None else seconds)
     with backend.transaction():
         ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
                          [path for path, _ in files])
