@@ -29,6 +29,7 @@ VOLATILE_COLUMNS = {
     ("loyalty", "runs", "started_at"): "wall-clock time the loyalty run started",
     ("analytics", "churn_model", "fitted_at"): "wall-clock time the churn model was fitted",
     ("notifications", "outbox", "queued_at"): "wall-clock time the message was queued",
+    ("audit", "erasures", "erased_at"): "wall-clock time the customer was erased",
     ("notifications", "outbox", "sent_at"): "wall-clock time the server (or the log) took it",
     ("notifications", "outbox", "next_attempt_at"): "now + back-off, set only after a failed attempt",
 }

@@ -39,7 +39,7 @@ from retailflow.quality.rules import load_rules
 #: A kill between an SMTP acceptance and its outbox row is tested exactly in tests/notify.
 KILLS_PER_STAGE = {
     "ingest": 1, "validate": 1, "promotions": 1, "inventory": 1,
-    "loyalty": 1, "segments": 1, "notify": 1, "report": 1, "restate": 1,
+    "loyalty": 1, "segments": 1, "notify": 1, "report": 1, "forget": 1, "restate": 1,
 }
 #: More kills for a long local pass: RETAILFLOW_TEST_KILL_ROUNDS=10 runs each stage's count ten times.
 KILL_ROUNDS = int(os.environ.get("RETAILFLOW_TEST_KILL_ROUNDS", "1"))
@@ -58,6 +58,8 @@ def _stage_args(stage: str, workdir: Path) -> list[str]:
         "segments": ["segments"],
         "notify": ["notify", "--sender", "log"],
         "report": ["report", "--out", str(workdir / "report.html")],
+        # Before the restate stage, whose corrected sales of C01 are then pseudonymised on the way in.
+        "forget": ["forget", "C01", "C99", "--reason", "crash test"],
         # The whole loop again with the sample's sales corrected: T001 costs 10.00 more (write_restated_sales).
         "restate": ["run", "--restate", str(workdir / "restated")],
     }[stage]
@@ -73,6 +75,12 @@ def write_restated_sales(workdir: Path) -> None:
         text = (SAMPLE_DIR / name).read_text(encoding="utf-8")
         assert old in text
         (folder / name).write_text(text.replace(old, new), encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def pii_key(monkeypatch):
+    """The pseudonym key the forget stage (and every stage after it) needs, inherited by the commands."""
+    monkeypatch.setenv("RETAILFLOW_PII_KEY", "crash-test-key-0123456789")
 
 
 def _command(url: str, *args: str) -> list[str]:

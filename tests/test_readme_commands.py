@@ -16,9 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import uuid
+from collections.abc import Iterator
+
 import duckdb
+import psycopg
 import pytest
 import typer
+
+from helpers import POSTGRES_ADMIN, POSTGRES_SKIP
 
 from retailflow.cli import app
 
@@ -79,15 +85,36 @@ def test_the_readme_lists_the_commands():
     assert commands[0].startswith("retailflow ingest") and any(c.startswith("retailflow demo") for c in commands)
 
 
+@pytest.fixture
+def postgres_database() -> Iterator[tuple[str, str]]:
+    """A scratch PostgreSQL database URL and a role name for the README's `grant analyst`; both dropped after."""
+    if POSTGRES_SKIP:
+        pytest.skip(POSTGRES_SKIP)
+    name, role = (f"rf_{kind}_{uuid.uuid4().hex[:12]}" for kind in ("readme", "role"))
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}"
+    try:
+        yield url, role
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
 @pytest.mark.slow
-def test_every_readme_command_runs_as_typed(tmp_path):
-    env = {**os.environ, "COLUMNS": "200", "RETAILFLOW_DB": f"duckdb:///{tmp_path}/readme.duckdb"}
+def test_every_readme_command_runs_as_typed(tmp_path, postgres_database):
+    env = {**os.environ, "COLUMNS": "200", "RETAILFLOW_DB": f"duckdb:///{tmp_path}/readme.duckdb",
+           "RETAILFLOW_PII_KEY": "readme-test-key-0123456789"}
     env.pop("RETAILFLOW_RULES", None)
     data = tmp_path / "data"
     run(["generate", "--out", str(data), "--seed", "3", "--stores", "3", "--products", "30", "--customers", "300",
          "--days", "14"], tmp_path, env)
+    erasures = tmp_path / "ids.csv"
+    erasures.write_text("customer_id\nC0002\nC0003\n")
     placeholders = {"PATH": str(data), "DIR": str(tmp_path / "out"), "ENTITY": "store_sales_header",
-                    "DATE": "2024-12-14", "TXN_ID": ""}
+                    "DATE": "2024-12-14", "TXN_ID": "", "CUSTOMER_ID": "C0001", "IDS.csv": str(erasures),
+                    "TEXT": "erasure request", "POSTGRES_URL": postgres_database[0], "ROLE": postgres_database[1]}
     for command in readme_commands():
         words = as_typed(command, placeholders)
         result = run(words, tmp_path, env)

@@ -14,6 +14,7 @@ from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command
+from retailflow.commands.privacy import forget_command, grant_app
 from retailflow.commands.report import report_command
 from retailflow.config import Settings
 from retailflow.errors import UserError
@@ -235,6 +236,8 @@ app.add_typer(loyalty_app, name="loyalty")
 app.command("segments")(segments_command)
 app.command("notify")(notify_command)
 app.command("report")(report_command)
+app.command("forget")(forget_command)
+app.add_typer(grant_app, name="grant")
 
 
 @app.command("demo")

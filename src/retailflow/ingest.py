@@ -11,6 +11,7 @@ from retailflow.backends import Backend
 from retailflow.backends import csv_reader
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, LINEAGE_COLUMNS, Entity, entity_for_file
+from retailflow.privacy.pseudonyms import suppress_erased
 
 INPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -113,6 +114,7 @@ def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestR
     backend.add_text_columns(entity.name, extra)
     rows = backend.bulk_load(plan.path, csv_reader.file_format(plan.path), entity.name, plan.columns,
                              batch_id, plan.path.name)
+    suppressed = suppress_erased(backend, entity, batch_id)
     seconds = time.perf_counter() - started
     backend.execute(
         "INSERT INTO audit.batches (batch_id, entity, source_file, sha256, size_bytes, rows, columns, extra_columns, "
@@ -121,6 +123,8 @@ def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestR
         f"{plan.path.stat().st_size}, {rows}, {backend.literal(','.join(plan.columns))}, "
         f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)})")
     notes = [f"extra columns kept in raw: {', '.join(extra)}"] if extra else []
+    if suppressed:
+        notes.append(f"{suppressed} row(s) of erased customers pseudonymised")
     if mode == "restate":
         notes.append("restates its dates when validated")
     return IngestResult(plan.path, entity.name, "loaded", batch_id, rows, seconds, note="; ".join(notes))

@@ -63,6 +63,10 @@ class Column:
     nullable: bool = False
     #: Optional columns may be absent from a file; they are NULL then.
     optional: bool = False
+    #: Personal data of a person (name, e-mail): erased by `retailflow forget`, hidden from analysts.
+    personal: bool = False
+    #: A personal e-mail address analysts see masked (a***@domain) rather than not at all.
+    masked_as_email: bool = False
 
     @property
     def sql_type(self) -> str:
@@ -145,8 +149,9 @@ ENTITIES: dict[str, Entity] = {
             "One row per loyalty customer.",
             (
                 _c("customer_id", "text", "Customer identifier, e.g. C001."),
-                _c("first_name", "text", "First name used in e-mails.", nullable=True),
-                _c("email", "text", "E-mail address for loyalty messages.", nullable=True),
+                _c("first_name", "text", "First name used in e-mails.", nullable=True, personal=True),
+                _c("email", "text", "E-mail address for loyalty messages.", nullable=True, personal=True,
+                   masked_as_email=True),
                 _c("loyalty_status", "text", "Loyalty tier (Bronze, Silver, Gold, Platinum).", nullable=True),
                 _c("total_loyalty_points", "int", "Point balance at export time.", nullable=True),
                 _c("last_purchase_date", "date", "Date of the customer's last purchase.", nullable=True),
@@ -257,6 +262,27 @@ def atomic_child(entity: Entity) -> tuple[Entity, ForeignKey] | None:
         if foreign_key and foreign_key.references == entity.name:
             return other, foreign_key
     return None
+
+
+def data_subject() -> Entity:
+    """The entity whose rows are people (loyalty customers): the one holding personal columns."""
+    return next(entity for entity in ENTITIES.values() if any(column.personal for column in entity.columns))
+
+
+def personal_columns() -> tuple[str, ...]:
+    """Names of the personal columns, wherever they are copied (staging, analytics, the outbox)."""
+    return tuple(column.name for column in data_subject().columns if column.personal)
+
+
+def person_references() -> dict[str, str]:
+    """Per entity, the column holding a person's id: the data subject's key and every reference to it."""
+    subject = data_subject()
+    found = {subject.name: subject.primary_key[0]}
+    for entity in ENTITIES.values():
+        for foreign_key in entity.foreign_keys:
+            if foreign_key.references == subject.name:
+                found[entity.name] = foreign_key.column
+    return found
 
 
 #: Validation order: referenced entities before the entities that reference them.

@@ -73,6 +73,23 @@ AUDIT_TABLES = {
         ("failed", "BIGINT NOT NULL"),
         ("recorded_at", "TIMESTAMP"),
     ),
+    # One row per erased person and request (`retailflow forget`): no personal data, only the pseudonym.
+    # The pseudonyms here are also the suppression list that ingest applies to every later file.
+    "erasures": (
+        ("erasure_id", "BIGINT NOT NULL"),
+        ("pseudonym", "VARCHAR NOT NULL"),
+        ("erased_at", "TIMESTAMP NOT NULL"),
+        ("reason", "VARCHAR"),
+        # A fingerprint of RETAILFLOW_PII_KEY: a later run with another key would not recognise the pseudonyms.
+        ("key_check", "VARCHAR NOT NULL"),
+    ),
+    # Rows an erasure changed, per person and table.
+    "erasure_rows": (
+        ("erasure_id", "BIGINT NOT NULL"),
+        ("pseudonym", "VARCHAR NOT NULL"),
+        ("table_name", "VARCHAR NOT NULL"),
+        ("rows", "BIGINT NOT NULL"),
+    ),
     "warnings": (
         ("entity", "VARCHAR NOT NULL"),
         ("row_key", "VARCHAR"),
@@ -84,6 +101,19 @@ AUDIT_TABLES = {
 }
 
 QUARANTINE_COLUMNS = (("_rule_ids", "VARCHAR"), ("_reasons", "VARCHAR"), ("_quarantined_at", "TIMESTAMP"))
+
+
+#: A value quoted in a reason, and what erase_quoted_values puts in its place.
+QUOTED_VALUE = "'[^']*'"
+ERASED_VALUE = "'[erased]'"
+
+
+def hmac_pads(key: bytes) -> tuple[str, str]:
+    """The inner and outer padded keys of HMAC-SHA256 as hex, for engines that hash but have no HMAC."""
+    import hashlib
+
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return bytes(byte ^ 0x36 for byte in block).hex(), bytes(byte ^ 0x5C for byte in block).hex()
 
 
 class Backend(abc.ABC):
@@ -182,6 +212,29 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         """Cast well-formed text to a date or timestamp, NULL where the value does not exist (2024-02-30)."""
+
+    #: Whether rows are updated in place inside a transaction, so that an erasure is all or nothing.
+    updates_in_place = True
+    #: Whether the engine has roles and grants (`retailflow grant analyst`).
+    supports_roles = False
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create a schema (a namespace for tables and views) if it is missing."""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+
+    def views(self, schema: str) -> list[str]:
+        """Names of the schema's views, sorted."""
+        _, rows = self.fetch("SELECT table_name FROM information_schema.views "
+                             f"WHERE table_schema = {self.literal(self.catalog_schema(schema))} ORDER BY table_name")
+        return [row[0] for row in rows]
+
+    def create_role_if_missing(self, role: str) -> None:
+        """Create a role without login (people log in as their own users and are granted it)."""
+        raise NotImplementedError
+
+    def grant_schema_read(self, role: str, schema: str) -> None:
+        """Let `role` read every table and view of `schema`, and nothing more."""
+        raise NotImplementedError
 
     def lock_for_writing(self) -> None:
         """Refuse to go on while another retailflow process writes to this database.
@@ -316,6 +369,15 @@ class Backend(abc.ABC):
             self.execute(f"DROP TABLE IF EXISTS {target}")
             self.execute(f"CREATE TABLE {target} AS {self.compile(expr)}")
             return int(self.scalar(f"SELECT count(*) FROM {target}"))
+
+    def hmac_sha256(self, text_sql: str, key: bytes) -> str:
+        """SQL for the HMAC-SHA256 of a text value's UTF-8 bytes under `key`, as lower-case hex (RFC 2104)."""
+        inner, outer = hmac_pads(key)
+        return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode({text_sql}))))"
+
+    def erase_quoted_values(self, text_sql: str) -> str:
+        """SQL for the text with every value quoted in it (as reasons quote cells: 'x') replaced by '[erased]'."""
+        return f"regexp_replace({text_sql}, {self.literal(QUOTED_VALUE)}, {self.literal(ERASED_VALUE)}, 'g')"
 
     @staticmethod
     def calendar_checked_cast(value: ir.StringValue, logical_type: str) -> ir.Value:

@@ -27,7 +27,7 @@ from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
 from retailflow.backends import csv_reader
-from retailflow.backends.base import SCHEMAS, Backend
+from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
 from retailflow.quality.context import TRIMMED_PREFIX
@@ -294,6 +294,27 @@ class MySQLBackend(Backend):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return self.calendar_checked_cast(value, logical_type)
 
+    def hmac_sha256(self, text_sql: str, key: bytes) -> str:
+        inner, outer = hmac_pads(key)
+        return (f"SHA2(CONCAT(UNHEX('{outer}'), UNHEX(SHA2(CONCAT(UNHEX('{inner}'), "
+                f"CONVERT({text_sql} USING utf8mb4)), 256))), 256)")
+
+    def erase_quoted_values(self, text_sql: str) -> str:
+        # MySQL's REGEXP_REPLACE replaces every match and takes no flags.
+        return f"REGEXP_REPLACE({text_sql}, {self.literal(QUOTED_VALUE)}, {self.literal(ERASED_VALUE)})"
+
+    supports_roles = True
+
+    def ensure_schema(self, schema: str) -> None:
+        self.execute_built(f"CREATE DATABASE IF NOT EXISTS {self.quote(self.catalog_schema(schema))} "
+                           f"CHARACTER SET utf8mb4 COLLATE {self.collation}")
+
+    def create_role_if_missing(self, role: str) -> None:
+        self.execute_built(f"CREATE ROLE IF NOT EXISTS {self.quote(role)}")
+
+    def grant_schema_read(self, role: str, schema: str) -> None:
+        self.execute_built(f"GRANT SELECT ON {self.quote(self.catalog_schema(schema))}.* TO {self.quote(role)}")
+
     def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
         # Key cells become VARCHAR(255) (see TEXT_KEY_COLUMNS); ingest refuses longer keys, so nothing is cut.
         if logical_type == "text" and trimmed.get_name().removeprefix(TRIMMED_PREFIX) in TEXT_KEY_COLUMNS:
@@ -311,8 +332,7 @@ class MySQLBackend(Backend):
 
     def create_schemas(self) -> None:
         for schema in SCHEMAS:
-            self.execute_built(f"CREATE DATABASE IF NOT EXISTS {self.quote(self.catalog_schema(schema))} "
-                         f"CHARACTER SET utf8mb4 COLLATE {self.collation}")
+            self.ensure_schema(schema)
         try:
             super().create_schemas()
         finally:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import pq
 
 from retailflow.backends import csv_reader
-from retailflow.backends.base import Backend
+from retailflow.backends.base import Backend, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import TYPE_PATTERNS
 
@@ -172,6 +172,21 @@ class PostgresBackend(Backend):
             yield
             if outermost:
                 self.analyse_loaded_tables()
+
+    supports_roles = True
+
+    def create_role_if_missing(self, role: str) -> None:
+        if not self.scalar(f"SELECT count(*) FROM pg_roles WHERE rolname = {self.literal(role)}"):
+            self.execute(f"CREATE ROLE {self.quote(role)} NOLOGIN")
+
+    def grant_schema_read(self, role: str, schema: str) -> None:
+        self.execute(f"GRANT USAGE ON SCHEMA {self.quote(schema)} TO {self.quote(role)}")
+        self.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {self.quote(schema)} TO {self.quote(role)}")
+
+    def hmac_sha256(self, text_sql: str, key: bytes) -> str:
+        inner, outer = hmac_pads(key)
+        return (f"encode(sha256(decode('{outer}', 'hex') || sha256(decode('{inner}', 'hex') || "
+                f"convert_to({text_sql}, 'UTF8'))), 'hex')")
 
     def analyse_loaded_tables(self) -> None:
         # Once per table, not once per file: ANALYZE after each of 60 daily files was half the load time.

@@ -122,6 +122,7 @@ class PySparkBackend(Backend):
     dialect = "pyspark"
     supports_foreign_keys = False
     declares_fact_keys = False
+    updates_in_place = False
 
     @property
     def is_connect(self) -> bool:

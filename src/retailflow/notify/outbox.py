@@ -11,6 +11,7 @@ means that message is sent again next time: at-least-once, with the same Message
 from __future__ import annotations
 
 import datetime as dt
+import re
 import traceback
 from email.message import EmailMessage
 from pathlib import Path
@@ -39,6 +40,7 @@ LEDGER = ibis.table({"transaction_id": "string", "customer_id": "string", "point
                     name="points_ledger", database="loyalty")
 BALANCES = ibis.table({"customer_id": "string", "balance": "int64", "tier": "string"}, name="balances",
                       database="loyalty")
+ERASURES = ibis.table({"pseudonym": "string"}, name="erasures", database="audit")
 SEGMENT_LINES = {
     "AR": "We miss you: your points are waiting for your next visit.",
     "HS": "As one of our best customers, thank you for your loyalty.",
@@ -49,6 +51,30 @@ EXAMPLE_ROW = {name: None for name, _ in OUTBOX_COLUMNS} | {
     "message_key": "C01:run", "customer_id": "C01", "run_id": "run", "email": "ann@example.com", "first_name": "Ann",
     "points_earned": 120, "new_total": 1320, "tier": "Gold", "segment_id": "HS", "transactions": 2,
     "status": "queued", "attempts": 0, "message_id": "<C01.run@retailflow>", "queued_at": dt.datetime(2024, 12, 7)}
+
+
+#: Statuses of messages not sent yet: an erased customer's are cancelled.
+UNSENT = "('queued', 'failed')"
+#: Characters a message id does not keep from the outbox key.
+NOT_IN_TOKEN = r"[^A-Za-z0-9.\-]"
+ERASED_NOTE = "customer erased"
+
+
+def message_token(text: str) -> str:
+    """Text as message ids write it (characters outside [A-Za-z0-9.-] as dots)."""
+    return re.sub(NOT_IN_TOKEN, ".", text)
+
+
+def cancelled_assignments() -> str:
+    """SET items cancelling a message to an erased customer."""
+    return f"status = 'cancelled', last_error = '{ERASED_NOTE}'"
+
+
+def pseudonym_assignments() -> list[str]:
+    """SET items carrying a customer's pseudonym into the message key and id, joined to the erasure request as
+    `erased` (original id, pseudonym, token = the original as message_token writes it)."""
+    return ["message_key = replace(message_key, concat(erased.original, ':'), concat(erased.pseudonym, ':'))",
+            "message_id = replace(message_id, concat('<', erased.token, '.'), concat('<', erased.pseudonym, '.'))"]
 
 
 def ensure_outbox(backend: Backend) -> None:
@@ -72,15 +98,19 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
     rows = earned.join(customers, earned.customer_id == customers.customer_id).select(
         earned, customers.email, customers.first_name, customers.segment_id)
     rows = rows.join(BALANCES, rows.customer_id == BALANCES.customer_id).select(rows, BALANCES.balance, BALANCES.tier)
+    erased = ERASURES.select(_erased=ERASURES.pseudonym).distinct()
+    rows = rows.left_join(erased, rows.customer_id == erased._erased).select(rows, erased._erased)
     valid = rows.email.notnull() & rows.email.re_search(EMAIL_PATTERN)
     key = rows.customer_id + ":" + ibis.literal(run_id)
     candidates = rows.select(
         message_key=key, customer_id=rows.customer_id, run_id=ibis.literal(run_id), email=rows.email,
         first_name=rows.first_name, points_earned=rows.points_earned, new_total=rows.balance, tier=rows.tier,
         segment_id=rows.segment_id, transactions=rows.transactions,
-        status=ibis.ifelse(valid, "queued", "skipped"), attempts=ibis.literal(0, "int64"),
-        last_error=ibis.ifelse(valid, ibis.null("string"), "invalid e-mail address"),
-        message_id="<" + key.re_replace(r"[^A-Za-z0-9.\-]", ".") + "@retailflow>",
+        status=ibis.cases((rows._erased.notnull(), "cancelled"), (valid, "queued"), else_="skipped"),
+        attempts=ibis.literal(0, "int64"),
+        last_error=ibis.cases((rows._erased.notnull(), ERASED_NOTE), (valid, ibis.null("string")),
+                              else_="invalid e-mail address"),
+        message_id="<" + key.re_replace(NOT_IN_TOKEN, ".") + "@retailflow>",
         queued_at=ibis.now().cast("timestamp"))
     with backend.transaction():
         inserted = backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))

@@ -35,6 +35,11 @@ class LogSender:
         log.info(json.dumps({"to": message["To"], "subject": message["Subject"], "message_id": message["Message-ID"]}))
 
 
+def eml_name(message_key: str) -> str:
+    """The file name FileSender gives the message of an outbox key."""
+    return message_key.replace(":", "_").replace("/", "_") + ".eml"
+
+
 class FileSender:
     """One RFC 5322 .eml file per message in a folder, named by its outbox key."""
 
@@ -45,11 +50,11 @@ class FileSender:
         folder.mkdir(parents=True, exist_ok=True)
 
     def send(self, message: EmailMessage) -> None:
-        name = message["X-Retailflow-Key"].replace(":", "_").replace("/", "_")
+        name = eml_name(message["X-Retailflow-Key"])
         # Written aside, then renamed: whatever picks up *.eml never sees half a message after a crash.
-        partial = self.folder / f"{name}.eml.partial"
+        partial = self.folder / f"{name}.partial"
         partial.write_bytes(bytes(message))
-        os.replace(partial, self.folder / f"{name}.eml")
+        os.replace(partial, self.folder / name)
 
 
 class SmtpSender:
