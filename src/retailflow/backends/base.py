@@ -283,7 +283,13 @@ class Backend(abc.ABC):
     def quote(self, identifier: str) -> str:
         return sge.to_identifier(identifier, quoted=True).sql(self.dialect)
 
+    #: Whether string literals follow the SQL standard (only a quote is escaped, by doubling it), so that
+    #: literal() need not ask sqlglot (60 µs a value: 10,000 ids of a `forget` request took 1.3 s).
+    standard_string_literals = True
+
     def literal(self, value: str) -> str:
+        if self.standard_string_literals:
+            return "'" + value.replace("'", "''") + "'"
         return sge.Literal.string(value).sql(self.dialect)
 
     def qualified(self, schema: str, table: str) -> str:

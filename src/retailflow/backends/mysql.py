@@ -139,6 +139,8 @@ class MySQLBackend(Backend):
     """A MySQL or MariaDB server; one database per retailflow schema, created on first use."""
 
     dialect = "mysql"
+    # Backslash escapes in string literals.
+    standard_string_literals = False
     declares_fact_keys = False
     # utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin on the connection and every database (_connect).
     compares_text_bytewise = True

@@ -68,6 +68,8 @@ MATCHED = "__rf_matched"
 SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC"}
 #: Backends of this process using each session (by warehouse or Connect URL); the last one to close stops it.
 _OPEN: collections.Counter[str] = collections.Counter()
+#: Per local warehouse this process has open, its lock file (held while a session uses the warehouse).
+_LOCKS: dict[str, object] = {}
 
 
 class _Written(PySpark):
@@ -120,6 +122,8 @@ class PySparkBackend(Backend):
     """Spark SQL through Ibis's PySpark backend; row changes re-written as table rewrites."""
 
     dialect = "pyspark"
+    # Backslash escapes in string literals.
+    standard_string_literals = False
     supports_foreign_keys = False
     declares_fact_keys = False
     updates_in_place = False
@@ -144,7 +148,12 @@ class PySparkBackend(Backend):
             self._owner = str(warehouse)
             active = SparkSession.getActiveSession()
             if active is None:
-                session = _start_local_session(master, warehouse, settings)
+                _lock_warehouse(warehouse)
+                try:
+                    session = _start_local_session(master, warehouse, settings)
+                except BaseException:
+                    _unlock_warehouse(str(warehouse))
+                    raise
             elif active.conf.get(WAREHOUSE_SETTING, None) == str(warehouse):
                 session = active
             else:
@@ -170,6 +179,7 @@ class PySparkBackend(Backend):
         _OPEN[self._owner] -= 1
         if not _OPEN[self._owner]:
             self._session.stop()
+            _unlock_warehouse(self._owner)
 
     # -- statements ---------------------------------------------------------------------
 
@@ -436,6 +446,31 @@ class PySparkBackend(Backend):
                 return self._append(self._session.read.parquet(str(parsed)), "raw", table)
         except duckdb.Error as error:
             raise csv_reader.explain_read_error(path, error) from None
+
+
+def _lock_warehouse(warehouse: Path) -> None:
+    """Refuse at once when another process has the warehouse open, before a JVM is started for nothing.
+
+    Derby's own lock on the metastore would refuse it too, but only once Spark is up (half a minute on a
+    busy machine). The lock is the operating system's: it goes with the process, however that ends.
+    """
+    import fcntl
+
+    warehouse.mkdir(parents=True, exist_ok=True)
+    handle = open(warehouse / ".retailflow.lock", "a+")  # noqa: SIM115 - held until the session stops
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"the Spark warehouse {warehouse} is in use by another retailflow process; "
+                        "wait until it ends (one process at a time per warehouse)") from None
+    _LOCKS[str(warehouse)] = handle
+
+
+def _unlock_warehouse(warehouse: str) -> None:
+    handle = _LOCKS.pop(warehouse, None)
+    if handle is not None:
+        handle.close()
 
 
 def _start_local_session(master: str, warehouse: Path, settings: dict[str, str]) -> SparkSession:

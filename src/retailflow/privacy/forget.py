@@ -74,15 +74,15 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
     result = ForgetResult(erasure_id)
     if not ids:
         return result
-    tables = _person_tables(backend)
+    tables = person_tables(backend)
     with backend.transaction():
         _request_table(backend, [(person_id, pseudonym(key, person_id), outbox.message_token(person_id))
                                  for person_id in ids])
         for table in tables:
             _count(backend, erasure_id, table)
         _count_warnings(backend, erasure_id)
-        found = [row[0] for row in backend.fetch(
-            f"SELECT DISTINCT pseudonym FROM audit.erasure_rows WHERE erasure_id = {erasure_id}")[1]]
+        found = {row[0] for row in backend.fetch(
+            f"SELECT DISTINCT pseudonym FROM audit.erasure_rows WHERE erasure_id = {erasure_id}")[1]}
         if found:
             _erase(backend, tables)
             backend.execute(
@@ -105,7 +105,7 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
     return result
 
 
-def _person_tables(backend: Backend) -> list[_Table]:
+def person_tables(backend: Backend) -> list[_Table]:
     """Every table of retailflow's schemas with a column holding a person's id."""
     person_columns = set(person_references().values())
     tables = []
