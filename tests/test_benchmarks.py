@@ -19,6 +19,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     (["ingest_validate.py", "--line-items", "20000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
     (["daily.py", "--line-items", "8000", "--days", "8", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
+    (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")
 def test_benchmark_prints_its_json(arguments, fields, tmp_path):
     result = subprocess.run([sys.executable, str(BENCHMARKS / arguments[0]), *arguments[1:]], capture_output=True,

@@ -161,6 +161,12 @@ def test_line_items_target_is_met(tmp_path):
     assert not list(tmp_path.glob("inventory_daily_*"))
 
 
+def test_a_few_hundred_line_items_leave_days_without_sales(tmp_path):
+    # The pilot day that sizes the customer base sold nothing here, which once raised IndexError.
+    manifest = generate_dataset(tmp_path, GeneratorOptions(line_items=300, inventory=False))
+    assert manifest["line_items"] > 0
+
+
 def test_planted_problems_leave_the_simulation_alone(tmp_path):
     for rate in (0.0, 0.05):
         generate_dataset(tmp_path / str(rate), GeneratorOptions(seed=5, stores=3, products=24, customers=300, days=8,

@@ -192,7 +192,8 @@ class Simulator:
         order = np.argsort(cell * len(cell) + np.arange(len(cell)))
         cell_sorted, quantity_sorted = cell[order], quantity[order]
         before = np.cumsum(quantity_sorted) - quantity_sorted
-        starts = np.r_[0, np.flatnonzero(np.diff(cell_sorted)) + 1]
+        # A day may sell nothing (a few hundred line items over a month): no group starts then.
+        starts = np.flatnonzero(np.r_[len(cell_sorted) > 0, np.diff(cell_sorted) != 0])
         taken_before = before - np.repeat(before[starts], np.diff(np.r_[starts, len(order)]))
         sold = np.empty_like(quantity)
         sold[order] = np.clip(opening.ravel()[cell_sorted] - taken_before, 0, quantity_sorted)
