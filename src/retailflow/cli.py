@@ -16,6 +16,7 @@ from retailflow.commands.customers import loyalty_app, notify_command, segments_
 from retailflow.commands.generate import generate_command
 from retailflow.commands.privacy import forget_command, grant_app
 from retailflow.commands.report import report_command
+from retailflow.commands.watch import watch_command
 from retailflow.config import Settings
 from retailflow.errors import UserError
 from retailflow.output import FORMAT_OPTION, Format, console, errors, render
@@ -237,6 +238,7 @@ app.command("segments")(segments_command)
 app.command("notify")(notify_command)
 app.command("report")(report_command)
 app.command("forget")(forget_command)
+app.command("watch")(watch_command)
 app.add_typer(grant_app, name="grant")
 
 

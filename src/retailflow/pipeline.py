@@ -41,10 +41,17 @@ ANALYTICS_STAGES: list[tuple[str, Callable[[Backend, DateRange | None, bool], ob
 ]
 
 
+def has_sales(backend: Backend) -> bool:
+    """Whether any sale is staged: before the first, a run loads masters and the analytics wait."""
+    return bool(backend.scalar("SELECT count(*) FROM (SELECT 1 FROM staging.store_sales_header LIMIT 1) AS sales"))
+
+
 def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: bool = False,
                   listener: StageListener = StageListener()) -> dict[str, float]:
     """Every analytics stage in order (see ANALYTICS_STAGES); seconds per stage."""
     seconds: dict[str, float] = {}
+    if not has_sales(backend):
+        return seconds
     for name, stage in ANALYTICS_STAGES:
         listener.stage_started(name)
         started = time.perf_counter()
@@ -65,6 +72,8 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
     ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
                                             seconds=seconds)
     result = PipelineResult(ingested, validated, seconds=seconds)
+    if not has_sales(backend):
+        return result
     for name, stage in ANALYTICS_STAGES:
         result.stages[name] = timed(name, lambda: stage(backend, days, False))
     return result

@@ -69,6 +69,10 @@ class RouteOutcome:
     def quarantined(self) -> int:
         return sum(outcome.quarantined for outcome in self.entities)
 
+    @property
+    def staged(self) -> int:
+        return sum(outcome.staged for outcome in self.entities)
+
 
 def _joined(expressions: Sequence[ir.StringValue], separator: str) -> ir.StringValue:
     if not expressions:
