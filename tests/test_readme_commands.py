@@ -114,7 +114,9 @@ def test_every_readme_command_runs_as_typed(tmp_path, postgres_database):
     erasures.write_text("customer_id\nC0002\nC0003\n")
     placeholders = {"PATH": str(data), "DIR": str(tmp_path / "out"), "ENTITY": "store_sales_header",
                     "DATE": "2024-12-14", "TXN_ID": "", "CUSTOMER_ID": "C0001", "IDS.csv": str(erasures),
-                    "TEXT": "erasure request", "POSTGRES_URL": postgres_database[0], "ROLE": postgres_database[1]}
+                    "TEXT": "erasure request", "POSTGRES_URL": postgres_database[0], "ROLE": postgres_database[1],
+                    "LANDING": str(tmp_path / "landing")}
+    (tmp_path / "landing").mkdir()
     for command in readme_commands():
         words = as_typed(command, placeholders)
         result = run(words, tmp_path, env)

@@ -133,10 +133,11 @@ class Watcher:
             report.staged, report.quarantined = validated.staged, validated.quarantined
         report.loaded = sum(result.status == "loaded" for result in ingested)
         report.skipped = sum(result.status == "skipped" for result in ingested)
-        if report.loaded and self.after_batch:
-            report.seconds.update(self.after_batch(self.backend) or {})
+        # Staged and committed: the files are done with, whatever the analytics below make of them.
         for path, _ in batch:
             self._handled(path)
+        if report.loaded and self.after_batch:
+            report.seconds.update(self.after_batch(self.backend) or {})
         report.seconds["batch"] = time.perf_counter() - started
         return report
 

@@ -34,6 +34,9 @@ class Rule(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     severity: Literal["reject", "warn"] = "reject"
     description: str = ""
+    #: Largest share of a day's rows (percent) that may fail before schedulers stop the day's downstream
+    #: stages (a blocking Dagster asset check); quarantine happens either way.
+    max_failed_pct: float | None = Field(None, ge=0, le=100)
 
     @field_validator("id")
     @classmethod

@@ -1,0 +1,1 @@
+"""Where data teams schedule retailflow: Dagster assets and an Airflow DAG (optional extras)."""

@@ -1,0 +1,132 @@
+"""retailflow as an Airflow DAG: one task per stage, the run's logical date as the business date.
+
+    from retailflow.integrations.airflow import retailflow_dag
+    dag = retailflow_dag("retailflow", "postgresql://etl@db/shop", landing="/data/landing")
+
+`ingest` loads the logical day's files from the landing folder (names holding the date) with the undated
+masters; `validate` stages them and then fails the run without a retry when a reject rule with
+`max_failed_pct` is over its threshold for the day (bad data does not get better by retrying; its rows
+are quarantined either way). The analytics tasks recompute the day and are retried (`retries`): they
+fail for reasons that pass, such as a busy database. Needs Airflow 3 (`pip install 'retailflow[airflow]'`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from retailflow.backends import connect
+from retailflow.dates import DateRange
+from retailflow.integrations.landing import blocked_by, landed_files
+from retailflow.quality.rules import load_rules
+
+
+def _day(context: dict) -> dt.date:
+    return context["logical_date"].date()
+
+
+def ingest_day(db_url: str, landing: str, day: dt.date) -> dict:
+    """Load the day's files; rows loaded per file."""
+    from retailflow.ingest import discover, ingest
+
+    files = landed_files(Path(landing), day.isoformat())
+    backend = connect(db_url)
+    try:
+        backend.lock_for_writing()
+        results = ingest(backend, discover(files)) if files else []
+    finally:
+        backend.close()
+    return {result.path.name: result.rows for result in results}
+
+
+def validate_day(db_url: str, rules: str | None, day: dt.date) -> dict:
+    """Validate pending batches; raise ValueError naming the rules over their threshold for the day."""
+    from retailflow.quality.engine import route_all
+
+    rule_list = load_rules(Path(rules) if rules else None)
+    backend = connect(db_url)
+    try:
+        backend.lock_for_writing()
+        outcome = route_all(backend, rule_list, "validate")
+        blocked = blocked_by(backend, rule_list, day.isoformat())
+    finally:
+        backend.close()
+    if blocked:
+        raise ValueError(f"{day}: " + "; ".join(blocked))
+    return {"staged": outcome.staged, "quarantined": outcome.quarantined}
+
+
+def run_stage(db_url: str, stage: str, day: dt.date, report: str = "retailflow-report.html",
+              sender: str = "log") -> str:
+    """One analytics stage for the day (segments, notify and report are global); a one-line summary."""
+    backend = connect(db_url)
+    try:
+        backend.lock_for_writing()
+        days = DateRange(day, day)
+        if stage == "promotions":
+            from retailflow.analytics.promotions import run_promotions
+
+            return f"{len(run_promotions(backend, days=days))} promotions"
+        if stage == "inventory":
+            from retailflow.analytics.inventory import run_inventory
+
+            return ", ".join(f"{name} {len(rows)}" for name, rows in run_inventory(backend, days=days).items())
+        if stage == "loyalty":
+            from retailflow.analytics.loyalty import run_loyalty
+
+            return f"{run_loyalty(backend, days=days).get('ledger_rows', 0)} ledger rows"
+        if stage == "segments":
+            from retailflow.analytics.segmentation import run_segments
+
+            return f"{len(run_segments(backend))} segments"
+        if stage == "notify":
+            from retailflow.notify import outbox
+            from retailflow.notify.senders import make_sender
+
+            outbox.queue(backend)
+            return f"{outbox.send(backend, make_sender(sender))['sent']} sent"
+        from retailflow.report.dashboard import build_report
+
+        return str(build_report(backend, Path(report)).path)
+    finally:
+        backend.close()
+
+
+def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: str | None = "@daily",
+                   start_date: dt.datetime | None = None, rules: str | Path | None = None,
+                   report: str | Path = "retailflow-report.html", sender: str = "log", retries: int = 2,
+                   retry_delay: dt.timedelta = dt.timedelta(minutes=5)):
+    """An Airflow DAG of the whole loop, a run per business day (the logical date)."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk import dag, task
+
+    start = start_date or dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    landing, rules_path = str(landing), str(rules) if rules else None
+
+    @dag(dag_id=dag_id, schedule=schedule, start_date=start, catchup=False, max_active_runs=1,
+         tags=["retailflow"], doc_md=__doc__)
+    def loop():
+        @task(retries=0)
+        def ingest(**context) -> dict:
+            return ingest_day(db_url, landing, _day(context))
+
+        @task(retries=0)
+        def validate(loaded: dict, **context) -> dict:
+            try:
+                return validate_day(db_url, rules_path, _day(context))
+            except ValueError as error:
+                raise AirflowFailException(str(error)) from None
+
+        def analytics(stage: str):
+            @task(task_id=stage, retries=retries, retry_delay=retry_delay)
+            def run(_upstream, **context) -> str:
+                return run_stage(db_url, stage, _day(context), str(report), sender)
+            return run
+
+        # One after another: retailflow admits one writer per database (DuckDB's file lock, the server
+        # engines' writer lock), so parallel stages would only wait for each other or be refused.
+        upstream = validate(ingest())
+        for stage in ("promotions", "inventory", "loyalty", "segments", "notify", "report"):
+            upstream = analytics(stage)(upstream)
+
+    return loop()

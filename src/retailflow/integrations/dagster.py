@@ -1,0 +1,182 @@
+"""retailflow as Dagster assets: one asset per stage, daily partitions by business date, rule checks, a sensor.
+
+    from retailflow.integrations.dagster import retailflow_definitions
+    defs = retailflow_definitions("duckdb:///shop.duckdb", landing="/data/landing")
+
+A partition is a business day. `raw` loads that day's files from the landing folder (names holding the
+date, e.g. store_sales_header_2024-12-13.csv) together with the undated master files (identical files are
+skipped by checksum); `staging` validates them. Every reject rule with `max_failed_pct` is a blocking check
+on `staging`: above the threshold the day's downstream assets do not run (its rows are quarantined either
+way). Warn rules are non-blocking checks. The analytics assets recompute that day; segments, notify and
+report are global. A sensor asks for a day's run when its files land. Needs `pip install 'retailflow[dagster]'`.
+"""
+
+import contextlib
+import datetime as dt
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from retailflow.backends import Backend, connect
+from retailflow.dates import DateRange
+from retailflow.integrations.landing import failure_rate, landed_days, landed_files, threshold
+from retailflow.quality.rules import Rule, load_rules
+
+GROUP = "retailflow"
+
+
+def _check_name(rule: Rule) -> str:
+    return "rule_" + re.sub(r"[^A-Za-z0-9_]", "_", rule.id)
+
+
+def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path | None = None, *,
+                           start_date: str = "2024-01-01", report: str | Path = "retailflow-report.html",
+                           sender: str = "log") -> dg.Definitions:
+    """Dagster definitions of the whole loop on `db_url`, fed by the files landing in `landing`."""
+    landing = Path(landing)
+    rule_list = load_rules(Path(rules) if rules else None)
+    daily = dg.DailyPartitionsDefinition(start_date=start_date)
+
+    @contextlib.contextmanager
+    def database() -> Iterator[Backend]:
+        backend = connect(db_url)
+        try:
+            backend.lock_for_writing()
+            yield backend
+        finally:
+            backend.close()
+
+    def day_range(context) -> DateRange:
+        day = dt.date.fromisoformat(context.partition_key)
+        return DateRange(day, day)
+
+    @dg.asset(partitions_def=daily, group_name=GROUP, description="The day's files in the raw layer, as sent.")
+    def raw(context) -> dg.MaterializeResult:
+        from retailflow.ingest import discover, ingest
+
+        files = landed_files(landing, context.partition_key)
+        with database() as backend:
+            results = ingest(backend, discover(files)) if files else []
+        return dg.MaterializeResult(metadata={
+            "files": len(files), "loaded": sum(r.status == "loaded" for r in results),
+            "skipped as identical": sum(r.status == "skipped" for r in results),
+            "rows": sum(r.rows for r in results)})
+
+    @dg.asset(partitions_def=daily, group_name=GROUP, deps=[raw],
+              description="Validated rows in staging; the rest in quarantine with every reason.")
+    def staging(context) -> dg.MaterializeResult:
+        from retailflow.quality.engine import route_all
+
+        with database() as backend:
+            outcome = route_all(backend, rule_list, "validate")
+        return dg.MaterializeResult(metadata={"rows checked": outcome.checked, "rows staged": outcome.staged,
+                                              "rows quarantined": outcome.quarantined})
+
+    checks = [_rule_check(rule, staging, daily, database) for rule in rule_list
+              if rule.severity == "warn" or rule.max_failed_pct is not None]
+
+    def analytics_asset(name: str, description: str, deps: Sequence[object]):
+        def decorate(function):
+            return dg.asset(name=name, partitions_def=daily, group_name=GROUP, deps=list(deps),
+                            description=description)(function)
+        return decorate
+
+    @analytics_asset("promotions", "Promotion lift for the day (and the ranking over every day).", [staging])
+    def promotions(context) -> dg.MaterializeResult:
+        from retailflow.analytics.promotions import run_promotions
+
+        with database() as backend:
+            ranked = run_promotions(backend, days=day_range(context))
+        top = ranked[0] if ranked else {}
+        return dg.MaterializeResult(metadata={"promotions": len(ranked), "top promotion": str(
+            top.get("promotion_id", "")), "top lift": dg.MetadataValue.json(_plain(top))})
+
+    @analytics_asset("inventory", "Out-of-stock days, lost sales and phantom stock for the day.", [staging])
+    def inventory(context) -> dg.MaterializeResult:
+        from retailflow.analytics.inventory import run_inventory
+
+        with database() as backend:
+            summary = run_inventory(backend, days=day_range(context))
+        return dg.MaterializeResult(metadata={name: len(rows) for name, rows in summary.items()})
+
+    @analytics_asset("loyalty", "Points of the day's transactions in the append-only ledger; balances.", [staging])
+    def loyalty(context) -> dg.MaterializeResult:
+        from retailflow.analytics.loyalty import run_loyalty
+
+        with database() as backend:
+            summary = run_loyalty(backend, days=day_range(context))
+        return dg.MaterializeResult(metadata={key: _plain(value) for key, value in summary.items()
+                                              if isinstance(value, (int, float, str))})
+
+    @analytics_asset("segments", "RFM segments and churn probability per customer (global).", [loyalty])
+    def segments(context) -> dg.MaterializeResult:
+        from retailflow.analytics.segmentation import run_segments
+
+        with database() as backend:
+            counts = run_segments(backend)
+        return dg.MaterializeResult(metadata={"segments": dg.MetadataValue.json(_plain(counts))})
+
+    @analytics_asset("notify", "The loyalty e-mails of the latest points (outbox, then sent).", [loyalty, segments])
+    def notify(context) -> dg.MaterializeResult:
+        from retailflow.notify import outbox
+        from retailflow.notify.senders import make_sender
+
+        with database() as backend:
+            queued = outbox.queue(backend)
+            sent = outbox.send(backend, make_sender(sender))
+        return dg.MaterializeResult(metadata={"queued": int(queued.get("queued", 0)), "sent": sent["sent"],
+                                              "failed": sent["failed"]})
+
+    @analytics_asset("report", "The offline HTML dashboard.", [promotions, inventory, segments, notify])
+    def dashboard(context) -> dg.MaterializeResult:
+        from retailflow.report.dashboard import build_report
+
+        with database() as backend:
+            built = build_report(backend, Path(report))
+        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(built.path)),
+                                              "charts": built.charts})
+
+    assets = [raw, staging, promotions, inventory, loyalty, segments, notify, dashboard]
+    job = dg.define_asset_job("retailflow_daily", selection=dg.AssetSelection.assets(*assets))
+
+    @dg.sensor(job=job, minimum_interval_seconds=30, description="A run for each day whose files landed.")
+    def landing_sensor(context):
+        for day in landed_days(landing):
+            signature = ",".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+                                 for path in landed_files(landing, day))
+            yield dg.RunRequest(run_key=f"{day}|{signature}", partition_key=day)
+
+    return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], sensors=[landing_sensor])
+
+
+def _rule_check(rule: Rule, staging: dg.AssetsDefinition, daily: dg.PartitionsDefinition,
+                database) -> dg.AssetChecksDefinition:
+    """A check of one rule on the day's rows: blocking for a reject rule with a threshold."""
+    limit = threshold(rule)
+    blocking = rule.severity == "reject"
+
+    @dg.asset_check(asset=staging, name=_check_name(rule), blocking=blocking, partitions_def=daily,
+                    description=f"{rule.id}: at most {limit:g}% of the day's rows fail. {rule.description}")
+    def check(context) -> dg.AssetCheckResult:
+        with database() as backend:
+            failed, checked = failure_rate(backend, rule.id, context.partition_key)
+        percent = 100.0 * failed / checked if checked else 0.0
+        return dg.AssetCheckResult(
+            passed=percent <= limit, severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata={"failed rows": failed, "checked rows": checked, "failed percent": round(percent, 3),
+                      "threshold percent": limit})
+
+    return check
+
+
+def _plain(value):
+    """JSON-safe metadata: decimals and dates as text."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
