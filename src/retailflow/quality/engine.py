@@ -327,6 +327,7 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows
         _warned=(~table._rejected & view.failed("warn")).sum(), **sums))}
     sibling_id = f"{entity.name}.transaction.atomic"
     results = []
+    counters: dict[int, tuple[int, int, int]] = {}
     outcome = EntityOutcome(entity.name)
     for batch, checked in checked_rows.items():
         row = failures.get(batch, {})
@@ -338,20 +339,22 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows
         outcome.quarantined += quarantined
         outcome.staged += checked - quarantined
         outcome.warned += int(row.get("_warned") or 0)
-        if phase == "validate":
-            backend.execute(
-                f"UPDATE audit.batches SET staged_rows = {checked - quarantined}, quarantined_rows = {quarantined}, "
-                f"warned_rows = {int(row.get('_warned') or 0)} WHERE batch_id = {batch}")
-        else:
+        counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
+        if phase != "validate":
             promoted = checked - quarantined
             backend.execute(
                 f"UPDATE audit.batches SET staged_rows = staged_rows + {promoted}, "
                 f"quarantined_rows = quarantined_rows - {promoted} WHERE batch_id = {batch}")
     if phase == "validate" and batch_ids:
+        # One statement for every batch of the entity (on Spark each UPDATE rewrites the table).
+        def per_batch(position: int) -> str:
+            cases = " ".join(f"WHEN {batch} THEN {values[position]}" for batch, values in counters.items())
+            return f"CASE batch_id {cases} ELSE 0 END" if cases else "0"
+
         backend.execute(
             "UPDATE audit.batches SET status = 'validated', validated_at = CURRENT_TIMESTAMP, "
-            "staged_rows = coalesce(staged_rows, 0), quarantined_rows = coalesce(quarantined_rows, 0), "
-            f"warned_rows = coalesce(warned_rows, 0) WHERE batch_id IN ({', '.join(map(str, batch_ids))})")
+            f"staged_rows = {per_batch(0)}, quarantined_rows = {per_batch(1)}, warned_rows = {per_batch(2)} "
+            f"WHERE batch_id IN ({', '.join(map(str, batch_ids))})")
     if results:
         values = ", ".join(
             f"({batch}, {backend.literal(entity.name)}, {backend.literal(rule_id)}, {backend.literal(severity)}, "
@@ -438,10 +441,8 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                      "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
-        if phase == "validate":
-            for entity_outcome in outcome.entities:
-                backend.execute(
-                    f"UPDATE audit.batches SET validate_seconds = {outcome.seconds:.3f} "
-                    f"WHERE entity = {backend.literal(entity_outcome.entity)} AND validate_seconds IS NULL "
-                    "AND status = 'validated'")
+        if phase == "validate" and outcome.entities:
+            entities = ", ".join(backend.literal(entity_outcome.entity) for entity_outcome in outcome.entities)
+            backend.execute(f"UPDATE audit.batches SET validate_seconds = {outcome.seconds:.3f} "
+                            f"WHERE entity IN ({entities}) AND validate_seconds IS NULL AND status = 'validated'")
     return outcome
