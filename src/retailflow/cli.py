@@ -115,7 +115,8 @@ def ingest_command(
         if validate:
             results, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener)
         else:
-            results = stage_timer(listener, {})("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
+            timed = stage_timer(listener, {})
+            results = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
                             [path for path, _ in files])
     _show_ingest(results)
     if validate:

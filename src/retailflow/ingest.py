@@ -37,14 +37,25 @@ class PlannedFile:
     sha256: str
 
 
+def is_input_name(name: str) -> bool:
+    """Whether a file or folder name is read at all: not hidden ('.') nor set aside ('_', e.g. the generator's
+    _truth, the watcher's _failed)."""
+    return not name.startswith((".", "_"))
+
+
+def is_input_file(path: Path) -> bool:
+    """A file name retailflow reads: CSV or Parquet, not hidden or set aside."""
+    return is_input_name(path.name) and path.suffix.lower() in INPUT_SUFFIXES
+
+
 def discover(paths: Sequence[Path], entity_name: str | None = None) -> list[tuple[Path, Entity]]:
     """Input files under `paths` with their entity; folders are scanned (sorted, `_`-prefixed folders skipped)."""
     forced = _entity_named(entity_name) if entity_name else None
     found: list[tuple[Path, Entity]] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES
-                           and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_input_file(p)
+                           and all(map(is_input_name, p.relative_to(path).parts)))
             found += [(file, forced or entity) for file in files if (entity := entity_for_file(file)) or forced]
         elif path.is_file():
             entity = forced or entity_for_file(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,15 +49,15 @@ def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: b
                   listener: StageListener = StageListener()) -> dict[str, float]:
     """Every analytics stage in order (see ANALYTICS_STAGES); seconds per stage."""
     seconds: dict[str, float] = {}
-    if not has_sales(backend):
-        return seconds
-    for name, stage in ANALYTICS_STAGES:
-        listener.stage_started(name)
-        started = time.perf_counter()
-        stage(backend, days, rebuild)
-        seconds[name] = time.perf_counter() - started
-        listener.stage_finished(name, seconds[name])
+    _run_stages(backend, days, rebuild, stage_timer(listener, seconds))
     return seconds
+
+
+def _run_stages(backend: Backend, days: DateRange | None, rebuild: bool, timed) -> dict[str, object]:
+    """Each analytics stage through `timed` (stages.stage_timer); the stages' summaries by name."""
+    if not has_sales(backend):
+        return {}
+    return {name: timed(name, lambda: stage(backend, days, rebuild)) for name, stage in ANALYTICS_STAGES}
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
@@ -71,9 +70,4 @@ def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
     files = discover(paths) if paths else []
     ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
                                             seconds=seconds)
-    result = PipelineResult(ingested, validated, seconds=seconds)
-    if not has_sales(backend):
-        return result
-    for name, stage in ANALYTICS_STAGES:
-        result.stages[name] = timed(name, lambda: stage(backend, days, False))
-    return result
+    return PipelineResult(ingested, validated, _run_stages(backend, days, False, timed), seconds)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from retailflow.backends import Backend
 from retailflow.errors import UserError
-from retailflow.ingest import INPUT_SUFFIXES, ingest
+from retailflow.ingest import ingest, is_input_file
 from retailflow.model import Entity, entity_for_file
 from retailflow.quality.rules import Rule
 from retailflow.stages import StageListener, load_and_validate
@@ -81,7 +81,7 @@ class Watcher:
     def _candidates(self) -> dict[Path, tuple[int, int]]:
         found = {}
         for path in self.folder.iterdir():
-            if path.name.startswith((".", "_")) or path.suffix.lower() not in INPUT_SUFFIXES:
+            if not is_input_file(path):
                 continue
             try:
                 stat = path.stat()

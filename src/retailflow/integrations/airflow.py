@@ -58,38 +58,35 @@ def validate_day(db_url: str, rules: str | None, day: dt.date) -> dict:
 
 def run_stage(db_url: str, stage: str, day: dt.date, report: str = "retailflow-report.html",
               sender: str = "log") -> str:
-    """One analytics stage for the day (segments, notify and report are global); a one-line summary."""
+    """One stage for the day: an analytics stage of the pipeline (segments are global), notify (queue and
+    send) or report; a one-line summary."""
+    from retailflow.pipeline import ANALYTICS_STAGES
+
     backend = connect(db_url)
     try:
         backend.lock_for_writing()
-        days = DateRange(day, day)
-        if stage == "promotions":
-            from retailflow.analytics.promotions import run_promotions
-
-            return f"{len(run_promotions(backend, days=days))} promotions"
-        if stage == "inventory":
-            from retailflow.analytics.inventory import run_inventory
-
-            return ", ".join(f"{name} {len(rows)}" for name, rows in run_inventory(backend, days=days).items())
-        if stage == "loyalty":
-            from retailflow.analytics.loyalty import run_loyalty
-
-            return f"{run_loyalty(backend, days=days).get('ledger_rows', 0)} ledger rows"
-        if stage == "segments":
-            from retailflow.analytics.segmentation import run_segments
-
-            return f"{len(run_segments(backend))} segments"
         if stage == "notify":
             from retailflow.notify import outbox
             from retailflow.notify.senders import make_sender
 
             outbox.queue(backend)
             return f"{outbox.send(backend, make_sender(sender))['sent']} sent"
-        from retailflow.report.dashboard import build_report
+        if stage == "report":
+            from retailflow.report.dashboard import build_report
 
-        return str(build_report(backend, Path(report)).path)
+            return str(build_report(backend, Path(report)).path)
+        return _summary(dict(ANALYTICS_STAGES)[stage](backend, DateRange(day, day), False))
     finally:
         backend.close()
+
+
+def _summary(value: object) -> str:
+    """A stage's summary in one line (Airflow keeps it as the task's return value)."""
+    if isinstance(value, list):
+        return f"{len(value)} rows"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} {len(item) if isinstance(item, list) else item}" for key, item in value.items())
+    return str(value)
 
 
 def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: str | None = "@daily",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from retailflow.backends import Backend
-from retailflow.ingest import INPUT_SUFFIXES
+from retailflow.ingest import is_input_file
 from retailflow.model import entity_for_file
 from retailflow.quality.rules import Rule
 
@@ -19,7 +19,7 @@ def landed_files(landing: Path, day: str | None = None) -> list[Path]:
     """Input files in the landing folder: those named for `day` and the undated ones (every file when None)."""
     files = []
     for path in sorted(landing.iterdir()) if landing.is_dir() else []:
-        if path.suffix.lower() not in INPUT_SUFFIXES or path.name.startswith((".", "_")) or not entity_for_file(path):
+        if not is_input_file(path) or not entity_for_file(path):
             continue
         found = DATE_IN_NAME.search(path.name)
         if day is None or found is None or found.group(1) == day:

@@ -24,8 +24,6 @@ from retailflow.privacy.pseudonyms import checked_key, key_check, pseudonym
 REQUEST = "rf_forget"
 #: Columns of retailflow's own free-text notes about a row: erased quoted values when the row is a person's.
 NOTE_COLUMNS = ("_reasons", "reasons")
-#: audit tables that hold pseudonyms only.
-ERASURE_TABLES = ("erasures", "erasure_rows")
 
 
 @dataclass
@@ -76,8 +74,8 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
         return result
     tables = person_tables(backend)
     with backend.transaction():
-        _request_table(backend, [(person_id, pseudonym(key, person_id), outbox.message_token(person_id))
-                                 for person_id in ids])
+        _request_table(backend, [(person_id, name, outbox.message_token(person_id))
+                                 for name, person_id in names.items()])
         for table in tables:
             _count(backend, erasure_id, table)
         _count_warnings(backend, erasure_id)
@@ -112,7 +110,7 @@ def person_tables(backend: Backend) -> list[_Table]:
     for schema in SCHEMAS:
         for name, columns in backend.schema_columns(schema).items():
             person = next((column for column in columns if column in person_columns), None)
-            if person and not (schema == "audit" and name in ERASURE_TABLES):
+            if person:
                 tables.append(_Table(schema, name, tuple(columns), person))
     return tables
 
@@ -149,7 +147,7 @@ def _erase(backend: Backend, tables: list[_Table]) -> None:
                         f"AND {outbox_table.qualified(backend)}.status IN {outbox.UNSENT}")
     _erase_warnings(backend)
     personal = set(personal_columns())
-    copied = [f"erased.pseudonym" if name == staged_subject.person else "NULL" if name in personal
+    copied = ["erased.pseudonym" if name == staged_subject.person else "NULL" if name in personal
               else f"staged.{backend.quote(name)}" for name in staged_subject.columns]
     backend.execute(
         f"INSERT INTO {staged_subject.qualified(backend)} ({', '.join(map(backend.quote, staged_subject.columns))}) "
