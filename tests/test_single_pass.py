@@ -17,7 +17,7 @@ from retailflow.backends import connect, csv_reader
 from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
 from retailflow.stages import load_and_validate
-from retailflow.quality.engine import check, findings
+from retailflow.quality.engine import check, findings, typed_candidates
 from retailflow.quality.rules import Rule, load_rules
 
 
@@ -46,7 +46,8 @@ def test_only_failing_rows_are_kept_aside(backend, tmp_path):
                      "current_stock_level\nP1,Tea,Food,2.50,4\nP2,Cake,Food,-1,4\nP3,Jam,Food,3.00,5")
     ingest(backend, discover([path]))
     rule = Rule(id="test.positive", entity="products", kind="positive", column="unit_price")
-    checked = check(backend, ENTITIES["products"], backend.raw_table("raw", "products"), [rule], {})
+    typed = typed_candidates(backend, ENTITIES["products"], backend.raw_table("raw", "products"))
+    checked = check(backend, ENTITIES["products"], typed, [rule], {})
     rows = backend.fetch_dicts(findings(checked, ENTITIES["products"], [rule]).select("_source_line", "_why"))
     assert rows == [{"_source_line": 3, "_why": "unit_price must be positive, got '-1'"}]
 

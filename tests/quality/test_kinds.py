@@ -7,7 +7,7 @@ import pytest
 from helpers import load_and_validate, write_csv
 from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
-from retailflow.quality.engine import check
+from retailflow.quality.engine import check, typed_candidates
 from retailflow.quality.rules import Rule
 
 PRODUCTS_HEADER = "product_id,product_name,product_category,unit_price,current_stock_level"
@@ -35,8 +35,8 @@ CASES = {
 def _flags(backend, tmp_path, rows, rule):
     path = write_csv(tmp_path, "products.csv", "\n".join([PRODUCTS_HEADER, *rows]))
     ingest(backend, discover([path]))
-    candidates = backend.raw_table("raw", "products")
-    checked = check(backend, ENTITIES["products"], candidates, [rule], {}).order_by("_source_line")
+    typed = typed_candidates(backend, ENTITIES["products"], backend.raw_table("raw", "products"))
+    checked = check(backend, ENTITIES["products"], typed, [rule], {}).order_by("_source_line")
     return [(row["_fail0"], row["_why"]) for row in backend.fetch_dicts(checked.select("_fail0", "_why"))]
 
 

@@ -348,8 +348,12 @@ class Backend(abc.ABC):
         self.execute(f"INSERT INTO {self.qualified(schema, table)} ({', '.join(map(self.quote, columns))}) "
                      f"{select_sql} ON CONFLICT ({', '.join(map(self.quote, key))}) DO UPDATE SET {updates}")
 
-    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
-        """Materialise expr as a temporary table and return an Ibis table over it."""
+    def create_temp_table(self, name: str, expr: ir.Table, indexed: Sequence[Sequence[str]] = ()) -> ir.Table:
+        """Materialise expr as a temporary table and return an Ibis table over it.
+
+        `indexed`: column lists the queries reading it join or group on, for an engine that needs an
+        index to do either well (MariaDB); the others plan hash joins without one.
+        """
         self.execute(f"DROP TABLE IF EXISTS {self.quote(name)}")
         self.execute(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
         self.refresh_statistics(self.quote(name))

@@ -274,11 +274,16 @@ class MySQLBackend(Backend):
             self.execute_built(f"RENAME TABLE {fresh} TO {target}")
         return int(self.scalar(f"SELECT count(*) FROM {target}"))
 
-    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+    def create_temp_table(self, name: str, expr: ir.Table, indexed: Sequence[Sequence[str]] = ()) -> ir.Table:
         # TEMPORARY: the one DDL MySQL does not commit implicitly, so validation stays one
         # transaction. (MariaDB opens a temporary table twice in one query; MySQL 8 cannot.)
+        # MariaDB groups by sorting rows into an indexed temporary table of its own unless an index
+        # gives the order (the unique check of 100k line items: 0.9 s), and probes an index where a
+        # hash join would hash the whole table first.
+        indexes = ", ".join(f"INDEX ({', '.join(map(self.quote, columns))})" for columns in indexed)
         self.execute_built(f"DROP TEMPORARY TABLE IF EXISTS {self.quote(name)}")
-        self.execute_built(f"CREATE TEMPORARY TABLE {self.quote(name)} AS {self.compile(expr)}")
+        self.execute_built(f"CREATE TEMPORARY TABLE {self.quote(name)} {f'({indexes}) ' if indexes else ''}"
+                           f"AS {self.compile(expr)}")
         return ibis.table(expr.schema(), name=name)
 
     def computed_once(self, table: ir.Table) -> ir.Table:

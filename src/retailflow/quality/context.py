@@ -8,7 +8,7 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.model import ENTITIES, Entity
+from retailflow.model import Entity
 from retailflow.tables import matching, staging_table
 
 TYPED_PREFIX = "_v_"
@@ -33,8 +33,10 @@ def with_typed(backend: Backend, entity: Entity, candidates: ir.Table, names: Se
 class CheckContext:
     """Candidate rows of one entity with their typed values, plus the lookups rules add."""
 
-    def __init__(self, backend: Backend, entity: Entity, candidates: ir.Table,
+    def __init__(self, backend: Backend, entity: Entity, typed: ir.Table,
                  pending: dict[str, ir.Table], rule_ids: Sequence[str]) -> None:
+        """`typed`: the candidate rows with_typed (every column); `pending`: the same of the other
+        entities this run validates, by name."""
         self.backend = backend
         self.entity = entity
         self.pending = pending
@@ -42,9 +44,9 @@ class CheckContext:
         #: (entity, its key, our column) -> the columns rules want from it, joined by join_references
         self._references: dict[tuple[str, str, str], dict[str, None]] = {}
         self._references_joined = False
-        self.table = with_typed(backend, entity, candidates)
+        self.table = typed
         #: The typed candidates before any lookup was joined: what the lookups' key sets are taken from.
-        self.candidates = self.table
+        self.candidates = typed
 
     @staticmethod
     def typed_name(column: str) -> str:
@@ -70,9 +72,9 @@ class CheckContext:
         return staging_table(entity_name)
 
     def typed_rows(self, entity_name: str, columns: Sequence[str], wanted: str | None = None) -> ir.Table:
-        """Typed `columns` of staging.<entity> plus that entity's candidates in this run.
+        """Typed `columns` of staging.<entity> plus that entity's candidates in this run (`pending`).
 
-        `pending` holds those candidates as written; only `columns` of them are typed here. With `wanted`
+        With `wanted`
         (a column of this table), only staged rows whose first column is one of its values are
         read: a night's lookups hash the night's keys, not the history (a sum of every staged line
         per transaction was most of a validation on 10M line items).
@@ -83,7 +85,7 @@ class CheckContext:
             staged = matching(staged, keys, [(columns[0], "_wanted")])
         if entity_name not in self.pending:
             return staged
-        typed = with_typed(self.backend, ENTITIES[entity_name], self.pending[entity_name], columns)
+        typed = self.pending[entity_name]
         return staged.union(typed.select(**{column: typed[self.typed_name(column)] for column in columns}),
                             distinct=False)
 

@@ -29,7 +29,7 @@ from retailflow.model import (
     atomic_child,
     atomic_parent,
 )
-from retailflow.quality.context import TYPED_PREFIX, CheckContext, with_typed
+from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX, CheckContext, with_typed
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
@@ -80,9 +80,9 @@ def _joined(expressions: Sequence[ir.StringValue], separator: str) -> ir.StringV
     return ibis.literal(separator).join(list(expressions)).nullif("")
 
 
-def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequence[Rule],
+def check(backend: Backend, entity: Entity, typed: ir.Table, rules: Sequence[Rule],
           pending: dict[str, ir.Table]) -> ir.Table:
-    """Candidates plus typed values (_v_*), per rule i a failure flag _fail{i}, and the reasons.
+    """Typed candidates (see typed_candidates), per rule i a failure flag _fail{i}, and the reasons.
 
     _why holds every failed rule's reason and _warn_why the warning rules' alone, each joined
     in rule order: one mostly-NULL column each rather than one per rule (16 reason columns were
@@ -90,7 +90,7 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     rules joined in are kept: the few rows that need their raw cells (quarantined, warned) get
     them back by LINEAGE from the candidates. Validation keeps only its `findings`.
     """
-    context = CheckContext(backend, entity, candidates, pending, [rule.id for rule in rules])
+    context = CheckContext(backend, entity, typed, pending, [rule.id for rule in rules])
     for rule in rules:
         prepare = KINDS[rule.kind].prepare
         if prepare:
@@ -106,6 +106,21 @@ def check(backend: Backend, entity: Entity, candidates: ir.Table, rules: Sequenc
     kept = [*LINEAGE, *(context.typed_name(column.name) for column in entity.columns),
             *(f"_fail{index}" for index in range(len(rules)))]
     return flagged.select(*kept, _why=_joined(reasons, "; "), _warn_why=_joined(warn_reasons, "; "))
+
+
+def typed_candidates(backend: Backend, entity: Entity, candidates: ir.Table) -> ir.Table:
+    """The candidates parsed once for the whole run: lineage, trimmed (_t_*) and typed (_v_*) cells, kept as a
+    temporary table.
+
+    The check, the lookups of the other entity's check, the innocent siblings, the staging insert and the
+    business dates all read these rows: parsed where they were used, a million line items were trimmed and
+    typed five times, and MariaDB and PostgreSQL, which re-evaluate a shared subquery at each reference and
+    cannot estimate a parsed key, planned every join blind.
+    """
+    typed = with_typed(backend, entity, candidates)
+    kept = [*LINEAGE, *(name for name in typed.columns if name.startswith((TRIMMED_PREFIX, TYPED_PREFIX)))]
+    return backend.create_temp_table(f"rf_typed_{entity.name}", typed.select(*kept),
+                                     indexed=[LINEAGE, [*(TYPED_PREFIX + name for name in entity.primary_key), *LINEAGE]])
 
 
 def verdict_keys(entity: Entity) -> list[str]:
@@ -164,7 +179,7 @@ def _verdict(checked: Checked, sibling_failed: ir.BooleanValue, sibling_reason: 
     )
 
 
-def _with_innocent(backend: Backend, checked: Checked, candidates: ir.Table, key: str, bad_keys: ir.Table) -> Checked:
+def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str, bad_keys: ir.Table) -> Checked:
     """`checked` (the findings) plus the rows that failed nothing but whose `key` is among `bad_keys`.
 
     Those are the innocent siblings of a rejected row: they go to quarantine with their transaction,
@@ -172,7 +187,6 @@ def _with_innocent(backend: Backend, checked: Checked, candidates: ir.Table, key
     """
     found = checked.table
     keys = verdict_keys(checked.entity)
-    typed = with_typed(backend, checked.entity, candidates, [name.removeprefix(TYPED_PREFIX) for name in keys])
     innocent = matching(typed.select(*LINEAGE, *keys), bad_keys, [(key, "_bad_key")])
     innocent = matching(innocent, found, [(name, name) for name in LINEAGE], keep=False)
     no_flags = {name: ibis.literal(False) for name in found.columns if name.startswith("_fail")}
@@ -184,10 +198,10 @@ def _with_innocent(backend: Backend, checked: Checked, candidates: ir.Table, key
 
 
 def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_key: ForeignKey,
-                     candidates: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table]:
+                     typed: dict[str, ir.Table]) -> tuple[ir.Table, ir.Table]:
     """A transaction is staged whole or quarantined whole: a failed header or line rejects all its rows.
 
-    `parent` and `child` hold the findings (rows that failed a rule); `candidates` every row of both as written.
+    `parent` and `child` hold the findings (rows that failed a rule); `typed` every row of both, parsed.
     """
     parent_key = TYPED_PREFIX + parent.entity.primary_key[0]
     child_key = TYPED_PREFIX + child.entity.primary_key[0]
@@ -203,9 +217,9 @@ def _atomic_verdicts(backend: Backend, parent: Checked, child: Checked, foreign_
         .group_by(_ckey=child.table[link])
         .aggregate(_child_first=child.table[child_key].min(), _child_count=child.table[link].count(),
                    _child_line=child.table._source_line.min())))
-    parent = _with_innocent(backend, parent, candidates[parent.entity.name], parent_key,
+    parent = _with_innocent(backend, parent, typed[parent.entity.name], parent_key,
                             bad_children.select(_bad_key=bad_children._ckey))
-    child = _with_innocent(backend, child, candidates[child.entity.name], link, bad_parents.select(
+    child = _with_innocent(backend, child, typed[child.entity.name], link, bad_parents.select(
         _bad_key=bad_parents._pkey).union(bad_children.select(_bad_key=bad_children._ckey), distinct=True))
 
     parents = parent.table.left_join(bad_children, parent.table[parent_key] == bad_children._ckey)
@@ -241,10 +255,8 @@ def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
     return rows.join(candidates, list(LINEAGE))
 
 
-def _clean_rows(backend: Backend, entity: Entity, candidates: ir.Table, final: ir.Table,
-                columns: Sequence[str] | None = None) -> ir.Table:
-    """The candidates not rejected, typed as in staging (only `columns`, when given), with their lineage."""
-    typed = with_typed(backend, entity, candidates, columns)
+def _clean_rows(entity: Entity, typed: ir.Table, final: ir.Table, columns: Sequence[str] | None = None) -> ir.Table:
+    """The typed candidates not rejected, as in staging (only `columns`, when given), with their lineage."""
     clean = matching(typed, final.filter(final._rejected), [(name, name) for name in LINEAGE], keep=False)
     names = columns or entity.column_names
     return clean.select(**{name: clean[TYPED_PREFIX + name] for name in names},
@@ -252,7 +264,7 @@ def _clean_rows(backend: Backend, entity: Entity, candidates: ir.Table, final: i
 
 
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
-           raw_columns: list[str], candidates: ir.Table, batch_rows: dict[int, int]) -> EntityOutcome:
+           raw_columns: list[str], typed: ir.Table, candidates: ir.Table, batch_rows: dict[int, int]) -> EntityOutcome:
     """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters.
 
     `final` holds the verdicts of the rows that failed a rule or belong to a rejected transaction;
@@ -265,16 +277,14 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         int(row["_batch_id"]): int(row["_n"])
         for row in backend.fetch_dicts(candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
     if entity.master:
-        _upsert_master(backend, entity, _clean_rows(backend, entity, candidates, final))
+        _upsert_master(backend, entity, _clean_rows(entity, typed, final))
     else:
-        backend.insert("staging", entity.name, _clean_rows(backend, entity, candidates, final))
+        backend.insert("staging", entity.name, _clean_rows(entity, typed, final))
         if dates.is_fact(entity):
-            # Only the columns that give the day are typed again (PostgreSQL parses every typed column it
-            # is given: recounting the dates from all of them took 7 s at 1M line items).
             link = atomic_parent(entity)
             day_columns = [entity.business_date] if entity.business_date else [link.column]
-            dates.record(backend, entity, dates.dated(entity, _clean_rows(backend, entity, candidates, final,
-                                                                           day_columns)), change_id)
+            dates.record(backend, entity, dates.dated(entity, _clean_rows(entity, typed, final, day_columns)),
+                         change_id)
     rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
     # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
     rejected = backend.create_temp_table("rf_quarantined", rejected.select(
@@ -412,15 +422,16 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                       for entity in ENTITIES.values()}
         atomic = {name for entity in ENTITIES.values() for foreign_key in entity.foreign_keys if foreign_key.atomic
                   for name in (entity.name, foreign_key.references)}
-        pending = {name: candidates[name][0] for name in atomic}
+        checked_names = [name for name in VALIDATION_ORDER
+                         if phase != "validate" or _has_pending(name, candidates, atomic)]
+        typed = {name: typed_candidates(backend, ENTITIES[name], candidates[name][0]) for name in checked_names}
+        pending = {name: typed[name] for name in atomic if name in typed}
         held: dict[str, Checked] = {}
-        for name in VALIDATION_ORDER:
+        for name in checked_names:
             entity = ENTITIES[name]
-            if phase == "validate" and not _has_pending(name, candidates, atomic):
-                continue
             entity_rules = [rule for rule in rules if rule.entity == name]
             table = backend.create_temp_table(f"rf_findings_{name}", findings(
-                check(backend, entity, candidates[name][0], entity_rules, pending), entity, entity_rules))
+                check(backend, entity, typed[name], entity_rules, pending), entity, entity_rules))
             checked = Checked(entity, table, entity_rules)
             if atomic_child(entity):
                 held[name] = checked
@@ -428,16 +439,17 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             parent_key = atomic_parent(entity)
             if parent_key:
                 parent = held.pop(parent_key.references)
-                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, pending)
+                parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, typed)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
-                                               raw_columns[parent.entity.name], *candidates[parent.entity.name]))
+                                               raw_columns[parent.entity.name], typed[parent.entity.name],
+                                               *candidates[parent.entity.name]))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
-                                               raw_columns[name], *candidates[name]))
+                                               raw_columns[name], typed[name], *candidates[name]))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
-                                               raw_columns[name], *candidates[name]))
-        for name in [*(f"rf_{kind}_{entity}" for kind in ("findings", "suspects") for entity in ENTITIES),
+                                               raw_columns[name], typed[name], *candidates[name]))
+        for name in [*(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
                      "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
