@@ -34,7 +34,8 @@ duckdb_only = pytest.mark.parametrize("built", ["duckdb"], indirect=True)
 #: Tables whose rows must be identical, lineage and times aside, whichever way the same data arrived.
 COMPARED = {
     "analytics.promotion_daily": (), "analytics.promotion_discounts_daily": (),
-    "analytics.promotion_effectiveness": (), "analytics.store_product_daily": (), "analytics.top_products": (),
+    "analytics.promotion_effectiveness": (), "analytics.store_product_daily": (), "analytics.product_daily": (),
+    "analytics.top_products": (),
     "analytics.stockouts": (), "analytics.lost_sales": (), "analytics.phantom_inventory": (),
     "analytics.phantom_idle_runs": (), "analytics.phantom_rates": (),
     "analytics.customer_rfm": (),

@@ -41,7 +41,7 @@ _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     "analytics.promotion_effectiveness": lambda: promotions.promotion_effectiveness(
         **promotions.stored_inputs()).schema(),
     "analytics.promotion_daily": lambda: promotions.promotion_daily(promotions.inputs()["days"]).schema(),
-    "analytics.top_products": lambda: _inventory_schema(inventory.top_products, "lines", "products"),
+    "analytics.top_products": lambda: _inventory_schema(inventory.top_products, "product_days", "products"),
     "analytics.stockouts": lambda: inventory.stockouts(**inventory.inputs()).schema(),
     "analytics.lost_sales": lambda: inventory.lost_sales(**inventory.inputs()).schema(),
     "analytics.phantom_inventory": lambda: _inventory_schema(inventory.phantom_inventory, "lines", "inventory"),
