@@ -38,7 +38,7 @@ COMPARED = {
     "analytics.top_products": (),
     "analytics.stockouts": (), "analytics.lost_sales": (), "analytics.phantom_inventory": (),
     "analytics.phantom_idle_runs": (), "analytics.phantom_rates": (),
-    "analytics.customer_rfm": (),
+    "analytics.customer_rfm": (), "analytics.customer_daily": (), "analytics.customer_purchases": (),
     # run_points are the points of the latest run: one night's, or everything's in a single run.
     "loyalty.balances": ("run_points",),
     **{f"staging.{name}": ("_batch_id", "_source_line") for name in (

@@ -13,6 +13,7 @@ import typer.main
 from typer.testing import CliRunner
 
 from report_text import LEAKED_MISSING, visible_text
+from retailflow.analytics.purchases import customer_days, purchases
 from retailflow.analytics.segmentation import customer_rfm
 from retailflow.backends import connect
 from retailflow.cli import app
@@ -82,8 +83,9 @@ def test_an_empty_database_gives_a_report_of_panels(backend, tmp_path):
 def test_an_empty_stage_table_counts_as_not_run(staged_sample, tmp_path):
     customers = staging_table("customer_details")
     balances = customers.select("customer_id", balance=customers.total_loyalty_points)
-    staged_sample.replace_table("analytics", "customer_rfm",
-                                customer_rfm(staging_table("store_sales_header"), customers, balances).limit(0))
+    headers = staging_table("store_sales_header")
+    staged_sample.replace_table("analytics", "customer_rfm", customer_rfm(
+        headers, purchases(customer_days(headers)), customers, balances).limit(0))
     assert "segments" in dashboard.build_report(staged_sample, tmp_path / "report.html").sections_missing
 
 

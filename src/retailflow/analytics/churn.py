@@ -41,6 +41,8 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
 from retailflow.analytics.loyalty import OPENING
+from retailflow.analytics.purchases import DAILY
+from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
 
@@ -88,17 +90,17 @@ class ChurnFit:
                 f"b={self.b:.3g} ({seen}, log-likelihood {self.log_likelihood:.1f}).")
 
 
-def purchase_summary(headers: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None,
+def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None,
                      opening: ir.Table | None = None) -> ir.Table:
     """One row per customer with a purchase by the as-of date: repeat purchase days x, t_x and T in days.
+
+    The staged purchase days are those of `daily` (analytics.customer_daily); `headers` give the latest day.
 
     `opening` (loyalty.opening_balances) keeps the export's own last purchase date, which the loyalty
     write-back replaces by the last staged sale once a customer buys again.
     """
     reference = (ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()).cast("date")
-    staged = headers.filter(headers.customer_id.notnull()).select(
-        "customer_id", day=headers.transaction_date.date())
-    days = staged
+    days = daily.select("customer_id", day=daily.sale_date)
     for source in [customers] + ([opening] if opening is not None else []):
         recorded = source.filter(source.last_purchase_date.notnull()).select(
             "customer_id", day=source.last_purchase_date.cast("date"))
@@ -197,7 +199,7 @@ def customer_churn(customers: ir.Table, summary: ir.Table, fit: ChurnFit) -> ir.
 def churn_table() -> ir.Table:
     """An unbound table over analytics.customer_churn as run_churn writes it."""
     customers = staging_table("customer_details")
-    summary = purchase_summary(staging_table("store_sales_header"), customers)
+    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers)
     return ibis.table(customer_churn(customers, summary, _unfitted(DEFAULT_MODEL, "")).schema(), name="customer_churn",
                       database="analytics")
 
@@ -229,10 +231,12 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
     than REFIT_AFTER_DAYS days of data, of another model or not estimated; otherwise the stored parameters score
     today's inputs (the fit is the one costly step, and a week of data barely moves it).
     """
+    with backend.transaction():
+        update_purchases(backend)
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
     opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
-    summary = purchase_summary(staging_table("store_sales_header"), customers, as_of=day, opening=opening)
+    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening)
     stored, fitted_as_of = _stored_model(backend)
     if not refit and _reusable(stored, fitted_as_of, day, model):
         with backend.transaction():

@@ -22,6 +22,8 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow import dates
+from retailflow.analytics.purchases import PURCHASES
+from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -126,13 +128,15 @@ def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.T
     return reversals.union(credits)
 
 
-def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, headers: ir.Table,
+def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, purchases: ir.Table,
              tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS, run_id: str | None = None) -> ir.Table:
-    """One row per customer: opening points, points earned, balance, tier, last purchase, points this run."""
+    """One row per customer: opening points, points earned, balance, tier, last purchase, points this run.
+
+    The last staged purchase comes from `purchases` (analytics.customer_purchases)."""
     earned = ledger.group_by("customer_id").aggregate(
         earned_points=ledger.points.sum(),
         run_points=(ledger.run_id == (run_id or "")).ifelse(ledger.points, 0).sum())
-    bought = headers.group_by("customer_id").aggregate(last_transaction=headers.transaction_date.max().date())
+    bought = purchases.select("customer_id", last_transaction=purchases.last_day)
     rows = customers.select("customer_id", "last_purchase_date").left_join(opening, "customer_id").select(
         "customer_id", "last_purchase_date", opening_points=opening.opening_points.fill_null(0))
     rows = rows.left_join(earned, "customer_id").select(rows, earned.earned_points, earned.run_points)
@@ -211,7 +215,8 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
                 f"INSERT INTO loyalty.runs VALUES ({backend.literal(run_id)}, {backend.literal(policy)}, "
                 f"CURRENT_TIMESTAMP, {int(summary['transactions'] or 0)}, {int(summary['points'] or 0)})")
         latest = backend.scalar("SELECT run_id FROM loyalty.runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
-        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, headers, tiers, latest))
+        update_purchases(backend, days, rebuild)
+        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, PURCHASES, tiers, latest))
         backend.execute(
             "UPDATE staging.customer_details SET total_loyalty_points = b.balance, loyalty_status = b.tier, "
             "last_purchase_date = b.last_purchase_date FROM loyalty.balances b "

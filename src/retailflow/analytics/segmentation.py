@@ -25,6 +25,8 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.analytics.churn import churn_table, run_churn
+from retailflow.analytics.purchases import PURCHASES
+from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -42,12 +44,13 @@ def segment_map() -> list[dict]:
     return rows
 
 
-def customer_rfm(headers: ir.Table, customers: ir.Table, balances: ir.Table, *, as_of: dt.date | None = None,
+def customer_rfm(headers: ir.Table, purchases: ir.Table, customers: ir.Table, balances: ir.Table, *,
+                 as_of: dt.date | None = None,
                  at_risk_days: int = 60, high_spender_share: float = 0.10) -> ir.Table:
-    """One row per customer: R/F/M values and scores, balance, segment, High-Spender and At-Risk flags."""
-    bought = headers.group_by("customer_id").aggregate(
-        frequency=headers.transaction_id.nunique(), monetary=headers.total_amount.sum(),
-        last_transaction=headers.transaction_date.max().date())
+    """One row per customer: R/F/M values and scores, balance, segment, High-Spender and At-Risk flags.
+
+    `purchases` are the customers' purchases (analytics.customer_purchases); `headers` give the latest day."""
+    bought = purchases.select("customer_id", "frequency", "monetary", last_transaction=purchases.last_day)
     reference = ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()
     rows = customers.select("customer_id", "first_name", "email", "last_purchase_date").left_join(
         bought, "customer_id").select(
@@ -96,9 +99,10 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
     else:
         customers = staging_table("customer_details")
         balances = customers.select("customer_id", balance=customers.total_loyalty_points)
-    expr = customer_rfm(headers, staging_table("customer_details"), balances, as_of=as_of,
+    expr = customer_rfm(headers, PURCHASES, staging_table("customer_details"), balances, as_of=as_of,
                         at_risk_days=at_risk_days, high_spender_share=high_spender_share)
     with backend.transaction():
+        update_purchases(backend, rebuild=refit)
         backend.replace_table("analytics", "customer_rfm", expr)
         backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
                         "WHERE staging.customer_details.customer_id = r.customer_id")

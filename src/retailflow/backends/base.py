@@ -108,6 +108,24 @@ QUOTED_VALUE = "'[^']*'"
 ERASED_VALUE = "'[erased]'"
 
 
+class IntegerSums:
+    """A compiler mixin: an integer SUM comes out with the 64-bit type Ibis gives it.
+
+    MySQL sums integers into DECIMAL and DuckDB into 128-bit HUGEINT, which a table then stores and
+    DuckDB scans several times slower (the units of 2.6M store-days: 0.47 s, as BIGINT 0.05 s).
+    """
+
+    def visit_Sum(self, op, *, arg, where):
+        total = super().visit_Sum(op, arg=arg, where=where)
+        return self.cast(total, op.dtype) if op.dtype.is_integer() else total
+
+    def visit_WindowFunction(self, op, *, func, **kwargs):
+        # An integer SUM over a window: the cast goes around the window, not inside OVER.
+        if isinstance(func, sge.Cast):
+            return func.__class__(this=super().visit_WindowFunction(op, func=func.this, **kwargs), to=func.to)
+        return super().visit_WindowFunction(op, func=func, **kwargs)
+
+
 def hmac_pads(key: bytes) -> tuple[str, str]:
     """The inner and outer padded keys of HMAC-SHA256 as hex, for engines that hash but have no HMAC."""
     import hashlib

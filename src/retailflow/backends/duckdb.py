@@ -9,9 +9,10 @@ from pathlib import Path
 
 import duckdb
 import ibis.expr.types as ir
+from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
 from retailflow.backends import csv_reader
-from retailflow.backends.base import Backend
+from retailflow.backends.base import Backend, IntegerSums
 from retailflow.errors import UserError
 
 
@@ -21,6 +22,13 @@ from retailflow.errors import UserError
 DEFAULT_MEMORY_LIMIT = "3GB"
 #: Temporary table of the rows an upsert writes.
 UPSERTED = "rf_upserted"
+
+
+class _Compiler(IntegerSums, DuckDBCompiler):
+    """Ibis's DuckDB compiler, with integer sums kept BIGINT (IntegerSums)."""
+
+
+_COMPILER = _Compiler()
 
 
 def database_path(url: str) -> str:
@@ -41,6 +49,9 @@ class DuckDBBackend(Backend):
     # maintaining the index; a delete of the keys sent again plus a plain insert takes 0.3 s.
     declares_master_keys = False
     compares_text_bytewise = True
+
+    def compile_uncached(self, expr: ir.Expr) -> str:
+        return _COMPILER.to_sqlglot(expr.unbind()).sql(self.dialect)
 
     def _connect(self) -> "_Connection":
         path = database_path(self.url) or ":memory:"

@@ -27,7 +27,7 @@ from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
 from retailflow.backends import csv_reader
-from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, hmac_pads
+from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, IntegerSums, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
 from retailflow.quality.context import TRIMMED_PREFIX
@@ -75,7 +75,7 @@ class _Written(MySQL):
         IDENTIFIERS = ["`", '"']
 
 
-class _Compiler(MySQLCompiler):
+class _Compiler(IntegerSums, MySQLCompiler):
     """Ibis's MySQL compiler with the result types the other engines give.
 
     MySQL sums integers into DECIMAL, and averages and divides integers into DECIMAL with 4
@@ -103,10 +103,6 @@ class _Compiler(MySQLCompiler):
     def visit_RegexReplace(self, op, *, arg, pattern, replacement):
         return self.f.regexp_replace(arg, pattern, replacement)
 
-    def visit_Sum(self, op, *, arg, where):
-        total = super().visit_Sum(op, arg=arg, where=where)
-        return self.cast(total, op.dtype) if op.dtype.is_integer() else total
-
     def visit_Mean(self, op, *, arg, where):
         if op.arg.dtype.is_integer() or op.arg.dtype.is_boolean():
             arg = self.cast(arg, dt.float64)
@@ -119,12 +115,6 @@ class _Compiler(MySQLCompiler):
             return super().visit_Round(op, arg=arg, digits=digits)
         scale = self.f.pow(10, digits)
         return self.f.sign(arg) * self.f.floor(self.f.abs(arg) * scale + 0.5) / scale
-
-    def visit_WindowFunction(self, op, *, func, **kwargs):
-        # An integer SUM over a window: the cast goes around the window, not inside OVER.
-        if isinstance(func, sge.Cast):
-            return func.__class__(this=super().visit_WindowFunction(op, func=func.this, **kwargs), to=func.to)
-        return super().visit_WindowFunction(op, func=func, **kwargs)
 
     def visit_Divide(self, op, *, left, right):
         if op.dtype.is_floating():

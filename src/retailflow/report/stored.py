@@ -11,7 +11,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from retailflow.analytics import churn, inventory, loyalty, promotions, segmentation
+from retailflow.analytics import churn, inventory, loyalty, promotions, purchases, segmentation
 from retailflow.backends.base import AUDIT_TABLES
 from retailflow.model import ENTITIES
 from retailflow.notify import outbox
@@ -25,8 +25,7 @@ def _audit(name: str) -> ibis.Schema:
 
 
 def _balances() -> ir.Table:
-    return loyalty.balances(staging_table("customer_details"), loyalty.OPENING, loyalty.LEDGER,
-                            staging_table("store_sales_header"))
+    return loyalty.balances(staging_table("customer_details"), loyalty.OPENING, loyalty.LEDGER, purchases.PURCHASES)
 
 
 def _inventory_schema(output: Callable[..., ir.Table], *inputs: str) -> ibis.Schema:
@@ -46,7 +45,8 @@ _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     "analytics.lost_sales": lambda: inventory.lost_sales(**inventory.inputs()).schema(),
     "analytics.phantom_inventory": lambda: _inventory_schema(inventory.phantom_inventory, "lines", "inventory"),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
-        staging_table("store_sales_header"), staging_table("customer_details"), _balances()).schema(),
+        staging_table("store_sales_header"), purchases.PURCHASES, staging_table("customer_details"),
+        _balances()).schema(),
     "analytics.customer_churn": lambda: churn.churn_table().schema(),
     "loyalty.points_ledger": lambda: loyalty.LEDGER.schema(),
     "loyalty.balances": lambda: _balances().schema(),
