@@ -41,7 +41,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
 from retailflow.analytics.loyalty import OPENING
-from retailflow.analytics.purchases import DAILY
+from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
@@ -91,23 +91,38 @@ class ChurnFit:
 
 
 def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None,
-                     opening: ir.Table | None = None) -> ir.Table:
+                     opening: ir.Table | None = None, staged: ir.Table | None = None) -> ir.Table:
     """One row per customer with a purchase by the as-of date: repeat purchase days x, t_x and T in days.
 
-    The staged purchase days are those of `daily` (analytics.customer_daily); `headers` give the latest day.
+    The purchase days are the staged ones (`daily`: analytics.customer_daily) and the last purchase date each
+    export recorded; `headers` give the latest day. `staged` (analytics.customer_purchases) holds the staged
+    days' count and bounds per customer, when every staged day is by the as-of date: then only the recorded
+    days are looked up among the staged ones, instead of every staged day being counted again.
 
     `opening` (loyalty.opening_balances) keeps the export's own last purchase date, which the loyalty
     write-back replaces by the last staged sale once a customer buys again.
     """
     reference = (ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()).cast("date")
-    days = daily.select("customer_id", day=daily.sale_date)
+    if staged is None:
+        staged = purchases(daily.filter(daily.sale_date <= reference))
+    recorded = None
     for source in [customers] + ([opening] if opening is not None else []):
-        recorded = source.filter(source.last_purchase_date.notnull()).select(
+        days = source.filter(source.last_purchase_date.notnull()).select(
             "customer_id", day=source.last_purchase_date.cast("date"))
-        days = days.union(recorded, distinct=True)
-    days = days.filter(days.day <= reference)
-    spans = days.group_by("customer_id").aggregate(
-        purchase_days=days.count(), first_day=days.day.min(), last_day=days.day.max())
+        recorded = days if recorded is None else recorded.union(days, distinct=True)
+    recorded = recorded.filter(recorded.day <= reference).distinct()
+    unstaged = recorded.anti_join(daily, [recorded.customer_id == daily.customer_id, recorded.day == daily.sale_date])
+    added = unstaged.group_by("customer_id").aggregate(
+        added_days=unstaged.count(), added_first=unstaged.day.min(), added_last=unstaged.day.max())
+    joined = staged.select("customer_id", "purchase_days", "first_day", "last_day").outer_join(
+        added, staged.customer_id == added.customer_id)
+    first = joined.first_day.fill_null(joined.added_first)
+    last = joined.last_day.fill_null(joined.added_last)
+    spans = joined.select(
+        customer_id=joined.customer_id.fill_null(joined.customer_id_right),
+        purchase_days=joined.purchase_days.fill_null(0) + joined.added_days.fill_null(0),
+        first_day=ibis.least(first, joined.added_first.fill_null(first)),
+        last_day=ibis.greatest(last, joined.added_last.fill_null(last)))
     return spans.select(
         "customer_id", repeat_purchases=spans.purchase_days - 1,
         first_to_last_days=(spans.last_day - spans.first_day).cast("int64"),
@@ -236,7 +251,9 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
     opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
-    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening)
+    # Every staged day counts when the as-of date is the last one (the default): the kept per-customer spans serve.
+    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening,
+                               staged=PURCHASES if as_of is None else None)
     stored, fitted_as_of = _stored_model(backend)
     if not refit and _reusable(stored, fitted_as_of, day, model):
         with backend.transaction():
