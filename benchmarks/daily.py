@@ -1,6 +1,7 @@
 """A nightly run: one day's files on a database that holds the history, printed as one JSON object.
 
     python benchmarks/daily.py [--line-items 1000000] [--days 90] [--stores 50] [--products 2000] [--data DIR] [--db URL]
+                               [--day-memory-limit 700MB]
 
 Generates `--days` days (or reuses --data), loads every day but the last with `run`, then times the
 last day's `run` twice, each in a fresh process as a scheduler starts it: once on that history,
@@ -129,6 +130,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--data", type=Path, help="a generated folder to reuse (one file per day)")
     parser.add_argument("--db", help="a PostgreSQL or MySQL server URL (default: DuckDB files)")
+    parser.add_argument("--day-memory-limit", help="RETAILFLOW_DUCKDB_MEMORY_LIMIT for the day runs alone (e.g. 700MB); "
+                        "the history load keeps the default")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="retailflow-daily-") as folder:
         scratch = Path(folder)
@@ -146,15 +149,17 @@ def main() -> None:
         try:
             on_history = databases.new("history")
             history = in_child(on_history, masters + [path for day in history_days for path in days[day]], env)
-            day_on_history = in_child(on_history, days[last_day], env)
-            restated = in_child(on_history, corrected(days[last_day], scratch / "restated"), env, restate=True)
+            day_env = {**env, "RETAILFLOW_DUCKDB_MEMORY_LIMIT": args.day_memory_limit} if args.day_memory_limit else env
+            day_on_history = in_child(on_history, days[last_day], day_env)
+            restated = in_child(on_history, corrected(days[last_day], scratch / "restated"), day_env, restate=True)
             on_masters = databases.new("masters")
             in_child(on_masters, masters, env, analytics=False)
-            day_on_masters = in_child(on_masters, days[last_day], env)
+            day_on_masters = in_child(on_masters, days[last_day], day_env)
         finally:
             databases.drop()
     print(json.dumps({
         "engine": (args.db or "duckdb").split(":", 1)[0], "day": last_day, "history_days": len(history_days),
+        "day_memory_limit": args.day_memory_limit or "default",
         "history_line_items": history["line_items"], "history_load_seconds": history["total_seconds"],
         "day_on_history": day_on_history, "day_on_masters": day_on_masters,
         "ratio_history_to_masters": round(day_on_history["total_seconds"] / day_on_masters["total_seconds"], 2),

@@ -6,7 +6,8 @@ loaded and validated in one transaction (the single pass: a day's headers and li
 together), then the analytics stages bring the days it touched up to date. A file that cannot be loaded
 (bad header, bad encoding) goes to the failed folder beside a `.error.txt` with the one-line error; the
 others of its batch go on. Files are recorded in audit by checksum as ever, so a restart never loads one
-twice. SIGTERM or Ctrl-C lets the current batch finish, then the watcher exits 0.
+twice. SIGTERM or Ctrl-C lets the current batch finish, then the watcher exits 0; after a harder stop, the
+next start first runs the analytics, which a batch killed after its commit may have left behind.
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ class Watcher:
         complete after one interval and return (files still being written wait for the next run)."""
         previous = {sig: signal.signal(sig, lambda *_: self.stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
+            # A watcher killed between a batch's commit and the end of its analytics left them behind, and its
+            # files count as done: the analytics run once at the start (with nothing new they change nothing).
+            if self.after_batch:
+                self.after_batch(self.backend)
             self.complete_files()
             on_poll(self.status)
             while not self.stop.wait(interval):

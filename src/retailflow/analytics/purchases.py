@@ -58,11 +58,11 @@ def update(backend: Backend, days: dates.DateRange | None = None, rebuild: bool 
         def on_changed_days() -> ir.Table:
             return dates.on_days(DAILY, DAILY.sale_date, changed).select("customer_id")
 
-        touched = backend.create_temp_table(TOUCHED, on_changed_days())
+        # The customers of the changed days as they were (kept aside) and as they are now.
+        before = backend.create_temp_table(TOUCHED, on_changed_days())
         dates.replace_days(backend, "analytics", "customer_daily", "sale_date",
                            customer_days(dates.on_days(headers, headers.transaction_date, changed)), changed)
-        backend.execute(f"INSERT INTO {TOUCHED} {backend.compile(on_changed_days())}")
-        touched = touched.distinct()
+        touched = before.union(on_changed_days(), distinct=True)
         backend.execute(f"DELETE FROM {backend.qualified('analytics', 'customer_purchases')} WHERE customer_id IN "
                         f"({backend.compile(touched)})")
         backend.insert("analytics", "customer_purchases", purchases(DAILY.semi_join(touched, "customer_id")))

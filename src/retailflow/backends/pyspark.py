@@ -417,7 +417,7 @@ class PySparkBackend(Backend):
     def _translated(self, sql: str) -> str:
         return ";\n".join(tree.sql(self.dialect) for tree in self._parse(sql))
 
-    def create_temp_table(self, name: str, expr: ir.Table) -> ir.Table:
+    def create_temp_table(self, name: str, expr: ir.Table, indexed: Sequence[Sequence[str]] = ()) -> ir.Table:
         # A checkpointed temporary view: computed once, and cut from its inputs, so a later
         # rewrite of a table it was read from (DELETE FROM quarantine) leaves it as it was.
         self._session.sql(self.compile(expr)).localCheckpoint().createOrReplaceTempView(name)
