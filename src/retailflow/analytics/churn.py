@@ -110,7 +110,8 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
         days = source.filter(source.last_purchase_date.notnull()).select(
             "customer_id", day=source.last_purchase_date.cast("date"))
         recorded = days if recorded is None else recorded.union(days, distinct=True)
-    recorded = recorded.filter(recorded.day <= reference).distinct()
+    # Distinct: the customers' days by their key, and the union of the sources.
+    recorded = recorded.filter(recorded.day <= reference)
     unstaged = recorded.anti_join(daily, [recorded.customer_id == daily.customer_id, recorded.day == daily.sale_date])
     added = unstaged.group_by("customer_id").aggregate(
         added_days=unstaged.count(), added_first=unstaged.day.min(), added_last=unstaged.day.max())

@@ -46,12 +46,12 @@ def update(backend: Backend, days: dates.DateRange | None = None, rebuild: bool 
     """Bring customer_daily and customer_purchases in line with the staged headers, in the caller's transaction:
     the changed days (`days` when given, every day on the first run or with `rebuild`)."""
     latest = dates.latest_change(backend)
-    if days is None and not rebuild and dates.mark(backend, STAGE) == latest and backend.has_table(
-            "analytics", "customer_purchases"):
+    kept = backend.has_table("analytics", "customer_purchases")
+    if kept and days is None and not rebuild and dates.mark(backend, STAGE) == latest:
         return
     changed = dates.days_to_recompute(backend, STAGE, days, rebuild)
     headers = staging_table("store_sales_header")
-    if changed is None or not backend.has_table("analytics", "customer_purchases"):
+    if changed is None or not kept:
         backend.replace_table("analytics", "customer_daily", customer_days(headers))
         backend.replace_table("analytics", "customer_purchases", purchases(DAILY))
     else:

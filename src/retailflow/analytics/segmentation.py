@@ -102,7 +102,7 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
     expr = customer_rfm(headers, PURCHASES, staging_table("customer_details"), balances, as_of=as_of,
                         at_risk_days=at_risk_days, high_spender_share=high_spender_share)
     with backend.transaction():
-        update_purchases(backend, rebuild=refit)
+        update_purchases(backend)
         backend.replace_table("analytics", "customer_rfm", expr)
         backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
                         "WHERE staging.customer_details.customer_id = r.customer_id")

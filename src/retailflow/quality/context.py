@@ -74,9 +74,8 @@ class CheckContext:
     def typed_rows(self, entity_name: str, columns: Sequence[str], wanted: str | None = None) -> ir.Table:
         """Typed `columns` of staging.<entity> plus that entity's candidates in this run (`pending`).
 
-        With `wanted`
-        (a column of this table), only staged rows whose first column is one of its values are
-        read: a night's lookups hash the night's keys, not the history (a sum of every staged line
+        With `wanted` (a column of this table), only staged rows whose first column is one of its values
+        are read: a night's lookups hash the night's keys, not the history (a sum of every staged line
         per transaction was most of a validation on 10M line items).
         """
         staged = self.staging(entity_name).select(*columns)

@@ -92,7 +92,7 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     # A file without a day in its name restates the days of its rows.
     new = with_typed(backend, entity, raw.filter(raw._batch_id.isin([batch for batch in batch_ids
                                                                      if batch not in named]))
-                     .select(*text_columns))
+                     .select(*text_columns), [day])
     new = new.mutate(_day=new[TYPED_PREFIX + day].cast("date"))
     new = new.filter(new._day.notnull() & ~new._day.isin(sorted(set(named.values()))))
     restated = backend.create_temp_table(DATES, new.group_by(business_date=new._day)
@@ -112,7 +112,7 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
                                                               business_date=staged.business_date,
                                                               _restating=staged._restating))
     quarantine = backend.raw_table("quarantine", entity.name)
-    held = with_typed(backend, entity, quarantine.select(*text_columns))
+    held = with_typed(backend, entity, quarantine.select(*text_columns), [day, key])
     held = held.join(restated, held[TYPED_PREFIX + day].cast("date") == restated.business_date)
     held = backend.create_temp_table(QUARANTINED, held.select(
         _position=_position(held), _key=held[TRIMMED_PREFIX + key], _batch_id=held._batch_id,
