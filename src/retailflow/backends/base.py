@@ -149,6 +149,8 @@ class Backend(abc.ABC):
     declares_master_keys = True
     #: Whether text compares byte for byte (a binary collation), so that `<` on text orders by code point.
     compares_text_bytewise = False
+    #: Whether EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
+    joins_exists_per_row = False
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -226,6 +228,9 @@ class Backend(abc.ABC):
     def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
                   batch_id: int, source_name: str) -> int:
         """Append a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
+
+    #: Whether try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
+    temporal_cast_checks_pattern = False
 
     @abc.abstractmethod
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
@@ -446,6 +451,8 @@ class Backend(abc.ABC):
         ibis_type = IBIS_TYPES[logical_type]
         if logical_type in ("date", "timestamp"):
             typed = self.try_cast_temporal(trimmed, logical_type)
+            if self.temporal_cast_checks_pattern:
+                return typed
         elif logical_type == "percent":
             # Exports write 15% as 15.00 or as 0.15; staging keeps percent.
             number = trimmed.cast("decimal(12, 4)")

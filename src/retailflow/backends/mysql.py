@@ -134,6 +134,8 @@ class MySQLBackend(Backend):
     declares_fact_keys = False
     # utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin on the connection and every database (_connect).
     compares_text_bytewise = True
+    # Semi-join rewrites are off (see the optimizer switches below): EXISTS is a subquery per row.
+    joins_exists_per_row = True
 
     def _connect(self) -> ibis.BaseBackend:
         address = self.server_address(3306, "root")

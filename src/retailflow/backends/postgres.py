@@ -193,6 +193,18 @@ class PostgresBackend(Backend):
         while self._loaded_tables:
             self.refresh_statistics(self._loaded_tables.pop())
 
+    def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
+        # As on the engines comparing bytewise (Backend.trimmed), only a cell that starts or ends with a
+        # character at or below the space is trimmed, tested by its code (a comparison under the
+        # database's collation costs more than the TRIM it saves). TRIM with Ibis's set of six characters,
+        # evaluated again at each use of the cell, was half the parse: typing 1M line items 4.6 s -> 2.2 s.
+        edge = (cell.ascii_str() <= 32) | (cell.right(1).ascii_str() <= 32)
+        return ibis.ifelse(edge, cell.strip().nullif(""), cell)
+
+    # rf_try_date / rf_try_timestamp test the pattern themselves: a second regex outside them cost
+    # 1 s per 531k headers.
+    temporal_cast_checks_pattern = True
+
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)
 

@@ -81,7 +81,7 @@ class CheckContext:
         staged = self.staging(entity_name).select(*columns)
         if wanted is not None:
             keys = self.candidates.select(_wanted=self.candidates[self.typed_name(wanted)]).distinct()
-            staged = matching(staged, keys, [(columns[0], "_wanted")])
+            staged = matching(self.backend, staged, keys, [(columns[0], "_wanted")])
         if entity_name not in self.pending:
             return staged
         typed = self.pending[entity_name]

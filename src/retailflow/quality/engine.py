@@ -187,8 +187,8 @@ def _with_innocent(backend: Backend, checked: Checked, typed: ir.Table, key: str
     """
     found = checked.table
     keys = verdict_keys(checked.entity)
-    innocent = matching(typed.select(*LINEAGE, *keys), bad_keys, [(key, "_bad_key")])
-    innocent = matching(innocent, found, [(name, name) for name in LINEAGE], keep=False)
+    innocent = matching(backend, typed.select(*LINEAGE, *keys), bad_keys, [(key, "_bad_key")])
+    innocent = matching(backend, innocent, found, [(name, name) for name in LINEAGE], keep=False)
     no_flags = {name: ibis.literal(False) for name in found.columns if name.startswith("_fail")}
     innocent = innocent.select(*[innocent[name] for name in found.columns if name in innocent.columns],
                                **no_flags, _why=NULL_TEXT, _warn_why=NULL_TEXT)
@@ -255,9 +255,9 @@ def _with_cells(rows: ir.Table, candidates: ir.Table) -> ir.Table:
     return rows.join(candidates, list(LINEAGE))
 
 
-def _clean_rows(entity: Entity, typed: ir.Table, final: ir.Table, columns: Sequence[str] | None = None) -> ir.Table:
+def _clean_rows(backend: Backend, entity: Entity, typed: ir.Table, final: ir.Table, columns: Sequence[str] | None = None) -> ir.Table:
     """The typed candidates not rejected, as in staging (only `columns`, when given), with their lineage."""
-    clean = matching(typed, final.filter(final._rejected), [(name, name) for name in LINEAGE], keep=False)
+    clean = matching(backend, typed, final.filter(final._rejected), [(name, name) for name in LINEAGE], keep=False)
     names = columns or entity.column_names
     return clean.select(**{name: clean[TYPED_PREFIX + name] for name in names},
                         _batch_id=clean._batch_id, _source_line=clean._source_line)
@@ -277,13 +277,13 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         int(row["_batch_id"]): int(row["_n"])
         for row in backend.fetch_dicts(candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
     if entity.master:
-        _upsert_master(backend, entity, _clean_rows(entity, typed, final))
+        _upsert_master(backend, entity, _clean_rows(backend, entity, typed, final))
     else:
-        backend.insert("staging", entity.name, _clean_rows(entity, typed, final))
+        backend.insert("staging", entity.name, _clean_rows(backend, entity, typed, final))
         if dates.is_fact(entity):
             link = atomic_parent(entity)
             day_columns = [entity.business_date] if entity.business_date else [link.column]
-            dates.record(backend, entity, dates.dated(entity, _clean_rows(entity, typed, final, day_columns)),
+            dates.record(backend, entity, dates.dated(entity, _clean_rows(backend, entity, typed, final, day_columns)),
                          change_id)
     rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
     # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.

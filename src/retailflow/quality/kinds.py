@@ -175,7 +175,7 @@ def _unique_prepare(ctx: CheckContext, rule: Rule) -> None:
         # A key holding the business date (inventory's) can only repeat a staged row of the same days:
         # the days' bounds let the engine skip the rest of the history instead of hashing it.
         candidate_days = ctx.candidates.select(_day=ctx.candidates[ctx.typed_name(day)]).distinct()
-        staged = matching(staged, candidate_days, [(day, "_day")])
+        staged = matching(ctx.backend, staged, candidate_days, [(day, "_day")])
     keys = staged.select(*[staged[column].name(f"_key{index}") for index, column in enumerate(columns)],
                          _staged_batch=staged._batch_id)
     on = [(ctx.typed_name(column), f"_key{index}") for index, column in enumerate(columns)]
