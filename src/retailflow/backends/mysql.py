@@ -46,7 +46,8 @@ TEXT_KEY_COLUMNS = frozenset(
            for entity in ENTITIES.values() for column in entity.columns if column.name == name))
 #: Session join buffer: MariaDB hash-joins the rows that fit in it and reads the other table again
 #: for every refill. The header check of 530k transactions refilled 64 MB 11 times (66 s); 256 MB
-#: took 3 (52 s), 1 GB once (53 s). Sized to the need up to this; RETAILFLOW_MYSQL_JOIN_BUFFER overrides it.
+#: took 3 (52 s), 1 GB once (53 s). Sized to the need up to this; RETAILFLOW_MYSQL_JOIN_BUFFER overrides it. It also
+#: bounds the session's in-memory temporary tables (tmp_table_size).
 DEFAULT_JOIN_BUFFER = "256M"
 #: The start of DuckDB's error for a key too long for VARCHAR(255) (see _refusing_long_keys).
 LONG_KEY = "retailflow: key too long at line "
@@ -174,6 +175,11 @@ class MySQLBackend(Backend):
             cursor.execute("SET SESSION group_concat_max_len = 1048576")
             join_buffer = _join_buffer_bytes()
             cursor.execute(f"SET SESSION join_buffer_size = {join_buffer}")
+            # The same budget for a grouped or derived table held in memory: past 16 MB (the default) it
+            # moves to disk, and MEMORY rows are fixed width (a VARCHAR(255) key takes 1 KB), so the
+            # unique check and the references of 52k headers went to disk (100k line items: 15.8 s of
+            # statements -> 12.5 s).
+            cursor.execute(f"SET SESSION tmp_table_size = {join_buffer}, max_heap_table_size = {join_buffer}")
             if mariadb:
                 # MariaDB hash-joins (BNLH) only from join_cache_level 3, and level 4 lets each
                 # join of a chain buffer just its own columns. All buffers of a query share
@@ -182,7 +188,11 @@ class MySQLBackend(Backend):
                 cursor.execute(f"SET SESSION join_buffer_space_limit = {4 * join_buffer}")
                 # A semi-join on the pending batches made the optimizer key a lookup on _batch_id
                 # alone (all of a batch's rows per probe: the customer check took 5 s for 2.7k rows).
-                cursor.execute("SET SESSION optimizer_switch = 'semijoin=off'")
+                # Split materialization ("LATERAL DERIVED") computes a grouped derived table once per row
+                # of the outer table, which is fast only while the estimates hold: the header check of 100k
+                # line items chose it for the line amounts' sums (a scan per header) in one run of two and
+                # ran for over 10 minutes instead of 3 s. Derived tables are computed once, whole.
+                cursor.execute("SET SESSION optimizer_switch = 'semijoin=off,split_materialized=off'")
         return connection
 
     @property
