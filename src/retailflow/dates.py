@@ -56,9 +56,9 @@ def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, 
     counts = rows.group_by(["_credited", "business_date"]).aggregate(_n=rows.count())
     none = ibis.literal(0, "int64")
     backend.insert("audit", "batch_dates", counts.select(
-        change_id=ibis.literal(change_id, "int64"), batch_id=counts._credited, entity=ibis.literal(entity.name),
+        batch_id=counts._credited, entity=ibis.literal(entity.name),
         business_date=counts.business_date, staged_rows=none if superseded else counts._n,
-        superseded_rows=counts._n if superseded else none))
+        superseded_rows=counts._n if superseded else none), constants={"change_id": change_id})
 
 
 def record_master(backend: Backend, entity: Entity, change_id: int, rows: int) -> None:

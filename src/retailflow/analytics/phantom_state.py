@@ -169,7 +169,9 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
         lines.filter(lines.sale_date > horizon), inventory.filter(inventory.snapshot_date > horizon),
         days.filter(days.sale_date > horizon)))
     added = day_rates(new)
-    backend.insert("analytics", "phantom_log_rates", added.mutate(append_id=ibis.literal(append_id, "int64")))
+    # The append id as a constant around the compiled SELECT: the same SQL text every night (Backend.insert).
+    stamp = {"append_id": append_id}
+    backend.insert("analytics", "phantom_log_rates", added, constants=stamp)
     _replace_rates(backend, RATES.union(added))
     islands = backend.create_temp_table("rf_phantom_islands", idle_runs(new))
     old = days.filter(days.sale_date <= horizon)
@@ -186,11 +188,10 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
         min_stock_on_hand=ibis.least(still_open.min_stock_on_hand, islands.min_stock_on_hand),
         max_stock_on_hand=ibis.greatest(still_open.max_stock_on_hand, islands.max_stock_on_hand)))
     fresh = islands.anti_join(merged, ["store_id", "product_id", "last_number"]).select(*RUNS.columns)
-    stamp = {"append_id": ibis.literal(append_id, "int64")}
-    backend.insert("analytics", "phantom_log_removed", RUNS.semi_join(merged, KEY).mutate(**stamp))
+    backend.insert("analytics", "phantom_log_removed", RUNS.semi_join(merged, KEY), constants=stamp)
     # Two statements: MySQL cannot read one temporary table twice in a statement.
-    backend.insert("analytics", "phantom_log_added", merged.select(*KEY).mutate(**stamp))
-    backend.insert("analytics", "phantom_log_added", fresh.select(*KEY).mutate(**stamp))
+    backend.insert("analytics", "phantom_log_added", merged.select(*KEY), constants=stamp)
+    backend.insert("analytics", "phantom_log_added", fresh.select(*KEY), constants=stamp)
     backend.execute(f"DELETE FROM analytics.phantom_idle_runs WHERE ({', '.join(KEY)}) IN "
                     f"(SELECT {', '.join(KEY)} FROM rf_phantom_merged)")
     backend.insert("analytics", "phantom_idle_runs", merged)

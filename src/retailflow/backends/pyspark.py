@@ -28,7 +28,7 @@ import collections
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -385,9 +385,9 @@ class PySparkBackend(Backend):
         ordered.observe(counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.insertInto(target)
         return int(counts.get["rows"])
 
-    def insert(self, schema: str, table: str, expr: ir.Table) -> int:
+    def insert(self, schema: str, table: str, expr: ir.Table, constants: Mapping[str, int] | None = None) -> int:
         # Spark reports no row count for INSERT: an observed count on the written rows gives it in the same pass.
-        return self._append(self._session.sql(self.compile(expr)), schema, table)
+        return self._append(self._session.sql(self.insert_select(expr, constants)[1]), schema, table)
 
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         """Rows whose key is new are added, rows whose key is there replace it: the table is re-written."""
