@@ -78,7 +78,10 @@ def test_session_settings_for_hash_joins(mysql_url, monkeypatch):
     try:
         assert int(backend.scalar("SELECT @@join_cache_level")) == 4
         assert int(backend.scalar("SELECT @@join_buffer_size")) == 256 * 1024 * 1024
-        assert "semijoin=off" in backend.scalar("SELECT @@optimizer_switch")
+        switches = backend.scalar("SELECT @@optimizer_switch")
+        assert "semijoin=off" in switches and "split_materialized=off" in switches
+        assert int(backend.scalar("SELECT @@tmp_table_size")) == 256 * 1024 * 1024
+        assert int(backend.scalar("SELECT @@max_heap_table_size")) == 256 * 1024 * 1024
     finally:
         backend.close()
 

@@ -78,3 +78,27 @@ def test_old_entries_are_pruned(tmp_path, monkeypatch):
     for threshold in range(6):
         sql_cache.compiled(_expr(threshold), "k", lambda expr: ibis.to_sql(expr, dialect="duckdb"))
     assert 2 <= len(list((tmp_path / "sql").glob("*.sql"))) <= 4
+
+
+def test_constants_of_an_insert_leave_its_compiled_sql_unchanged(tmp_path, monkeypatch):
+    """A night's change id is set around the compiled SELECT (Backend.insert constants=): the next night, with
+    another id, compiles nothing again, and each row gets its own night's value."""
+    monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(sql_cache, "_memory", {})
+    backend = connect(f"duckdb:///{tmp_path}/db.duckdb")
+    try:
+        backend.execute("CREATE TABLE counts (change_id BIGINT, b VARCHAR, n BIGINT)")
+        backend.execute("CREATE TABLE staging.t (a BIGINT, b VARCHAR)")
+        backend.execute("INSERT INTO staging.t VALUES (1, 'x'), (5, 'x'), (7, 'y')")
+        calls = []
+        compile_uncached = backend.compile_uncached
+        monkeypatch.setattr(backend, "compile_uncached", lambda expr: calls.append(expr) or compile_uncached(expr))
+        rows = ibis.table({"a": "int64", "b": "string"}, name="t", database="staging")
+        counted = rows.group_by("b").aggregate(n=rows.count())
+        for night in (41, 42):
+            assert backend.insert("main", "counts", counted, constants={"change_id": night}) == 2
+        assert len(calls) == 1
+        assert sorted(backend.fetch("SELECT change_id, b, n FROM counts")[1]) == [
+            (41, "x", 2), (41, "y", 1), (42, "x", 2), (42, "y", 1)]
+    finally:
+        backend.close()
