@@ -14,6 +14,7 @@ from retailflow.backends import connect
 from retailflow.backends.postgres import PostgresBackend
 from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
+from retailflow.model import ENTITIES
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
 from retailflow.tables import staging_table
@@ -212,3 +213,14 @@ def test_clean_rows_are_an_anti_join_the_planner_can_estimate(postgres):
     plan = "\n".join(row[0] for row in postgres.fetch(f"EXPLAIN {sql}")[1])
     estimate = int(plan.split("rows=", 1)[1].split()[0])
     assert "Anti Join" in plan and estimate > 10000, plan
+
+
+def test_raw_tables_have_a_batch_index_kept_summarised(postgres, sample_dir):
+    """Every raw table has a BRIN index on _batch_id (a night reads its batches without scanning the history);
+    a load summarises the block ranges it added, as no VACUUM may come to do it."""
+    indexes = dict(postgres.fetch("SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = 'raw'")[1])
+    assert sorted(indexes) == sorted(ENTITIES)
+    assert all("USING brin (_batch_id)" in definition for definition in indexes.values())
+    loaded = {result.entity for result in ingest(postgres, discover([sample_dir]))}
+    for entity in loaded:
+        assert postgres.scalar(f"SELECT brin_summarize_new_values('raw.{entity}_batch_range'::regclass)") == 0

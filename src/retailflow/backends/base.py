@@ -491,6 +491,7 @@ class Backend(abc.ABC):
                 lineage = [("_batch_id", "BIGINT NOT NULL"), ("_source_file", "VARCHAR NOT NULL"),
                            ("_source_line", "BIGINT NOT NULL")]
                 self._create_table("raw", entity.name, text_columns + lineage)
+                self._index_batches("raw", entity.name)
                 self._create_table("quarantine", entity.name, text_columns + lineage + list(QUARANTINE_COLUMNS))
             for entity in ENTITIES.values():
                 if not self.has_table("staging", entity.name):
@@ -501,6 +502,9 @@ class Backend(abc.ABC):
 
     def _create_support_functions(self) -> None:
         """Engine-specific helpers (e.g. safe casts) created once per database."""
+
+    def _index_batches(self, schema: str, table: str) -> None:
+        """Let a night's statements find a batch's rows without reading the whole table (engines without zone maps)."""
 
     def _create_table(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
         body = ", ".join(f"{self.quote(name)} {sql_type}" for name, sql_type in columns)

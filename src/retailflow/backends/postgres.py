@@ -82,6 +82,11 @@ def _rf_try_date(value: str) -> dt.date: ...
 def _rf_try_timestamp(value: str) -> dt.timestamp: ...
 
 
+def _batch_index(qualified_table: str) -> str:
+    """The BRIN index on _batch_id of a raw table, schema-qualified ("raw"."x" -> "raw"."x_batch_range")."""
+    return qualified_table[:-1] + '_batch_range"'
+
+
 @dataclass(frozen=True)
 class _ForeignKey:
     """A FOREIGN KEY constraint as the catalog has it."""
@@ -191,7 +196,20 @@ class PostgresBackend(Backend):
     def analyse_loaded_tables(self) -> None:
         # Once per table, not once per file: ANALYZE after each of 60 daily files was half the load time.
         while self._loaded_tables:
-            self.refresh_statistics(self._loaded_tables.pop())
+            table = self._loaded_tables.pop()
+            self.refresh_statistics(table)
+            # The block ranges a load added enter the batch index now, not at a VACUUM that may never come
+            # (autovacuum can be off); until then a range counts as matching every batch.
+            self.execute(f"SELECT brin_summarize_new_values({self.literal(_batch_index(table))}::regclass)")
+
+    def _index_batches(self, schema: str, table: str) -> None:
+        # Validation reads the night's batches out of raw (its candidates, then the cells of the rows it
+        # quarantines): without an index that was a scan of every row ever loaded, twice a night per file
+        # (9M inventory rows of history: 1.5 s for the day's 100k, 2.1 s of a day's 8.4 s). Batch ids grow
+        # with the table, so a BRIN index of their block ranges is a few pages, built in 2 s on 9M rows
+        # of an older database, and costs nothing to keep.
+        name = _batch_index(self.qualified(schema, table)).rsplit(".", 1)[1]
+        self.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.qualified(schema, table)} USING brin (_batch_id)")
 
     def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
         # As on the engines comparing bytewise (Backend.trimmed), only a cell that starts or ends with a
