@@ -200,7 +200,9 @@ class PostgresBackend(Backend):
             self.refresh_statistics(table)
             # The block ranges a load added enter the batch index now, not at a VACUUM that may never come
             # (autovacuum can be off); until then a range counts as matching every batch.
-            self.execute(f"SELECT brin_summarize_new_values({self.literal(_batch_index(table))}::regclass)")
+            # Only the index's owner may summarise it; another writer leaves the ranges to the owner's VACUUM.
+            self.execute(f"SELECT brin_summarize_new_values(oid) FROM pg_class WHERE oid = "
+                         f"{self.literal(_batch_index(table))}::regclass AND pg_has_role(relowner, 'USAGE')")
 
     def _index_batches(self, schema: str, table: str) -> None:
         # Validation reads the night's batches out of raw (its candidates, then the cells of the rows it
@@ -208,8 +210,12 @@ class PostgresBackend(Backend):
         # (9M inventory rows of history: 1.5 s for the day's 100k, 2.1 s of a day's 8.4 s). Batch ids grow
         # with the table, so a BRIN index of their block ranges is a few pages, built in 2 s on 9M rows
         # of an older database, and costs nothing to keep.
-        name = _batch_index(self.qualified(schema, table)).rsplit(".", 1)[1]
-        self.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {self.qualified(schema, table)} USING brin (_batch_id)")
+        target = self.qualified(schema, table)
+        index = _batch_index(target)
+        # Only the table's owner may index it: a database another role made keeps its tables as they are.
+        if self.scalar(f"SELECT to_regclass({self.literal(index)}) IS NULL AND pg_has_role(relowner, 'USAGE') "
+                       f"FROM pg_class WHERE oid = {self.literal(target)}::regclass"):
+            self.execute(f"CREATE INDEX IF NOT EXISTS {index.rsplit('.', 1)[1]} ON {target} USING brin (_batch_id)")
 
     def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
         # As on the engines comparing bytewise (Backend.trimmed), only a cell that starts or ends with a
