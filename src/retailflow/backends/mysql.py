@@ -189,9 +189,10 @@ class MySQLBackend(Backend):
                 # A semi-join on the pending batches made the optimizer key a lookup on _batch_id
                 # alone (all of a batch's rows per probe: the customer check took 5 s for 2.7k rows).
                 # Split materialization ("LATERAL DERIVED") computes a grouped derived table once per row
-                # of the outer table, which is fast only while the estimates hold: the header check of 100k
-                # line items chose it for the line amounts' sums (a scan per header) in one run of two and
-                # ran for over 10 minutes instead of 3 s. Derived tables are computed once, whole.
+                # of the outer table, which is fast only while the estimates hold: at 1M line items the
+                # line-item check chose it for the product and promotion lookups (a scan of the typed rows
+                # per line) and had not finished after 5.5 minutes (SHOW EXPLAIN FOR); at 100k one header
+                # check of three ran for over 10 minutes instead of 3 s. Derived tables are computed once, whole.
                 cursor.execute("SET SESSION optimizer_switch = 'semijoin=off,split_materialized=off'")
         return connection
 

@@ -82,9 +82,9 @@ def _rf_try_date(value: str) -> dt.date: ...
 def _rf_try_timestamp(value: str) -> dt.timestamp: ...
 
 
-def _batch_index(qualified_table: str) -> str:
-    """The BRIN index on _batch_id of a raw table, schema-qualified ("raw"."x" -> "raw"."x_batch_range")."""
-    return qualified_table[:-1] + '_batch_range"'
+def _batch_index(table: str) -> str:
+    """The name of a raw table's BRIN index on _batch_id (in the table's schema)."""
+    return f"{table}_batch_range"
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class PostgresBackend(Backend):
     dialect = "postgres"
 
     def __init__(self, url: str) -> None:
-        #: raw tables bulk-loaded in the open transaction, analysed once when it ends
+        #: raw tables (their names) bulk-loaded in the open transaction, analysed once when it ends
         self._loaded_tables: set[str] = set()
         self._may_skip_triggers: bool | None = None
         self._duckdb: duckdb.DuckDBPyConnection | None = None
@@ -197,12 +197,13 @@ class PostgresBackend(Backend):
         # Once per table, not once per file: ANALYZE after each of 60 daily files was half the load time.
         while self._loaded_tables:
             table = self._loaded_tables.pop()
-            self.refresh_statistics(table)
+            self.refresh_statistics(self.qualified("raw", table))
             # The block ranges a load added enter the batch index now, not at a VACUUM that may never come
             # (autovacuum can be off); until then a range counts as matching every batch.
             # Only the index's owner may summarise it; another writer leaves the ranges to the owner's VACUUM.
             self.execute(f"SELECT brin_summarize_new_values(oid) FROM pg_class WHERE oid = "
-                         f"{self.literal(_batch_index(table))}::regclass AND pg_has_role(relowner, 'USAGE')")
+                         f"{self.literal(self.qualified('raw', _batch_index(table)))}::regclass "
+                         "AND pg_has_role(relowner, 'USAGE')")
 
     def _index_batches(self, schema: str, table: str) -> None:
         # Validation reads the night's batches out of raw (its candidates, then the cells of the rows it
@@ -210,12 +211,11 @@ class PostgresBackend(Backend):
         # (9M inventory rows of history: 1.5 s for the day's 100k, 2.1 s of a day's 8.4 s). Batch ids grow
         # with the table, so a BRIN index of their block ranges is a few pages, built in 2 s on 9M rows
         # of an older database, and costs nothing to keep.
-        target = self.qualified(schema, table)
-        index = _batch_index(target)
+        target, index = self.qualified(schema, table), _batch_index(table)
         # Only the table's owner may index it: a database another role made keeps its tables as they are.
-        if self.scalar(f"SELECT to_regclass({self.literal(index)}) IS NULL AND pg_has_role(relowner, 'USAGE') "
-                       f"FROM pg_class WHERE oid = {self.literal(target)}::regclass"):
-            self.execute(f"CREATE INDEX IF NOT EXISTS {index.rsplit('.', 1)[1]} ON {target} USING brin (_batch_id)")
+        if self.scalar(f"SELECT to_regclass({self.literal(self.qualified(schema, index))}) IS NULL "
+                       f"AND pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = {self.literal(target)}::regclass"):
+            self.execute(f"CREATE INDEX IF NOT EXISTS {self.quote(index)} ON {target} USING brin (_batch_id)")
 
     def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
         # As on the engines comparing bytewise (Backend.trimmed), only a cell that starts or ends with a
@@ -358,7 +358,7 @@ class PostgresBackend(Backend):
                 where = f"{path}:{int(record.group(1)) + 1}" if record else str(path)
                 raise UserError(f"{where}: PostgreSQL refused a value ({error.diag.message_primary}); "
                                 "fix the value or re-export the file") from None
-        self._loaded_tables.add(self.qualified("raw", table))
+        self._loaded_tables.add(table)
         if self._raw.info.transaction_status == pq.TransactionStatus.IDLE:
             self.analyse_loaded_tables()
         return loaded
