@@ -26,3 +26,15 @@ class Settings:
         rules = rules_path or (Path(os.environ["RETAILFLOW_RULES"]) if os.environ.get("RETAILFLOW_RULES") else None)
         quiet = quiet or os.environ.get("RETAILFLOW_QUIET", "").lower() in ("1", "true", "yes")
         return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules, quiet)
+
+
+#: Customer ids that mean "no loyalty card" on a sale (RETAILFLOW_ANONYMOUS_IDS, comma-separated, compared
+#: without regard to case); an empty cell always does.
+DEFAULT_ANONYMOUS_IDS = ("0", "GUEST", "ANON", "ANONYMOUS")
+
+
+def anonymous_ids() -> tuple[str, ...]:
+    """The placeholder customer ids a sale may carry instead of a loyalty card's, upper-cased."""
+    text = os.environ.get("RETAILFLOW_ANONYMOUS_IDS")
+    ids = DEFAULT_ANONYMOUS_IDS if text is None else tuple(part.strip() for part in text.split(","))
+    return tuple(sorted({value.upper() for value in ids if value}))

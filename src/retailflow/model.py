@@ -51,6 +51,8 @@ TYPE_WORDS = {
 }
 
 LINEAGE_COLUMNS = ("_batch_id", "_source_file", "_source_line")
+#: The category of a product whose export gives none.
+UNCATEGORISED = "(uncategorised)"
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Column:
     personal: bool = False
     #: A personal e-mail address analysts see masked (a***@domain) rather than not at all.
     masked_as_email: bool = False
+    #: The value staged when the cell is empty or the column absent (a documented stand-in, never a guess).
+    default: str | None = None
 
     @property
     def sql_type(self) -> str:
@@ -137,8 +141,10 @@ ENTITIES: dict[str, Entity] = {
             (
                 _c("product_id", "text", "Product identifier, e.g. P001."),
                 _c("product_name", "text", "Display name of the product.", nullable=True),
-                _c("product_category", "text", "Category the product belongs to."),
-                _c("unit_price", "money", "List price of one unit."),
+                _c("product_category", "text", "Category the product belongs to; empty or absent = "
+                   f"{UNCATEGORISED}.", nullable=True, optional=True, default=UNCATEGORISED),
+                _c("unit_price", "money", "List price of one unit; empty or absent = unknown (stages that need a "
+                   "price use the realised one).", nullable=True, optional=True),
                 _c("current_stock_level", "int", "Stock level at export time.", nullable=True),
             ),
             ("product_id",),
@@ -204,10 +210,16 @@ ENTITIES: dict[str, Entity] = {
             "One row per sales transaction (a till receipt).",
             (
                 _c("transaction_id", "text", "Transaction identifier, unique across all days."),
-                _c("customer_id", "text", "Customer who bought."),
+                _c("customer_id", "text", "Loyalty customer who bought; empty (or a placeholder id such as GUEST, "
+                   "see RETAILFLOW_ANONYMOUS_IDS) = an anonymous sale.", nullable=True),
                 _c("store_id", "text", "Store where the sale happened."),
                 _c("transaction_date", "timestamp", "Date and time of the sale."),
-                _c("total_amount", "money", "Receipt total; equals the sum of its line items."),
+                _c("total_amount", "money", "Receipt total, negative for a return; equals the sum of its line "
+                   "items. Empty or absent = the sum of its lines.", optional=True),
+                _c("transaction_type", "text", "sale, return or void when the export says; empty = the signs of "
+                   "the lines decide.", nullable=True, optional=True),
+                _c("original_transaction_id", "text", "For a return: the sale it refers to, when known.",
+                   nullable=True, optional=True),
             ),
             ("transaction_id",),
             (ForeignKey("customer_id", "customer_details"), ForeignKey("store_id", "stores")),
@@ -218,12 +230,14 @@ ENTITIES: dict[str, Entity] = {
             "store_sales_line_items",
             "One row per line of a sales transaction.",
             (
-                _c("line_item_id", "text", "Line identifier, unique across all days."),
+                _c("line_item_id", "text", "Line identifier, unique across all days; empty or absent = "
+                   "<transaction_id>-<position of the line within its transaction in the file>.", optional=True),
                 _c("transaction_id", "text", "Transaction the line belongs to."),
                 _c("product_id", "text", "Product sold."),
                 _c("promotion_id", "text", "Promotion applied; empty = not promoted.", nullable=True),
-                _c("quantity", "int", "Units sold."),
-                _c("line_item_amount", "money", "Amount charged for the line after discount."),
+                _c("quantity", "int", "Units sold; negative = units returned. Never 0."),
+                _c("line_item_amount", "money", "Amount charged for the line after discount: 0 for a free line, "
+                   "negative (like its quantity) for a returned line."),
             ),
             ("line_item_id",),
             (

@@ -496,6 +496,29 @@ class Backend(abc.ABC):
             for entity in ENTITIES.values():
                 if not self.has_table("staging", entity.name):
                     self.execute(self.staging_ddl(entity))
+            self._upgrade_entity_tables()
+
+    def _upgrade_entity_tables(self) -> None:
+        """Bring a database made by an earlier release to the model: columns the model added (optional ones,
+        NULL in old rows) and columns it made nullable (an anonymous sale's customer, an uncategorised product)."""
+        for entity in ENTITIES.values():
+            self.add_text_columns(entity.name, entity.column_names)
+            self._add_missing_columns("staging", entity.name,
+                                      [(column.name, column.sql_type) for column in entity.columns])
+        nullable = {(entity.name, column.name) for entity in ENTITIES.values() for column in entity.columns
+                    if column.nullable}
+        for table, column in self.not_null_columns("staging") & nullable:
+            self.allow_null("staging", table, column)
+
+    def not_null_columns(self, schema: str) -> set[tuple[str, str]]:
+        """(table, column) of every column of the schema declared NOT NULL."""
+        _, rows = self.fetch("SELECT table_name, column_name FROM information_schema.columns "
+                             f"WHERE table_schema = {self.literal(self.catalog_schema(schema))} AND is_nullable = 'NO'")
+        return {(table, column) for table, column in rows}
+
+    def allow_null(self, schema: str, table: str, column: str) -> None:
+        """Drop a column's NOT NULL constraint."""
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} ALTER COLUMN {self.quote(column)} DROP NOT NULL")
 
     def _serialise_schema_changes(self) -> None:
         """Make a concurrent process wait while this one creates the schemas (a server engine's lock)."""

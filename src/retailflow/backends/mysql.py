@@ -340,6 +340,12 @@ class MySQLBackend(Backend):
     def _serialise_schema_changes(self) -> None:
         self.scalar(f"SELECT GET_LOCK({self.literal('retailflow-schema:' + self.database)}, 60)")
 
+    def allow_null(self, schema: str, table: str, column: str) -> None:
+        kind = self.scalar("SELECT column_type FROM information_schema.columns WHERE table_schema = "
+                           f"{self.literal(self.catalog_schema(schema))} AND table_name = {self.literal(table)} "
+                           f"AND column_name = {self.literal(column)}")
+        self.execute(f"ALTER TABLE {self.qualified(schema, table)} MODIFY COLUMN {self.quote(column)} {kind} NULL")
+
     def create_schemas(self) -> None:
         for schema in SCHEMAS:
             self.ensure_schema(schema)

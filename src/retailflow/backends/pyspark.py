@@ -257,6 +257,10 @@ class PySparkBackend(Backend):
     def schema_columns(self, schema: str) -> dict[str, list[str]]:
         return {table: self.table_columns(schema, table) for table in self.tables(schema)}
 
+    def not_null_columns(self, schema: str) -> set[tuple[str, str]]:
+        """None: the constraints are dropped from Spark's DDL (see execute), so every column takes NULL."""
+        return set()
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         found = self._schema(self.qualified(schema, table))
         return [field.name for field in found.fields] if found else []

@@ -8,7 +8,8 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.model import Entity
+from retailflow.config import anonymous_ids
+from retailflow.model import Column, Entity, person_references
 from retailflow.tables import matching, staging_table
 
 TYPED_PREFIX = "_v_"
@@ -23,11 +24,23 @@ def with_typed(backend: Backend, entity: Entity, candidates: ir.Table, names: Se
     (PostgreSQL, MariaDB: `computed_once`) would otherwise parse every column for a lookup of two.
     """
     columns = [column for column in entity.columns if names is None or column.name in names]
-    trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: backend.trimmed(candidates[column.name])
-                                   for column in columns})
-    return backend.computed_once(trimmed.mutate(**{
-        TYPED_PREFIX + column.name: backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
-        for column in columns}))
+    people = person_references().get(entity.name) if not entity.master else None
+    markers = anonymous_ids()
+
+    def cell(column: Column) -> ir.StringValue:
+        text = backend.trimmed(candidates[column.name])
+        if column.name == people and markers:
+            # A placeholder id (GUEST, 0) is an anonymous sale, exactly like an empty cell.
+            return ibis.ifelse(text.upper().isin(markers), ibis.null("string"), text)
+        return text
+
+    def value(column: Column, trimmed: ir.Table) -> ir.Value:
+        parsed = backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
+        return parsed if column.default is None else parsed.fill_null(column.default)
+
+    trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: cell(column) for column in columns})
+    return backend.computed_once(trimmed.mutate(**{TYPED_PREFIX + column.name: value(column, trimmed)
+                                                   for column in columns}))
 
 
 class CheckContext:

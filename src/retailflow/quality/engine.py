@@ -30,6 +30,8 @@ from retailflow.model import (
     atomic_parent,
 )
 from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX, CheckContext, with_typed
+from retailflow.quality.derived import TEMPORARY_TABLES as DERIVED_TABLES
+from retailflow.quality.derived import derive_missing
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
@@ -119,8 +121,12 @@ def typed_candidates(backend: Backend, entity: Entity, candidates: ir.Table) -> 
     """
     typed = with_typed(backend, entity, candidates)
     kept = [*LINEAGE, *(name for name in typed.columns if name.startswith((TRIMMED_PREFIX, TYPED_PREFIX)))]
-    return backend.create_temp_table(f"rf_typed_{entity.name}", typed.select(*kept),
-                                     indexed=[LINEAGE, [*(TYPED_PREFIX + name for name in entity.primary_key), *LINEAGE]])
+    return backend.create_temp_table(f"rf_typed_{entity.name}", typed.select(*kept), indexed=typed_indexes(entity.name))
+
+
+def typed_indexes(entity_name: str) -> list[list[str]]:
+    """The indexes of an entity's typed candidates: lineage, and the primary key then lineage."""
+    return [list(LINEAGE), [*(TYPED_PREFIX + name for name in ENTITIES[entity_name].primary_key), *LINEAGE]]
 
 
 def verdict_keys(entity: Entity) -> list[str]:
@@ -425,6 +431,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
         checked_names = [name for name in VALIDATION_ORDER
                          if phase != "validate" or _has_pending(name, candidates, atomic)]
         typed = {name: typed_candidates(backend, ENTITIES[name], candidates[name][0]) for name in checked_names}
+        derive_missing(backend, typed, typed_indexes)
         pending = {name: typed[name] for name in atomic if name in typed}
         held: dict[str, Checked] = {}
         for name in checked_names:
@@ -450,7 +457,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
                                                raw_columns[name], typed[name], *candidates[name]))
         for name in [*(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
-                     "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
+                     *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
             backend.execute(f"DROP TABLE IF EXISTS {name}")
         outcome.seconds = time.perf_counter() - started
         if phase == "validate" and outcome.entities:

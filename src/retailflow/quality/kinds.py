@@ -274,6 +274,47 @@ def _promotion_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
     )
 
 
+def _other_numeric(rule: Rule) -> str | None:
+    other = rule.params.get("other")
+    if not isinstance(other, str) or other not in ENTITIES[rule.entity].column_names:
+        return f"{rule.kind} needs params.other, a numeric column of {rule.entity}"
+    return _typed_numeric(rule) or _typed_numeric(rule.model_copy(update={"column": other}))
+
+
+def _same_sign_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    value, other = ctx.typed(rule.column), ctx.typed(rule.params["other"])
+    return ((value > 0) & (other < 0)) | ((value < 0) & (other > 0))
+
+
+def _sign_by_type_params(rule: Rule) -> str | None:
+    by = rule.params.get("by")
+    if not isinstance(by, str) or by not in ENTITIES[rule.entity].column_names:
+        return f"sign_by_type needs params.by, a column of {rule.entity}"
+    for key in ("non_negative", "non_positive"):
+        values = rule.params.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+            return f"params.{key} must be a list of texts"
+    return _typed_numeric(rule)
+
+
+def _sign_by_type_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    value, kind = ctx.typed(rule.column), ctx.text(rule.params["by"]).lower()
+    non_negative = [value.lower() for value in rule.params.get("non_negative", [])]
+    non_positive = [value.lower() for value in rule.params.get("non_positive", [])]
+    return ((kind.isin(non_negative) & (value < 0)) if non_negative else ibis.literal(False)) | (
+        (kind.isin(non_positive) & (value > 0)) if non_positive else ibis.literal(False))
+
+
+def _free_line_prepare(ctx: CheckContext, rule: Rule | None = None) -> str:
+    """Ask for the product's list price."""
+    return ctx.reference("products", "product_id", "product_id", ["unit_price"])
+
+
+def _free_line_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
+    price = ctx.table[f"{_free_line_prepare(ctx)}_unit_price"]
+    return (ctx.typed(rule.column) == 0) & (price > 0)
+
+
 def _value_reason(template: str) -> Callable[[CheckContext, Rule], ir.StringValue]:
     before, after = template.split("{value}")
 
@@ -306,6 +347,34 @@ KINDS: dict[str, Kind] = {
         fails=lambda ctx, rule: ctx.typed(rule.column) < 0,
         reason=_value_reason("{column} must not be negative, got {value}"),
         check_params=_typed_numeric,
+    ),
+    "non_zero": Kind(
+        fails=lambda ctx, rule: ctx.typed(rule.column) == 0,
+        reason=_value_reason("{column} must not be 0, got {value}"),
+        check_params=_typed_numeric,
+    ),
+    "same_sign": Kind(
+        fails=_same_sign_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), f" and {rule.params['other']} ",
+            shown(ctx.text(rule.params["other"])), " have opposite signs (a return has both negative)"),
+        check_params=_other_numeric,
+    ),
+    "sign_by_type": Kind(
+        fails=_sign_by_type_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), " has the wrong sign for a ",
+            ctx.text(rule.params["by"]).fill_null("?"), f" ({rule.params['by']})"),
+        check_params=_sign_by_type_params,
+    ),
+    "free_line": Kind(
+        fails=_free_line_fails,
+        reason=lambda ctx, rule: sentence(
+            f"{rule.column} ", shown(ctx.text(rule.column)), " for product ", shown(ctx.text("product_id")),
+            " listed at ", ctx.table[f"{_free_line_prepare(ctx)}_unit_price"].cast("string"),
+            " (a free line: gift, sample or bundle part?)"),
+        check_params=lambda rule: None if rule.entity == "store_sales_line_items" else "applies to store_sales_line_items",
+        prepare=_free_line_prepare,
     ),
     "in_range": Kind(
         fails=_in_range_fails,
