@@ -109,7 +109,8 @@ class Entity:
 
     @property
     def required_columns(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.columns if not column.optional)
+        """The columns a file must have: a column that may be empty may as well be absent (it is NULL then)."""
+        return tuple(column.name for column in self.columns if not (column.optional or column.nullable))
 
     def column(self, name: str) -> Column:
         return next(column for column in self.columns if column.name == name)

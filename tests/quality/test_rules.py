@@ -18,12 +18,13 @@ def test_defaults_cover_every_entity_and_the_five_required_rules():
     rules = {rule.id: rule for rule in load_rules()}
     for required in (
         "store_sales_line_items.product_id.not_null",
-        "store_sales_line_items.line_item_amount.positive",
+        "store_sales_line_items.line_item_amount.sign",
         "store_sales_header.store_id.exists",
         "store_sales_header.customer_id.exists",
         "store_sales_header.transaction_date.type",
         "store_sales_header.total_amount.sums_to_lines",
-        "store_sales_line_items.quantity.positive",
+        "store_sales_line_items.quantity.non_zero",
+        "store_sales_header.total_amount.sign",
         "store_sales_line_items.promotion_id.exists",
         "store_sales_header.primary_key.unique",
     ):
@@ -111,9 +112,9 @@ def test_a_bad_rules_file_stops_the_command_with_one_line_and_exit_code_2(tmp_pa
                             env={**os.environ, "COLUMNS": "300"})
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"error: {path}:4: rule #1 (x): unknown kind 'nonsense'; one of compare, exists_in, in_range, in_set, "
-        "matches_regex, non_negative, not_null, positive, promotion_applicable, single_value, sums_to, unique, "
-        "valid_type; fix the rules file"]
+        f"error: {path}:4: rule #1 (x): unknown kind 'nonsense'; one of compare, exists_in, free_line, in_range, "
+        "in_set, matches_regex, non_negative, non_zero, not_null, positive, promotion_applicable, same_sign, "
+        "sign_by_type, single_value, sums_to, unique, valid_type; fix the rules file"]
 
 
 def test_model_rules_are_derived_from_the_model():
@@ -122,3 +123,35 @@ def test_model_rules_are_derived_from_the_model():
     assert "store_sales_line_items.transaction_id.exists" in ids
     assert "promotion_details.discount_percentage.type" in ids
     assert "stores.store_name.not_null" not in ids  # nullable columns are not required
+
+
+def test_every_shipped_rule_downgraded_to_warn_is_refused_at_load_or_runs_to_the_end(tmp_path, sample_dir):
+    """A rules file that loads always runs: a warning staging could not honour is refused when loaded."""
+    refused, accepted = [], []
+    for rule in load_rules():
+        if rule.severity == "warn":
+            continue
+        path = write_csv(tmp_path, f"{rule.id}.yaml", f"rules:\n  - id: {rule.id}\n    severity: warn\n")
+        try:
+            load_rules(path)
+            accepted.append(rule.id)
+        except UserError as error:
+            assert re.match(rf"{re.escape(str(path))}:3: rule #1 \({re.escape(rule.id)}\): cannot be a warning", str(error))
+            refused.append(rule.id)
+    # What staging declares: required columns, primary keys and references.
+    assert "store_sales_line_items.product_id.not_null" in refused
+    assert "store_sales_header.primary_key.unique" in refused
+    assert "store_sales_header.customer_id.exists" in refused
+    assert "store_sales_header.total_amount.sums_to_lines" in accepted
+    assert "store_sales_line_items.line_item_amount.sign" in accepted
+    # Every accepted downgrade at once, on the sample with its planted errors: the whole loop runs.
+    together = write_csv(tmp_path, "all.yaml", "rules:\n" + "".join(
+        f"  - id: {rule_id}\n    severity: warn\n" for rule_id in accepted))
+    env = {**os.environ, "RETAILFLOW_QUIET": "1"}
+    run = subprocess.run([sys.executable, "-m", "retailflow", "--db", f"duckdb:///{tmp_path}/warn.duckdb", "--rules",
+                          str(together), "run", str(sample_dir)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr
+    refused_run = subprocess.run([sys.executable, "-m", "retailflow", "--rules", str(tmp_path / f"{refused[0]}.yaml"),
+                                  "rules"], capture_output=True, text=True, env=env)
+    assert refused_run.returncode == 2 and len(refused_run.stderr.strip().splitlines()) == 1

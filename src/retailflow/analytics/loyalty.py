@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 
 from retailflow import dates
 from retailflow.analytics.purchases import PURCHASES
+from retailflow.analytics.transactions import counted_transactions
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -37,10 +38,11 @@ LEDGER_COLUMNS = (
     ("transaction_date", "TIMESTAMP NOT NULL"), ("total_amount", "DECIMAL(10,2) NOT NULL"),
     ("base_points", "BIGINT NOT NULL"), ("bonus_points", "BIGINT NOT NULL"), ("points", "BIGINT NOT NULL"),
     ("policy", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"), ("recorded_at", "TIMESTAMP NOT NULL"),
-    # 'earned' (points credited) or 'restated' (a reversal, negative, of points a restated day changed).
+    # 'earned' (points credited), 'returned' (negative: points a return takes back) or 'restated' (a reversal
+    # of points a restated day changed).
     ("reason", "VARCHAR NOT NULL"),
 )
-EARNED, RESTATED = "earned", "restated"
+EARNED, RESTATED, RETURNED = "earned", "restated", "returned"
 #: The stage's name in audit.stage_marks.
 STAGE = "loyalty"
 
@@ -82,22 +84,99 @@ def applicable_rules(headers: ir.Table, line_items: ir.Table, products: ir.Table
     return checks.mutate(applies=checks.meets_threshold & checks.right_day & checks.in_period & checks.right_category)
 
 
-def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
-                  policy: str = "best") -> ir.Table:
-    """One row per transaction × rule that earns points under `policy`: base, bonus and total points."""
+def _earnings(priced: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, key: list[str],
+              policy: str) -> ir.Table:
+    """One row per `key` × rule that earns points on `priced` (transaction_id, transaction_date and total_amount:
+    the transaction whose day and basket the rules judge, and the total they judge): base and bonus points."""
     if policy not in POLICIES:
         raise UserError(f"unknown loyalty policy {policy!r}; use best or stack")
-    rules = applicable_rules(headers, line_items, products, loyalty_rules)
+    rules = applicable_rules(priced, line_items, products, loyalty_rules)
     rules = rules.filter(rules.applies)
-    by_rate = ibis.window(group_by=rules.transaction_id, order_by=[rules.points_per_unit_spend.desc(), rules.rule_id])
-    by_bonus = ibis.window(group_by=rules.transaction_id, order_by=[rules.bonus_points.desc(), rules.rule_id])
+    group = [rules[name] for name in key]
+    by_rate = ibis.window(group_by=group, order_by=[rules.points_per_unit_spend.desc(), rules.rule_id])
+    by_bonus = ibis.window(group_by=group, order_by=[rules.bonus_points.desc(), rules.rule_id])
     ranked = rules.mutate(rate_rank=ibis.row_number().over(by_rate), bonus_rank=ibis.row_number().over(by_bonus))
     base = ibis.ifelse(ranked.rate_rank == 0, (ranked.total_amount * ranked.points_per_unit_spend).floor(), 0)
     bonus = ranked.bonus_points if policy == "stack" else ibis.ifelse(ranked.bonus_rank == 0, ranked.bonus_points, 0)
-    earned = ranked.select("transaction_id", "rule_id", "customer_id", "transaction_date", "total_amount",
-                           base_points=base.cast("int64"), bonus_points=bonus.cast("int64"))
-    earned = earned.mutate(points=earned.base_points + earned.bonus_points)
-    return earned.filter(earned.points > 0)
+    return ranked.select(*key, "rule_id", base_points=base.cast("int64"), bonus_points=bonus.cast("int64"))
+
+
+def _ledger_rows(earned: ir.Table, headers: ir.Table, reason: str) -> ir.Table:
+    """Ledger rows of `earned` (transaction_id, rule_id, customer_id, base and bonus points), dated as `headers`."""
+    earned = earned.filter((earned.base_points != 0) | (earned.bonus_points != 0))
+    rows = earned.join(headers.select("transaction_id", "transaction_date", "total_amount"), "transaction_id")
+    return rows.select("transaction_id", "rule_id", "customer_id", "transaction_date", "total_amount",
+                       "base_points", "bonus_points", points=rows.base_points + rows.bonus_points,
+                       reason=ibis.literal(reason))
+
+
+def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
+                  policy: str = "best", originals: ir.Table | None = None) -> ir.Table:
+    """One row per transaction × rule whose points change a loyalty customer's balance: base, bonus, total, reason.
+
+    A purchase (net total above 0) earns (reason 'earned'). A return (net total below 0) claws back (reason
+    'returned', negative points). When it names its sale (original_transaction_id, found in `originals`: the
+    staged headers, every one by default) the sale is judged again on its day and basket at its net total after
+    this return and the ones before it (by date, then id): the return takes back the difference, so base points
+    follow the amount and a bonus goes once the net falls below its threshold; a fully cancelled sale leaves
+    the customer's points where they were before it. Without a known sale, the return takes back the base
+    points of the returned amount at the rate the rules give on its own day and basket (no bonus: nothing says
+    which sale's threshold it breaks). Anonymous sales (no customer) and voids earn nothing.
+    """
+    originals = headers if originals is None else originals
+    counted = counted_transactions(headers)
+    counted = counted.filter(counted.customer_id.notnull())
+    sales = counted.filter(counted.total_amount > 0)
+    earned = _earnings(sales, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
+    returns = counted.filter(counted.total_amount < 0)
+    known = counted_transactions(originals).select(
+        _original=originals.transaction_id, _original_date=originals.transaction_date,
+        _original_total=originals.total_amount, _original_customer=originals.customer_id)
+    linked = returns.join(known, returns.original_transaction_id == known._original)
+    linked = linked.filter(linked._original_customer.notnull() & (linked._original_total > 0))
+    # Every staged return of the same sale, in order, gives this one's net before and after.
+    all_returns = counted_transactions(originals).filter(originals.total_amount < 0)
+    mine = linked.select("transaction_id", "_original")
+    others = all_returns.select(_sibling=all_returns.transaction_id, _sibling_date=all_returns.transaction_date,
+                                _sibling_total=all_returns.total_amount,
+                                _sibling_original=all_returns.original_transaction_id)
+    siblings = mine.join(others, mine._original == others._sibling_original)
+    this = linked.select(_this=linked.transaction_id, _this_date=linked.transaction_date)
+    siblings = siblings.join(this, siblings.transaction_id == this._this)
+    siblings = siblings.filter((siblings._sibling_date < siblings._this_date)
+                               | ((siblings._sibling_date == siblings._this_date)
+                                  & (siblings._sibling <= siblings._this)))
+    returned = siblings.group_by("transaction_id").aggregate(_returned_so_far=siblings._sibling_total.sum())
+    linked = linked.join(returned, "transaction_id")
+    net_after = linked._original_total + linked._returned_so_far
+    net_before = net_after - linked.total_amount
+
+    def judged(total: ir.NumericValue, moment: str) -> ir.Table:
+        priced = linked.select(_return=linked.transaction_id, transaction_id=linked._original,
+                               transaction_date=linked._original_date, customer_id=linked._original_customer,
+                               total_amount=ibis.greatest(total, 0).cast("decimal(12, 2)"))
+        found = _earnings(priced, line_items, products, loyalty_rules, ["_return", "customer_id"], policy)
+        return found.rename({f"{moment}_base": "base_points", f"{moment}_bonus": "bonus_points",
+                             f"{moment}_return": "_return", f"{moment}_customer": "customer_id",
+                             f"{moment}_rule": "rule_id"})
+
+    after, before = judged(net_after, "after"), judged(net_before, "before")
+    delta = before.outer_join(after, [before.before_return == after.after_return,
+                                      before.before_rule == after.after_rule])
+    delta = delta.select(
+        transaction_id=delta.before_return.fill_null(delta.after_return),
+        rule_id=delta.before_rule.fill_null(delta.after_rule),
+        customer_id=delta.before_customer.fill_null(delta.after_customer),
+        base_points=delta.after_base.fill_null(0) - delta.before_base.fill_null(0),
+        bonus_points=delta.after_bonus.fill_null(0) - delta.before_bonus.fill_null(0))
+    done = linked.select(_linked=linked.transaction_id)
+    unlinked = returns.anti_join(done, returns.transaction_id == done._linked)
+    unlinked = unlinked.mutate(total_amount=(-unlinked.total_amount).cast("decimal(12, 2)"))
+    base_only = _earnings(unlinked, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
+    base_only = base_only.select("transaction_id", "rule_id", "customer_id", base_points=-base_only.base_points,
+                                 bonus_points=ibis.literal(0, "int64"))
+    return _ledger_rows(earned, headers, EARNED).union(
+        _ledger_rows(delta.union(base_only), headers, RETURNED), distinct=False)
 
 
 def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.Table:
@@ -124,7 +203,8 @@ def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.T
         base_points=-reversals._base, bonus_points=-reversals._bonus, points=-reversals._points,
         policy=reversals._policy, reason=ibis.literal(RESTATED))
     credits = joined.filter(differ & joined.points.notnull())
-    credits = credits.select(*expected.columns, policy=ibis.literal(policy), reason=ibis.literal(EARNED))
+    credits = credits.select(*[name for name in expected.columns if name != "reason"], policy=ibis.literal(policy),
+                             reason=credits.reason)
     return reversals.union(credits)
 
 
@@ -176,6 +256,28 @@ OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recor
                       "last_purchase_date": "date"}, name="opening_balances", database="loyalty")
 
 
+def _affected(headers: ir.Table, changed: dates.DateRange | None) -> tuple[ir.Table, ir.Table, ir.Table]:
+    """The staged headers whose ledger rows a change of `changed` days may alter, their booked ledger rows, and the
+    line items the rules read (those transactions' and their sales').
+
+    Besides the changed days' transactions: every return of a sale on those days or of a sale a return on those
+    days names (a return's points depend on the sale and on the returns of it before it).
+    """
+    lines = staging_table("store_sales_line_items")
+    if changed is None:
+        return headers, LEDGER, lines
+    on_days = dates.on_days(headers, headers.transaction_date, changed)
+    sales = on_days.select(_sale=on_days.transaction_id).union(
+        on_days.filter(on_days.original_transaction_id.notnull()).select(_sale=on_days.original_transaction_id))
+    returns = headers.join(sales, headers.original_transaction_id == sales._sale).select(*headers.columns)
+    affected = on_days.union(returns, distinct=True)
+    booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed).union(
+        LEDGER.semi_join(affected.select("transaction_id"), "transaction_id"), distinct=True)
+    read = affected.select("transaction_id").union(affected.filter(affected.original_transaction_id.notnull())
+                                                   .select(transaction_id=affected.original_transaction_id))
+    return affected, booked, lines.semi_join(read, "transaction_id")
+
+
 def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[str, int], ...] | None = None,
                 days: dates.DateRange | None = None, rebuild: bool = False) -> dict:
     """Bring the ledger in line with the staged transactions of the changed days, refresh balances, write them back.
@@ -196,11 +298,9 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         backend.insert("loyalty", "opening_balances", new_customers.select(
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
             recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
-        affected = dates.on_days(headers, headers.transaction_date, changed)
-        booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
-        lines = staging_table("store_sales_line_items")
-        expected = points_ledger(affected, lines if changed is None else lines.semi_join(affected, "transaction_id"),
-                                 staging_table("products"), staging_table("loyalty_rules"), policy=policy)
+        affected, booked, lines = _affected(headers, changed)
+        expected = points_ledger(affected, lines, staging_table("products"), staging_table("loyalty_rules"),
+                                 policy=policy, originals=headers)
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))

@@ -15,6 +15,7 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow import dates
+from retailflow.analytics.transactions import counted_transactions
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
 
@@ -28,18 +29,29 @@ TOUCHED = "rf_touched_customers"
 
 
 def customer_days(headers: ir.Table) -> ir.Table:
-    """One row per customer and day of `headers` (staged sales headers): transactions and spend."""
-    staged = headers.filter(headers.customer_id.notnull())
+    """One row per loyalty customer and day of `headers` (staged sales headers): purchases and net spend.
+
+    `transactions` counts purchases (a net total above 0: a sale, or an exchange that cost the customer money);
+    `spend` is net of returns, which count on their own day. Anonymous sales and voids are no customer's.
+    """
+    staged = counted_transactions(headers)
+    staged = staged.filter(staged.customer_id.notnull())
     staged = staged.mutate(sale_date=staged.transaction_date.date())
     return staged.group_by(["customer_id", "sale_date"]).aggregate(
-        transactions=staged.count(), spend=staged.total_amount.sum().cast("decimal(18, 2)"))
+        transactions=(staged.total_amount > 0).ifelse(1, 0).sum().cast("int64"),
+        spend=staged.total_amount.sum().cast("decimal(18, 2)"))
 
 
 def purchases(daily: ir.Table) -> ir.Table:
-    """One row per customer of `daily` (customer_days): transactions, spend, purchase days, first and last day."""
+    """One row per customer of `daily` (customer_days): purchases, net spend, purchase days, first and last of them.
+
+    A day of returns only is no purchase day: frequency, recency and the churn model see purchases alone."""
+    bought = daily.transactions > 0
     return daily.group_by("customer_id").aggregate(
         frequency=daily.transactions.sum(), monetary=daily.spend.sum().cast("decimal(18, 2)"),
-        purchase_days=daily.count(), first_day=daily.sale_date.min(), last_day=daily.sale_date.max())
+        purchase_days=bought.ifelse(1, 0).sum().cast("int64"),
+        first_day=bought.ifelse(daily.sale_date, ibis.null("date")).min(),
+        last_day=bought.ifelse(daily.sale_date, ibis.null("date")).max())
 
 
 def update(backend: Backend, days: dates.DateRange | None = None, rebuild: bool = False) -> None:

@@ -300,9 +300,11 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("quarantine", entity.name, rejected)
     warn_ids, warn_reasons = view.warn_ids_and_reasons()
     warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons)
-    warned = _with_cells(warned.filter(~warned._rejected & warned._warn_ids.notnull())
-                         .select(*LINEAGE, "_warn_ids", "_warn_reasons"), candidates)
-    key = ibis.literal("|").join([warned[name].fill_null("") for name in entity.primary_key])
+    keys = [TYPED_PREFIX + name for name in entity.primary_key]
+    warned = warned.filter(~warned._rejected & warned._warn_ids.notnull()).select(*LINEAGE, *keys, "_warn_ids",
+                                                                                  "_warn_reasons")
+    # The key as staged (a derived line id included), not as written.
+    key = ibis.literal("|").join([warned[name].cast("string").fill_null("") for name in keys])
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))

@@ -74,6 +74,24 @@ def model_rules() -> list[Rule]:
     return rules
 
 
+def _staging_needs(rule: Rule) -> str | None:
+    """Why `rule` cannot be a warning (a row failing it could not be staged), or None."""
+    if rule.severity != "warn":
+        return None
+    entity = ENTITIES[rule.entity]
+    column = entity.column(rule.column) if rule.column in entity.column_names else None
+    keep = "; keep severity reject (the row goes to quarantine with its reason)"
+    if rule.kind in ("not_null", "valid_type") and column is not None and not column.nullable:
+        return f"cannot be a warning: staging.{entity.name}.{column.name} is required (NOT NULL){keep}"
+    if rule.kind == "unique" and list(rule.params.get("columns", [])) == list(entity.primary_key):
+        return f"cannot be a warning: {', '.join(entity.primary_key)} is staging.{entity.name}'s primary key{keep}"
+    if rule.kind == "exists_in" and any(key.column == rule.column and key.references == rule.params.get("references")
+                                        for key in entity.foreign_keys):
+        return (f"cannot be a warning: staging.{entity.name}.{rule.column} is a foreign key to "
+                f"{rule.params['references']}{keep}")
+    return None
+
+
 @dataclass
 class RuleFile:
     """A parsed rules file: where it came from, its rule entries and the line each entry and key is on."""
@@ -170,5 +188,8 @@ def load_rules(path: Path | None = None) -> list[Rule]:
             problem = kind.check(rule)
             if problem:
                 raise source.error(index, problem, "params" if "params" in problem else "column")
+            problem = _staging_needs(rule)
+            if problem:
+                raise source.error(index, problem, "severity")
             rules[rule.id] = rule
     return list(rules.values())

@@ -1,0 +1,171 @@
+"""Real retail semantics on a hand-made shop: returns, exchanges, anonymous sales, free lines, missing files.
+
+The shop (numbers worked out by hand below): one store, three products, five loyalty customers, two loyalty
+rules — R1: 1 point per unit spent from 0.00; R2: no rate, a 50-point bonus from 100.00. No promotions file
+and no inventory file (real exports often have neither), no line ids (derived from the transaction).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from helpers import write_csv
+from retailflow.backends import connect
+from retailflow.pipeline import run_pipeline
+from retailflow.quality.rules import load_rules
+
+HEADERS = """
+transaction_id,customer_id,store_id,transaction_date,total_amount,transaction_type,original_transaction_id
+T01,C1,ST1,2024-12-01 10:00:00,120.00,sale,
+T02,C1,ST1,2024-12-03 10:00:00,-50.00,return,T01
+T03,C2,ST1,2024-12-02 10:00:00,50.00,sale,
+T04,C2,ST1,2024-12-02 17:00:00,-50.00,return,T03
+T05,,ST1,2024-12-02 11:00:00,60.00,,
+T06,GUEST,ST1,2024-12-03 11:00:00,20.00,,
+T07,C1,ST1,2024-12-04 10:00:00,-10.00,,
+T08,C2,ST1,2024-12-04 12:00:00,50.00,,
+T09,C2,ST1,2024-12-05 10:00:00,-20.00,return,NOPE
+T10,C3,ST1,2024-12-05 11:00:00,20.00,,
+T11,C4,ST1,2024-12-02 12:00:00,150.00,sale,
+T12,C4,ST1,2024-12-03 12:00:00,-50.00,return,T11
+T13,C4,ST1,2024-12-04 12:00:00,-100.00,return,T11
+T14,C5,ST1,2024-12-05 12:00:00,-20.00,return,
+"""
+LINES = """
+transaction_id,product_id,promotion_id,quantity,line_item_amount
+T01,P1,,2,100.00
+T01,P2,,1,20.00
+T02,P1,,-1,-50.00
+T03,P1,,1,50.00
+T04,P1,,-1,-50.00
+T05,P2,,3,60.00
+T06,P2,,1,20.00
+T07,P1,,-1,-50.00
+T07,P2,,2,40.00
+T08,P1,,1,50.00
+T08,P3,,1,0.00
+T09,P2,,-1,-20.00
+T10,P2,,1,20.00
+T11,P1,,3,150.00
+T12,P1,,-1,-50.00
+T13,P1,,-2,-100.00
+T14,P2,,-1,-20.00
+"""
+
+
+def write_shop(folder: Path) -> Path:
+    write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\n"
+              "ST1,One,Town,North,2020-01-01")
+    write_csv(folder, "products.csv", "product_id,product_name,product_category,unit_price,current_stock_level\n"
+              "P1,Headphones,Electronics,50.00,\nP2,Tee,Apparel,20.00,\nP3,Sticker,Accessories,5.00,")
+    write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
+              "last_purchase_date,segment_id\n" + "\n".join(
+                  f"C{n},N{n},c{n}@example.com,Bronze,0,," for n in range(1, 6)))
+    write_csv(folder, "loyalty_rules.csv", "rule_id,rule_name,points_per_unit_spend,min_spend_threshold,bonus_points\n"
+              "R1,Base,1,0,0\nR2,Big basket,0,100,50")
+    write_csv(folder, "store_sales_header.csv", HEADERS)
+    write_csv(folder, "store_sales_line_items.csv", LINES)
+    return folder
+
+
+@pytest.fixture
+def shop(db_url, tmp_path):
+    backend = connect(db_url)
+    backend.create_schemas()
+    result = run_pipeline(backend, [write_shop(tmp_path / "shop")], load_rules())
+    yield backend, result
+    backend.close()
+
+
+def _by_key(backend, sql: str) -> dict:
+    return {row[0]: row[1] for row in backend.fetch(sql)[1]}
+
+
+def test_every_real_retail_row_is_staged(shop):
+    backend, result = shop
+    # Returns, the exchange (T07), anonymous (T05, T06), a free line (T08) and a return of an unknown sale (T09)
+    # are all normal business: nothing is quarantined.
+    assert result.validated.quarantined == 0
+    assert backend.scalar("SELECT count(*) FROM staging.store_sales_header") == 14
+    assert backend.scalar("SELECT count(*) FROM staging.store_sales_line_items") == 17
+    # GUEST is a placeholder id: the sale is anonymous, as an empty cell is.
+    assert backend.scalar("SELECT count(*) FROM staging.store_sales_header WHERE customer_id IS NULL") == 2
+    # Line ids are derived: transaction id and position within the transaction in the file.
+    assert sorted(backend.fetch("SELECT line_item_id FROM staging.store_sales_line_items "
+                                "WHERE transaction_id IN ('T07', 'T08')")[1]) == [
+        ("T07-1",), ("T07-2",), ("T08-1",), ("T08-2",)]
+    warnings = _by_key(backend, "SELECT rule_ids, row_key FROM audit.warnings ORDER BY rule_ids")
+    assert warnings == {"store_sales_header.original_transaction_id.exists": "T09",
+                        "store_sales_line_items.line_item_amount.free_line": "T08-2"}
+
+
+def test_net_sales(shop):
+    backend, _ = shop
+    # 120 - 50 + 50 - 50 + 60 + 20 - 10 + 50 - 20 + 20 + 150 - 50 - 100 - 20 = 170.00 net.
+    assert backend.scalar("SELECT sum(line_item_amount) FROM staging.store_sales_line_items") == Decimal("170.00")
+    units = _by_key(backend, "SELECT product_id, sum(units) FROM analytics.product_daily GROUP BY product_id")
+    # P1: 2 - 1 + 1 - 1 - 1 + 1 + 3 - 1 - 2 = 1; P2: 1 + 3 + 1 + 2 - 1 + 1 - 1 = 6; P3: the free unit.
+    assert {key: int(value) for key, value in units.items()} == {"P1": 1, "P2": 6, "P3": 1}
+
+
+def test_points_are_clawed_back(shop):
+    backend, _ = shop
+    balances = _by_key(backend, "SELECT customer_id, balance FROM loyalty.balances")
+    # C1: T01 earns 120 + 50 bonus; T02 (50 of T01 back: net 70) takes back 50 base and the bonus;
+    #     T07, an exchange netting -10 with no sale named, takes back 10 base: 170 - 100 - 10 = 60.
+    # C2: T03 +50, cancelled the same day by T04 -50; T08 +50 (the free line earns nothing); T09 (unknown sale)
+    #     -20 base: 30.
+    # C3: T10 +20. C4: T11 +150 +50, T12 -50 (net 100: bonus kept), T13 -100 -50 (net 0): back to 0.
+    # C5: a return with no sale named and no points to take: the balance goes below zero, -20 (points may
+    #     have been spent; the ledger records the debt rather than dropping it).
+    assert {key: int(value) for key, value in balances.items()} == {"C1": 60, "C2": 30, "C3": 20, "C4": 0, "C5": -20}
+    reasons = backend.fetch("SELECT transaction_id, rule_id, base_points, bonus_points FROM loyalty.points_ledger "
+                            "WHERE reason = 'returned' ORDER BY transaction_id, rule_id")[1]
+    assert [tuple(row) for row in reasons] == [
+        ("T02", "R1", -50, 0), ("T02", "R2", 0, -50), ("T04", "R1", -50, 0), ("T07", "R1", -10, 0),
+        ("T09", "R1", -20, 0), ("T12", "R1", -50, 0), ("T13", "R1", -100, 0), ("T13", "R2", 0, -50),
+        ("T14", "R1", -20, 0)]
+    # Anonymous sales earn no one anything.
+    assert backend.scalar("SELECT count(*) FROM loyalty.points_ledger WHERE transaction_id IN ('T05', 'T06')") == 0
+
+
+def test_customer_outputs_are_net_and_count_purchases(shop):
+    backend, _ = shop
+    rows = {row[0]: row[1:] for row in backend.fetch(
+        "SELECT customer_id, frequency, monetary, is_high_spender, last_purchase FROM analytics.customer_rfm")[1]}
+    assert set(rows) == {"C1", "C2", "C3", "C4", "C5"}
+    # Frequency counts purchases (net total above 0), not returns or the -10 exchange; monetary is net.
+    assert {key: (int(value[0]), value[1]) for key, value in rows.items()} == {
+        "C1": (1, Decimal("60.00")), "C2": (2, Decimal("30.00")), "C3": (1, Decimal("20.00")),
+        "C4": (1, Decimal("0.00")), "C5": (0, Decimal("-20.00"))}
+    # Three buyers (net spend above 0): the top 10 % is one customer, C1; C4 (net 0) and C5 never.
+    assert [key for key, value in rows.items() if value[2]] == ["C1"]
+    # C1's last purchase is T01's day: T02 and T07 are not purchases.
+    assert str(rows["C1"][3]) == "2024-12-01"
+
+
+def test_header_total_product_category_and_price_may_be_absent(tmp_path):
+    folder = tmp_path / "bare"
+    write_csv(folder, "stores.csv", "store_id\nST1")
+    write_csv(folder, "products.csv", "product_id,product_name\nP1,Mug\nP2,Bag")
+    write_csv(folder, "store_sales_header.csv", "transaction_id,customer_id,store_id,transaction_date\n"
+              "A1,,ST1,2024-12-01 09:00:00\nA2,,ST1,2024-12-01 10:00:00\nA3,,ST1,2024-12-01 11:00:00")
+    # A3 has no lines in the file: its total cannot be derived, and it is rejected for it.
+    write_csv(folder, "store_sales_line_items.csv", "transaction_id,product_id,quantity,line_item_amount\n"
+              "A1,P1,2,7.50\nA1,P2,1,0.00\nA2,P1,-1,-3.75")
+    backend = connect(f"duckdb:///{tmp_path}/bare.duckdb")
+    try:
+        backend.create_schemas()
+        result = run_pipeline(backend, [folder], load_rules())
+        totals = _by_key(backend, "SELECT transaction_id, total_amount FROM staging.store_sales_header")
+        assert totals == {"A1": Decimal("7.50"), "A2": Decimal("-3.75")}
+        assert backend.scalar("SELECT _reasons FROM quarantine.store_sales_header") == "total_amount is missing"
+        assert result.validated.quarantined == 1
+        products = backend.fetch("SELECT product_id, product_category, unit_price FROM staging.products "
+                                 "ORDER BY product_id")[1]
+        assert [tuple(row) for row in products] == [("P1", "(uncategorised)", None), ("P2", "(uncategorised)", None)]
+    finally:
+        backend.close()
