@@ -64,14 +64,14 @@ def test_entity_option_overrides_the_file_name(backend, tmp_path):
 
 BAD_FILES = {
     "missing column": ("stores.csv", b"store_name,store_city\nA,B\n", r"stores.csv:1: missing required column\(s\) "
-                       r"store_id;"),
+                       r"store_id for stores;"),
     "empty file": ("stores.csv", b"", r"stores.csv:1: the file is empty"),
     "latin-1 header": ("stores.csv", "store_id,store_name,store_city,store_region,opening_date,r\xe9gion\n"
                        .encode("latin-1"), r"stores.csv:1: the header is not UTF-8"),
     "latin-1 body": ("stores.csv", "store_id,store_name,store_city,store_region,opening_date\n"
                      "ST01,Caf\xe9,Paris,IDF,2020-01-01\n".encode("latin-1"), r"stores.csv.*not valid UTF-8"),
     "wrong delimiter": ("stores.csv", b"store_id;store_name;store_city;store_region;opening_date\nST01;A;B;C;D\n",
-                        r"missing required column\(s\) store_id;"),
+                        r"missing required column\(s\) store_id for stores;"),
     "too many values": ("stores.csv", b"store_id,store_name,store_city,store_region,opening_date\n"
                         b"ST01,A,B,C,2020-01-01\nST02,A,B,C,2020-01-01,extra\n",
                         r"stores.csv:3: the row has 6 values but the header has 5 columns"),

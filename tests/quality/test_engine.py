@@ -93,16 +93,20 @@ def test_seed_sample_end_to_end(backend):
     assert "store_sales_header.customer_id.exists" in rule_ids["TXN056"]  # INVALID
     assert "store_sales_header.customer_id.exists" in rule_ids["TXN057"]  # C999
     assert "store_sales_header.store_id.exists" in rule_ids["TXN058"]  # ST999
-    assert "store_sales_header.total_amount.positive" in rule_ids["TXN059"]  # -50.00
-    assert "store_sales_header.customer_id.not_null" in rule_ids["TXN061"]
+    # -50.00 for a line of 39.99: a total that is not its lines' (a negative total alone is a return's).
+    assert rule_ids["TXN059"] == "store_sales_header.total_amount.sums_to_lines"
+    # No customer is an anonymous sale, not an error: only its total (89.99 for 67.99 of lines) is off.
+    assert rule_ids["TXN061"] == "store_sales_header.total_amount.sums_to_lines"
     assert "store_sales_header.transaction_date.not_null" in rule_ids["TXN062"]
     assert rule_ids["TXN067"] == "store_sales_header.transaction.atomic"  # its "P001,P002" line
     assert rule_ids["TXN001"] == "store_sales_header.total_amount.sums_to_lines"  # 159.98 vs 151.97
     lines = dict(backend.fetch("SELECT line_item_id, _rule_ids FROM quarantine.store_sales_line_items")[1])
     assert lines["98"] == "store_sales_line_items.transaction_id.exists"  # TXN999 has no header
     assert lines["99"] == "store_sales_line_items.product_id.exists"  # P999
-    assert lines["100"] == "store_sales_line_items.line_item_amount.positive"  # -25.00
-    assert lines["101"] == "store_sales_line_items.line_item_amount.positive"  # 0.00
+    assert lines["100"] == "store_sales_line_items.line_item_amount.sign"  # -25.00 for 1 unit
+    # 0.00: a free line (a warning), quarantined only with its transaction, whose total is off.
+    assert lines["101"] == ("store_sales_line_items.line_item_amount.free_line,"
+                            "store_sales_line_items.transaction.atomic")
     assert lines["91"] == "store_sales_line_items.product_id.not_null"
     assert outcome.checked == 220 and _balanced(backend)
 
@@ -112,10 +116,11 @@ def test_seed_sample_with_totals_downgraded_to_warn(backend, tmp_path):
                       "    severity: warn\n")
     load_and_validate(backend, SEED, rules_path=rules)
     staged = backend.scalar("SELECT count(*) FROM staging.store_sales_header")
-    # TXN001-TXN055, TXN063 (its lines are fine, only its total is off) and TXN068; every
-    # other planted error is still quarantined.
-    assert staged == 57
-    assert backend.scalar("SELECT count(*) FROM audit.warnings WHERE rule_ids LIKE '%sums_to_lines%'") == 56
+    # TXN001-TXN055, TXN063 (its lines are fine, only its total is off), TXN068, and what real retail
+    # calls normal: TXN059 (a total of -50.00: no rule but the total's), TXN061 (anonymous) and TXN066 (a
+    # free line); every other planted error is still quarantined.
+    assert staged == 60
+    assert backend.scalar("SELECT count(*) FROM audit.warnings WHERE rule_ids LIKE '%sums_to_lines%'") == 59
 
 
 def test_incremental_batch_rejects_an_already_staged_transaction(staged_sample, tmp_path):

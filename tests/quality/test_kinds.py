@@ -29,6 +29,12 @@ CASES = {
                 ["P1,A,Food,2,2", "P2,B,Food,3,2"], "must be >= unit_price '3'"),
     "unique": ({"params": {"columns": ["product_id"]}}, ["P1,A,Food,1,1", "P1,B,Food,1,1"],
                "duplicate product_id 'P1': first seen at line 2"),
+    "non_zero": ({"column": "current_stock_level"}, ["P1,A,Food,1,-1", "P2,B,Food,1,0"], "must not be 0, got '0'"),
+    "same_sign": ({"column": "current_stock_level", "params": {"other": "unit_price"}},
+                  ["P1,A,Food,0.00,-2", "P2,B,Food,1.00,-2"], "have opposite signs"),
+    "sign_by_type": ({"column": "current_stock_level",
+                      "params": {"by": "product_category", "non_negative": ["food"], "non_positive": ["Refund"]}},
+                     ["P1,A,Refund,1,-1", "P2,B,FOOD,1,-1"], "'-1' has the wrong sign for a FOOD (product_category)"),
 }
 
 
@@ -82,5 +88,6 @@ def test_sums_to_tolerance_is_one_cent(backend, tmp_path):
 def test_every_kind_is_covered():
     from retailflow.quality.kinds import KINDS
 
-    covered = set(CASES) | {"exists_in", "sums_to", "promotion_applicable"}
+    # free_line reads a product's price from a line: tests/test_real_retail.py (the free line of T08).
+    covered = set(CASES) | {"exists_in", "sums_to", "promotion_applicable", "free_line"}
     assert covered == set(KINDS)

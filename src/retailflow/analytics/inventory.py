@@ -14,10 +14,12 @@ own in-stock sales rate makes improbable (Poisson: P(k days without a sale) = ex
 
 Outputs: analytics.top_products (one row per top product), analytics.stockouts and
 analytics.lost_sales (one row per top product × store), analytics.phantom_inventory (one row per
-suspected phantom run). All four are computed from analytics.store_product_daily (units, revenue
-and sales per store, product and day sold) and its sum over stores, analytics.product_daily, which
-a run keeps day by day: it recomputes the days its new batches cover (every day when products or
-stores changed), never the staged history.
+suspected phantom run), analytics.returns (one row per store, product and day with a return: see
+analytics.returns). The first four are computed from analytics.store_product_daily (net units,
+revenue and sales per store, product and day sold) and its sum over stores, analytics.product_daily,
+which a run keeps day by day: it recomputes the days its new batches cover (every day when products
+or stores changed), never the staged history. Units and revenue are net of returns throughout: an
+order cancelled the same day sells nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import ibis.expr.types as ir
 from retailflow import dates
 from retailflow.analytics import phantom_state
 from retailflow.analytics.phantom_state import PHANTOM_ORDER, phantom_inventory  # noqa: F401 (the stage's outputs)
+from retailflow.analytics.returns import RETURNS, return_rates, returns_daily
 from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -130,11 +133,17 @@ STAGE = "inventory"
 MASTERS = ("products", "stores")
 
 
+def _lines(days: ir.Table | dates.DateRange | None) -> ir.Table:
+    """sales_lines of the staged sales of `days` (every day for None)."""
+    headers = staging_table("store_sales_header")
+    return sales_lines(staging_table("store_sales_line_items"), dates.on_days(headers, headers.transaction_date, days),
+                       staging_table("products"))
+
+
 def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table]:
     """The stage's inputs over staging: daily_sales of `days` (every day for None), products, stores, inventory."""
-    products, headers = staging_table("products"), staging_table("store_sales_header")
-    lines = daily_sales(sales_lines(staging_table("store_sales_line_items"),
-                                    dates.on_days(headers, headers.transaction_date, days), products))
+    products = staging_table("products")
+    lines = daily_sales(_lines(days))
     return dict(lines=lines, product_days=product_daily(lines), products=products, stores=staging_table("stores"),
                 inventory=staging_table("inventory_daily"))
 
@@ -163,6 +172,9 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         stored_lines = dates.on_days(tables["lines"], tables["lines"].sale_date, products_changed)
         dates.replace_days(backend, "analytics", "product_daily", "sale_date", product_daily(stored_lines),
                            products_changed)
+        returns_changed = changed if backend.has_table("analytics", "returns") else None
+        dates.replace_days(backend, "analytics", "returns", "sale_date", returns_daily(_lines(returns_changed)),
+                           returns_changed)
         phantom_state.update(backend, tables["lines"], tables["inventory"], changed)
         phantom = phantom_state.stored_phantom(tables["lines"], threshold=phantom_threshold,
                                                min_days=phantom_min_days)
@@ -190,4 +202,6 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         "lost_total": backend.fetch_dicts(lost.aggregate(lost_units=lost.lost_units.sum().round(2),
                                                          lost_revenue=lost.lost_revenue.sum().round(2))),
         "phantom_runs": backend.fetch_dicts(stored_phantom.order_by(PHANTOM_ORDER)),
+        "most_returned": backend.fetch_dicts(return_rates(RETURNS, tables["lines"], tables["products"], "product_id",
+                                                          top=top)),
     }
