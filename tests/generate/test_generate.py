@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 import retailflow.generate
 from retailflow.errors import UserError
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.generate.columns import money
+from retailflow.generate.returns import SALE, Basket, returned_cents
 from retailflow.model import ENTITIES
 
 SMALL = GeneratorOptions(seed=11, stores=6, products=60, customers=1500, days=21, anomaly_rate=0.03)
@@ -48,7 +51,7 @@ def test_files_follow_the_contract(generated):
         entity = next(e for e in ENTITIES.values() if path.name.startswith(e.name) or
                       (e.name == "inventory_daily" and path.name.startswith("inventory")))
         header = path.read_text().splitlines()[0].replace('"', "").split(",")
-        assert header[:len(entity.required_columns)] == list(entity.required_columns), path.name
+        assert header == list(entity.column_names), path.name
     assert {row[0] for row in query("SELECT applicable_category FROM promotion_details", generated)} >= {"ALL"}
     assert query("SELECT valid_days FROM loyalty_rules WHERE rule_name = 'Weekend Bonus'", generated) == [("Sat,Sun",)]
 
@@ -78,11 +81,12 @@ def test_clean_transactions_are_consistent(generated):
         WHERE p.product_id IS NULL AND l.transaction_id NOT IN ({labelled})""", generated)
     assert unknown == [(0,)]
     # A promoted line is charged the discounted price, rounded half up to the cent (integer cents here:
-    # DuckDB divides DECIMAL by INTEGER in floating point).
+    # DuckDB divides DECIMAL by INTEGER in floating point). Free lines are 0 and returns are checked below.
     wrong_price = query(f"""
         SELECT count(*) FROM store_sales_line_items l JOIN products p USING (product_id)
         LEFT JOIN promotion_details r USING (promotion_id)
-        WHERE l.transaction_id NOT IN ({labelled}) AND (l.line_item_amount::DECIMAL(12,2) * 100)::BIGINT <> (
+        WHERE l.transaction_id NOT IN ({labelled}) AND l.quantity::INT > 0 AND l.line_item_amount <> '0.00'
+          AND (l.line_item_amount::DECIMAL(12,2) * 100)::BIGINT <> (
             (p.unit_price::DECIMAL(12,2) * 100)::BIGINT * l.quantity::BIGINT
             * (100 - coalesce(r.discount_percentage::DECIMAL(5,2), 0)::BIGINT) + 50) // 100
     """, generated)
@@ -104,11 +108,21 @@ def test_every_labelled_anomaly_is_really_there(generated):
                  generated) == [(0,)]
     assert query("""SELECT count(*) FROM truth_anomalies a JOIN store_sales_header h USING (transaction_id)
                     WHERE a.kind = 'orphan_line'""", generated) == [(0,)]
+    # Still errors now that returns, free lines and anonymous sales are valid: 0 units, or an amount of the
+    # opposite sign to the quantity (planted on sales and on returns alike).
+    assert query("""SELECT count(*) FROM truth_anomalies a JOIN store_sales_line_items l ON l.line_item_id = a.key
+                    WHERE a.kind = 'zero_quantity' AND l.quantity <> '0'""", generated) == [(0,)]
+    assert query("""SELECT count(*) FROM truth_anomalies a JOIN store_sales_line_items l ON l.line_item_id = a.key
+                    WHERE a.kind = 'amount_sign_mismatch'
+                      AND sign(l.quantity::INT) <> -sign(l.line_item_amount::DECIMAL(12,2))""", generated) == [(0,)]
+    assert query("""SELECT count(*) FROM truth_anomalies a JOIN store_sales_header h USING (transaction_id)
+                    WHERE a.kind = 'unknown_customer' AND h.customer_id IS NULL""", generated) == [(0,)]
 
 
 def test_realism_is_visible_in_the_data(generated):
     by_weekday = dict(query("""SELECT dayofweek(strptime(transaction_date, '%Y-%m-%d %H:%M:%S')) d, count(*)
-                               FROM store_sales_header WHERE transaction_date LIKE '2024-12-%' GROUP BY 1""",
+                               FROM store_sales_header WHERE transaction_date LIKE '2024-12-%'
+                                 AND transaction_type = 'sale' GROUP BY 1""",
                             generated))
     weekend = (by_weekday[0] + by_weekday[6]) / 2
     weekday = sum(by_weekday[d] for d in range(1, 6)) / 5
@@ -145,7 +159,7 @@ def test_inventory_censors_sales_and_records_unmet_demand(generated):
 
 def test_lapsed_customers_really_lapsed(generated):
     bought = query("""SELECT count(*) FROM truth_customers c JOIN store_sales_header h USING (customer_id)
-                      WHERE c.lapsed = 'true'""", generated)
+                      WHERE c.lapsed = 'true' AND h.transaction_type = 'sale'""", generated)
     assert bought == [(0,)]
     shares = dict(query("SELECT lapsed, count(*) FROM truth_customers GROUP BY 1", generated))
     assert 0.08 < int(shares["true"]) / (int(shares["true"]) + int(shares["false"])) < 0.4
@@ -210,3 +224,229 @@ def test_generate_command_rejects_a_bad_start_date(tmp_path):
     result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path), "--start", "2024-02-30"])
     assert result.exit_code == 2 or "not a date" in str(result.exception)
     assert dt.date(2024, 12, 1) == GeneratorOptions().start
+
+
+# Returns, anonymous sales and free lines: the files read back with pandas, every figure in integer cents.
+
+def read(path: Path) -> pd.DataFrame:
+    """A CSV file with every value as text, empty cells as ''."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def cents(amounts: pd.Series) -> pd.Series:
+    """Money text as integer cents (exact: float64 holds these amounts × 100 to well under 2**53)."""
+    return (amounts.astype(float) * 100).round().astype("int64")
+
+
+def clean_transactions(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The headers and lines validation stages: no planted problem's transaction; of a duplicated header, the first
+    (a duplicate is rejected alone and arrives in a later file)."""
+    labels = read(out / "_truth" / "anomalies.csv")
+    rejected = set(labels.transaction_id[(labels.transaction_id != "") & (labels.kind != "duplicate_transaction")])
+    headers = pd.concat([read(path) for path in sorted(out.glob("store_sales_header_*.csv"))], ignore_index=True)
+    headers = headers.drop_duplicates("transaction_id")
+    headers = headers[~headers.transaction_id.isin(rejected)].reset_index(drop=True)
+    lines = pd.concat([read(path) for path in sorted(out.glob("store_sales_line_items_*.csv"))], ignore_index=True)
+    return headers, lines[lines.transaction_id.isin(headers.transaction_id)].reset_index(drop=True)
+
+
+def test_returned_amounts_are_pro_rata_rounded_half_up_to_the_cent():
+    # 10.00 for 3 units: 1 back is 3.333… -> 3.33, 2 back 6.666… -> 6.67, 3 back all 10.00;
+    # 0.05 for 2 units: 1 back is 0.025 -> 0.03 (half up); a free line gives back 0.
+    sold = np.array([1000, 1000, 1000, 5, 0])
+    units = np.array([1, 2, 3, 1, 1])
+    quantity = np.array([3, 3, 3, 2, 1])
+    assert returned_cents(sold, units, quantity).tolist() == [-333, -667, -1000, -3, 0]
+
+
+def test_baskets_merge_in_time_order():
+    # Sales at 100 s (lines P5, P6) and 300 s (P7); a return at 200 s (P9) falls between them.
+    sales = Basket(np.array([1, 2]), np.array([0, 0]), np.array([100, 300]), np.array([0, 0]), np.array([SALE, SALE]),
+                   np.array([0, 0, 1]), np.array([5, 6, 7]), np.array([-1, -1, -1]), np.array([1, 2, 1]),
+                   np.array([500, 800, 300]))
+    back = Basket(np.array([1]), np.array([0]), np.array([200]), np.array([41]), np.array([1]), np.array([0]),
+                  np.array([9]), np.array([-1]), np.array([-1]), np.array([-250]))
+    day, position = Basket.concatenated([sales, back]).in_time_order()
+    assert position.tolist() == [0, 2, 1]
+    assert day.seconds.tolist() == [100, 200, 300] and day.original.tolist() == [0, 41, 0]
+    assert day.line_txn.tolist() == [0, 0, 1, 2] and day.line_product.tolist() == [5, 6, 9, 7]
+    assert day.line_cents.tolist() == [500, 800, -250, 300]
+    assert day.take(np.array([1, 2])).line_product.tolist() == [9, 7]
+
+
+def test_lines_and_totals_have_the_signs_retail_data_has(generated):
+    headers, lines = clean_transactions(generated)
+    units, amount = lines.quantity.astype(int), cents(lines.line_item_amount)
+    assert (units != 0).all()
+    assert not ((units > 0) & (amount < 0)).any() and not ((units < 0) & (amount > 0)).any()
+    line_sums = amount.groupby(lines.transaction_id).sum().reindex(headers.transaction_id)
+    assert (line_sums.to_numpy() == cents(headers.total_amount).to_numpy()).all()
+    is_return = headers.transaction_type == "return"
+    assert set(headers.transaction_type) == {"sale", "return"}
+    assert (cents(headers.total_amount)[is_return] <= 0).all() and (cents(headers.total_amount)[~is_return] >= 0).all()
+    assert (headers.original_transaction_id[~is_return] == "").all()
+    returned = lines.transaction_id.isin(headers.transaction_id[is_return])
+    assert (units[returned] < 0).all() and (units[~returned] > 0).all()
+    assert (lines.promotion_id[returned] == "").all()
+    # Free lines: about free_line_rate (1 %) of the sold lines, none on a free product (every list price is > 0).
+    free = ~returned & (amount == 0)
+    assert 0.003 < free.sum() / (~returned).sum() < 0.025
+    prices = read(generated / "products.csv").set_index("product_id").unit_price
+    assert (cents(prices.reindex(lines.product_id[free])) > 0).all()
+
+
+def test_returns_refer_to_earlier_sales_of_the_same_store_and_customer(generated):
+    headers, lines = clean_transactions(generated)
+    sales = headers[headers.transaction_type == "sale"]
+    returns = headers[headers.transaction_type == "return"].merge(
+        sales, left_on="original_transaction_id", right_on="transaction_id", suffixes=("", "_sale"))
+    assert len(returns) == (headers.transaction_type == "return").sum() > 40  # every one refers to a staged sale
+    assert returns.original_transaction_id.is_unique  # a sale comes back at most once
+    assert (returns.store_id == returns.store_id_sale).all()
+    assert (returns.customer_id == returns.customer_id_sale).all()  # anonymous ('') when the sale was
+    assert (returns.transaction_date > returns.transaction_date_sale).all()  # ISO text sorts as time
+    day, sale_day = (pd.to_datetime(dates.str[:10]) for dates in (returns.transaction_date, returns.transaction_date_sale))
+    delay = (day - sale_day).dt.days
+    assert delay.between(0, 90).all() and (delay <= 30).mean() > 0.85
+    last_day = (SMALL.start + dt.timedelta(days=SMALL.days - 1)).isoformat()
+    assert (returns.transaction_date.str[:10] <= last_day).all()
+    # A planted problem's transaction (quarantined) is never returned.
+    labels = read(generated / "_truth" / "anomalies.csv")
+    assert not set(returns.original_transaction_id) & set(labels.transaction_id[labels.kind != "duplicate_transaction"])
+
+    # Per sale and product: returned units never exceed sold ones; a product on one line of its sale gets back
+    # that line's amount × returned / sold units, rounded half up.
+    lines = lines.assign(units=lines.quantity.astype(int), cents=cents(lines.line_item_amount))
+    sold = lines[lines.units > 0].groupby(["transaction_id", "product_id"]).agg(
+        sold_units=("units", "sum"), sold_cents=("cents", "sum"), sale_lines=("units", "size"))
+    back = lines[lines.units < 0].merge(returns[["transaction_id", "original_transaction_id"]], on="transaction_id")
+    back = back.groupby(["original_transaction_id", "product_id"]).agg(units=("units", "sum"), cents=("cents", "sum"))
+    back = back.join(sold.rename_axis(["original_transaction_id", "product_id"]))
+    assert (-back.units <= back.sold_units).all()
+    single = back[back.sale_lines == 1]
+    expected = -((2 * single.sold_cents * -single.units + single.sold_units) // (2 * single.sold_units))
+    assert len(single) > 40 and (single.cents == expected).all()
+
+    # Kinds: in full means every unit of the sale, same day or later; partial some lines or some units.
+    truth = read(generated / "_truth" / "returns.csv").set_index("transaction_id")
+    per_sale = back.groupby(level=0).units.sum().rename("returned")
+    returns = returns.join(per_sale, on="original_transaction_id").join(
+        sold.groupby(level=0).sold_units.sum().rename("sold"), on="original_transaction_id")
+    kind = truth.kind.reindex(returns.transaction_id).to_numpy()
+    in_full = (-returns.returned == returns.sold).to_numpy()
+    assert set(kind) == {"full_same_day", "full", "partial"}
+    assert (in_full == (kind != "partial")).all()
+    assert ((delay.to_numpy() == 0) == (kind == "full_same_day")).all()
+
+
+def test_anonymous_sales_are_a_share_of_each_store(generated):
+    headers, _ = clean_transactions(generated)
+    sales = headers[headers.transaction_type == "sale"]
+    share = (sales.customer_id == "").groupby(sales.store_id).mean()
+    # Each store draws its share in 0.40 ± 0.20; about 290 sales a store add a sampling error of ± 0.03.
+    assert len(share) == SMALL.stores and share.between(0.14, 0.66).all()
+    assert share.max() - share.min() > 0.1
+    customers = set(read(generated / "customer_details.csv").customer_id)
+    assert set(headers.customer_id) - {""} <= customers
+
+
+def test_truth_equals_the_sums_of_the_written_files(generated):
+    headers, lines = clean_transactions(generated)
+    units, amount = lines.quantity.astype(int), cents(lines.line_item_amount)
+    returned = units < 0
+    by_product = pd.DataFrame({
+        "sold_units": units.where(~returned, 0), "sold_cents": amount.where(~returned, 0),
+        "returned_units": -units.where(returned, 0), "returned_cents": -amount.where(returned, 0),
+    }).groupby(lines.product_id).sum()
+    truth = read(generated / "_truth" / "sales.csv").set_index("product_id")
+    assert list(truth.index) == list(read(generated / "products.csv").product_id)  # every product, sold or not
+    by_product = by_product.reindex(truth.index, fill_value=0)
+    assert (truth.sold_units.astype(int) == by_product.sold_units).all()
+    assert (truth.returned_units.astype(int) == by_product.returned_units).all()
+    assert (truth.net_units.astype(int) == by_product.sold_units - by_product.returned_units).all()
+    assert (cents(truth.returned_revenue) == by_product.returned_cents).all()
+    assert (cents(truth.net_revenue) == by_product.sold_cents - by_product.returned_cents).all()
+    assert by_product.returned_units.sum() > 0
+
+    manifest = json.loads((generated / "_truth" / "manifest.json").read_text())
+    gross, back = int(by_product.sold_cents.sum()), int(by_product.returned_cents.sum())
+    assert [manifest[name] for name in ("gross_revenue", "returned_revenue", "net_revenue")] == [
+        f"{value // 100}.{value % 100:02d}" for value in (gross, back, gross - back)]
+    is_return, anonymous = headers.transaction_type == "return", headers.customer_id == ""
+    assert manifest["transactions"] == {"sales": int((~is_return).sum()), "returns": int(is_return.sum()),
+                                        "anonymous": int(anonymous.sum())}
+    assert manifest["anonymous_share"] == pytest.approx(anonymous.mean(), abs=1e-6)
+    # Overall a few % of the units come back, apparel several times more often than grocery.
+    assert 0.01 < back / gross < 0.08
+    category = read(generated / "products.csv").set_index("product_id").product_category
+    rate = by_product.groupby(category).sum().eval("returned_units / sold_units")
+    assert rate["Apparel"] > 3 * rate["Grocery"]
+
+    returns = read(generated / "_truth" / "returns.csv")
+    written = headers[is_return].assign(return_date=headers.transaction_date.str[:10])
+    assert returns[["transaction_id", "original_transaction_id", "customer_id", "return_date"]].to_numpy().tolist() \
+        == written[["transaction_id", "original_transaction_id", "customer_id", "return_date"]].to_numpy().tolist()
+
+    customers = read(generated / "_truth" / "customers.csv").set_index("customer_id")
+    known = headers[~anonymous]
+    spend = cents(known.total_amount).groupby(known.customer_id).sum().reindex(customers.index, fill_value=0)
+    purchases = (known.transaction_type == "sale").groupby(known.customer_id).sum().reindex(customers.index,
+                                                                                         fill_value=0)
+    assert (cents(customers.net_spend) == spend).all() and (customers.purchases.astype(int) == purchases).all()
+
+
+def test_behaviour_rates_can_be_turned_off(tmp_path):
+    plain = GeneratorOptions(seed=3, stores=3, products=24, customers=200, days=8, anomaly_rate=0.0,
+                             return_rate=0.0, anonymous_share=0.0, free_line_rate=0.0)
+    manifest = generate_dataset(tmp_path / "plain", plain)
+    headers, lines = clean_transactions(tmp_path / "plain")
+    assert manifest["transactions"]["returns"] == 0 and manifest["anonymous_share"] == 0.0
+    assert set(headers.transaction_type) == {"sale"} and (headers.customer_id != "").all()
+    assert (cents(lines.line_item_amount) > 0).all()
+    generate_dataset(tmp_path / "cardless", GeneratorOptions(seed=3, stores=3, products=24, customers=200, days=8,
+                                                             anonymous_share=1.0))
+    headers, _ = clean_transactions(tmp_path / "cardless")
+    assert (headers.customer_id == "").all()
+    assert (read(tmp_path / "cardless" / "_truth" / "customers.csv").purchases == "0").all()
+
+
+def test_returns_and_anonymity_leave_the_baskets_and_the_stock_alone(tmp_path):
+    # Each behaviour draws from its own random stream: more returns or more anonymous sales change neither
+    # what was sold nor the stock (returned goods go back to the supplier, not the shelf).
+    base = dict(seed=6, stores=3, products=24, customers=300, days=10)
+    generate_dataset(tmp_path / "a", GeneratorOptions(**base))
+    generate_dataset(tmp_path / "b", GeneratorOptions(**base, return_rate=0.12, anonymous_share=0.7))
+    for name in ("inventory_daily_2024-12-10.csv", "_truth/lost_demand.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    sold = [read(tmp_path / run / "_truth" / "sales.csv")[["product_id", "sold_units"]] for run in ("a", "b")]
+    assert sold[0].equals(sold[1])
+    returned = [int(read(tmp_path / run / "_truth" / "sales.csv").returned_units.astype(int).sum()) for run in "ab"]
+    assert returned[1] > 2 * returned[0]
+
+
+def test_generate_command_sets_the_behaviours_and_leaves_inputs_out(tmp_path):
+    from typer.testing import CliRunner
+
+    from retailflow.cli import app
+
+    out = tmp_path / "data"
+    result = CliRunner().invoke(app, ["-q", "generate", "--out", str(out), "--stores", "2", "--products", "16",
+                                      "--customers", "150", "--days", "7", "--anomaly-rate", "0.1",
+                                      "--return-rate", "0.1", "--anonymous-share", "0.5", "--free-line-rate", "0.05",
+                                      "--without", "inventory,promotions"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "_truth" / "manifest.json").read_text())
+    assert {name: manifest["options"][name] for name in ("return_rate", "anonymous_share", "free_line_rate",
+                                                         "inventory", "promotions")} == {
+        "return_rate": 0.1, "anonymous_share": 0.5, "free_line_rate": 0.05, "inventory": False, "promotions": False}
+    names = {path.relative_to(out).as_posix() for path in out.rglob("*")}
+    assert not {name for name in names if name.startswith(("inventory", "promotion", "_truth/promotions",
+                                                           "_truth/lost_demand"))}
+    assert {"stores.csv", "_truth/sales.csv", "_truth/returns.csv"} <= names
+    _, lines = clean_transactions(out)
+    everything = pd.concat([read(path) for path in out.glob("store_sales_line_items_*.csv")])
+    assert (everything.promotion_id == "").all() and len(lines) > 0
+    assert "unknown_promotion" not in manifest["anomaly_kinds"] and manifest["anomaly_kinds"]
+
+    refused = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "x"), "--without", "inventory,stock"])
+    assert isinstance(refused.exception, UserError) and "--without stock" in str(refused.exception)

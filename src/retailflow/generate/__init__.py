@@ -1,10 +1,14 @@
 """Synthetic retail data with planted ground truth and labelled data-quality problems.
 
 `generate_dataset(out_dir, GeneratorOptions(...))` writes the input files in the CSV contract
-(sales and inventory one file per day) and `_truth/`: anomalies.csv, promotions.csv,
-lost_demand.csv, customers.csv and manifest.json. Same options, same bytes. Days are simulated
-one at a time and formatted and written in the background, so memory holds a few days, not the
-dataset.
+(sales and inventory one file per day; sales, returns and cancellations together, anonymous
+sales with an empty customer_id, free lines at 0.00) and `_truth/`: anomalies.csv, sales.csv
+(net, sold and returned units and revenue per product), returns.csv (one row per return),
+promotions.csv, lost_demand.csv, customers.csv and manifest.json (net, gross and returned
+revenue, transaction counts, anonymous share). Without inventory there are no inventory files
+and no lost_demand.csv; without promotions no promotion file, no promoted line and no
+promotions.csv. Same options, same bytes. Days are simulated one at a time and formatted and
+written in the background, so memory holds a few days, not the dataset.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from retailflow.generate import columns
 from retailflow.generate.anomalies import Planter, bad_emails, break_emails, labels
 from retailflow.generate.masters import ARCHETYPES, Catalog, Customers, make_masters
 from retailflow.generate.options import GeneratorOptions
+from retailflow.generate.returns import CANCELLED_SHARE, CATEGORY_RETURN_MULTIPLE
 from retailflow.generate.sales import Simulator
 from retailflow.generate.sizing import customer_count
-from retailflow.generate.tables import LOST_DEMAND_SCHEMA, DayTables
+from retailflow.generate.tables import LOST_DEMAND_SCHEMA, RETURNS_SCHEMA, DayTables
+from retailflow.generate.truth import SalesTruth
 
 __all__ = ["GeneratorOptions", "generate_dataset"]
 
@@ -105,18 +111,24 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     sales_rng, masters_rng, anomalies_rng, pilot_rng = np.random.default_rng(options.seed).spawn(4)
     catalog, customers = make_masters(options, masters_rng, lambda catalog: customer_count(options, catalog, pilot_rng))
     simulator = Simulator(options, catalog, customers.rate, customers.home_store, sales_rng)
+    truth = SalesTruth(len(catalog.product_weight), len(customers.ids))
     with _Writer(out_dir, options.format) as writer:
         ids, found = _write_masters(writer, catalog, customers, options, anomalies_rng)
-        last_purchase_day = _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng,
-                                        progress or (lambda stage, done, total: None))
+        _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng, truth,
+                    progress or (lambda stage, done, total: None))
         writer.write_truth("anomalies", pa.concat_tables(found))
-        _write_truth(writer, options, catalog, customers, ids, last_purchase_day)
+        writer.write_truth("sales", truth.products_table(ids["products"]))
+        _write_truth(writer, options, catalog, customers, ids, truth)
     manifest = {
         "generator": f"retailflow {__version__}", "options": options.as_dict(), "seed": options.seed,
         "promotion_overlap_rule": OVERLAP_RULE, "inventory_snapshot": "stock on hand at opening, after deliveries",
         "rows": writer.rows, "line_items": sum(n for name, n in writer.rows.items() if name.startswith("store_sales_line")),
         "anomalies": sum(table.num_rows for table in found),
         "anomaly_kinds": _kind_counts(found),
+        **truth.manifest(),
+        "line_return_rate_by_category": {category: round(options.return_rate * multiple, 6)
+                                         for category, multiple in sorted(CATEGORY_RETURN_MULTIPLE.items())},
+        "same_day_cancellation_rate": round(options.return_rate * CANCELLED_SHARE, 6),
     }
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -138,8 +150,10 @@ def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, opti
     broken[bad_email] = True
     details = (break_emails(customers.details(start, min(start + CUSTOMER_CHUNK, count)),
                             broken[start:start + CUSTOMER_CHUNK]) for start in range(0, count, CUSTOMER_CHUNK))
-    for stem, content in (("stores", catalog.stores), ("products", catalog.products), ("customer_details", details),
-                          ("promotion_details", catalog.promotions), ("loyalty_rules", catalog.loyalty_rules)):
+    masters = [("stores", catalog.stores), ("products", catalog.products), ("customer_details", details),
+               *([("promotion_details", catalog.promotions)] if options.promotions else []),
+               ("loyalty_rules", catalog.loyalty_rules)]
+    for stem, content in masters:
         writer.write(stem, content)
     ids = {name: table.column(key).combine_chunks() for name, table, key in (
         ("stores", catalog.stores, "store_id"), ("products", catalog.products, "product_id"),
@@ -150,20 +164,21 @@ def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, opti
 
 def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, simulator: Simulator,
                 ids: dict[str, pa.Array], found: list[pa.Table], anomalies_rng: np.random.Generator,
-                report: Callable[[str, int, int], None]) -> np.ndarray:
-    """Simulate and write day after day (labels appended to `found`); return each customer's last purchase day."""
+                truth: SalesTruth, report: Callable[[str, int, int], None]) -> None:
+    """Simulate and write day after day (labels appended to `found`, clean sales counted in `truth`)."""
     total_txns = max(1, int(simulator.rate * options.days * 1.4))
     tables = DayTables(ids, txn_width=max(8, len(str(total_txns * 2))))
-    planter = Planter(options.anomaly_rate, anomalies_rng, ids, simulator.numbering, tables)
-    last_purchase_day = np.full(len(ids["customers"]), -1)
+    planter = Planter(options.anomaly_rate, anomalies_rng, ids, simulator.numbering, tables, options.promotions)
     pending_duplicates = []
     with ExitStack() as stack:
         lost_demand = (stack.enter_context(pacsv.CSVWriter(truth_dir / "lost_demand.csv", LOST_DEMAND_SCHEMA))
                        if options.inventory else None)
+        returns = stack.enter_context(pacsv.CSVWriter(truth_dir / "returns.csv", RETURNS_SCHEMA))
         for day_index in range(options.days):
             sales = simulator.simulate(day_index)
             stamp = sales.day.isoformat()
-            last_purchase_day[sales.txn_customer] = day_index
+            truth.add(sales, day_index)
+            returns.write_table(tables.returns(sales))
             planted = planter.plant(sales)
             found.append(planted.labels)
             # A duplicate header arrives in the next day's file (the last day's in its own file).
@@ -176,19 +191,19 @@ def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, sim
                 writer.write(f"inventory_daily_{stamp}", partial(tables.inventory, sales))
                 lost_demand.write_table(tables.lost_demand(sales))
             report("days", day_index + 1, options.days)
-    return last_purchase_day
 
 
 def _write_truth(writer: _Writer, options: GeneratorOptions, catalog: Catalog, customers: Customers,
-                 ids: dict[str, pa.Array], last_purchase_day: np.ndarray) -> None:
-    """promotions.csv (planted uplift) and customers.csv (archetype, days since purchase, lapsed)."""
-    writer.write_truth("promotions", pa.table({
-        "promotion_id": ids["promotions"], "applicable_category": catalog.promotion_category,
-        "discount_percentage": [f"{value * 100:.2f}" for value in catalog.promotion_discount],
-        "true_uplift": [f"{value:.4f}" for value in catalog.promotion_uplift],
-        "start_date": catalog.promotions.column("start_date"), "end_date": catalog.promotions.column("end_date"),
-    }))
-    as_of_index = int(last_purchase_day.max())
+                 ids: dict[str, pa.Array], truth: SalesTruth) -> None:
+    """promotions.csv (planted uplift) and customers.csv (archetype, days since purchase, lapsed, net spend)."""
+    if options.promotions:
+        writer.write_truth("promotions", pa.table({
+            "promotion_id": ids["promotions"], "applicable_category": catalog.promotion_category,
+            "discount_percentage": [f"{value * 100:.2f}" for value in catalog.promotion_discount],
+            "true_uplift": [f"{value:.4f}" for value in catalog.promotion_uplift],
+            "start_date": catalog.promotions.column("start_date"), "end_date": catalog.promotions.column("end_date"),
+        }))
+    last_purchase_day, as_of_index = truth.last_purchase_day, truth.last_day
     as_of = np.datetime64(options.start.isoformat(), "D") + max(as_of_index, 0)
     history = (as_of - customers.last_purchase).astype(np.int64)
     days_since = np.where(last_purchase_day >= 0, as_of_index - last_purchase_day, history)
@@ -200,6 +215,7 @@ def _write_truth(writer: _Writer, options: GeneratorOptions, catalog: Catalog, c
         return pa.table({
             "customer_id": ids["customers"][rows], "archetype": columns.pick(customers.archetype[rows], archetypes),
             "days_since_purchase": days_since[rows], "lapsed": lapsed[rows], "lapsed_with_points": with_points[rows],
+            "purchases": truth.purchases[rows], "net_spend": columns.money(truth.customer_cents[rows]),
         })
 
     writer.write_truth("customers", (chunk(start) for start in range(0, len(days_since), CUSTOMER_CHUNK)))

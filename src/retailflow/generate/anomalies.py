@@ -1,8 +1,11 @@
 """Planted, labelled data-quality problems: extra noisy rows copied from clean ones, then broken.
 
 Clean rows are never modified: every problem is an additional transaction (or line, or header
-copy) so the clean data, the inventory and the ground truth stay exactly consistent. Each
-affected transaction has exactly one kind; a line-level problem is on the copy's first line.
+copy) so the clean data, the inventory and the ground truth stay exactly consistent, and no
+return ever refers to a copy. A copy may be of a sale or of a return; each kind is an error on
+either (a return, a free line, a 0 total and an anonymous sale are valid, so no kind relies on
+them). Each affected transaction has exactly one kind; a line-level problem is on the copy's
+first line.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from retailflow.generate.sales import DaySales, Numbering
 from retailflow.generate.tables import DayTables, header_table, line_table
 
 TRANSACTION_KINDS = (
-    "missing_product_id", "unknown_product", "unknown_store", "unknown_customer", "negative_amount",
-    "zero_amount", "invalid_date", "empty_date", "total_mismatch", "duplicate_transaction", "orphan_line",
+    "missing_product_id", "unknown_product", "unknown_store", "unknown_customer", "amount_sign_mismatch",
+    "zero_quantity", "invalid_date", "empty_date", "total_mismatch", "duplicate_transaction", "orphan_line",
     "multi_valued_product", "unknown_promotion",
 )
-LINE_KINDS = {"missing_product_id", "unknown_product", "negative_amount", "zero_amount", "multi_valued_product",
-              "unknown_promotion"}
+LINE_KINDS = {"missing_product_id", "unknown_product", "amount_sign_mismatch", "zero_quantity",
+              "multi_valued_product", "unknown_promotion"}
+#: Kinds that need the promotion master (without it a promotion id cannot be checked).
+PROMOTION_KINDS = {"unknown_promotion"}
 LABEL_COLUMNS = ("entity", "key", "transaction_id", "kind", "severity")
 KIND = {name: code for code, name in enumerate(TRANSACTION_KINDS)}
 
@@ -55,8 +60,9 @@ class Planter:
     """
 
     def __init__(self, rate: float, rng: np.random.Generator, ids: dict[str, pa.Array], numbering: Numbering,
-                 tables: DayTables) -> None:
+                 tables: DayTables, promotions: bool = True) -> None:
         self.rate, self.rng, self.numbering, self.tables = rate, rng, numbering, tables
+        self.kinds = np.array([KIND[kind] for kind in TRANSACTION_KINDS if promotions or kind not in PROMOTION_KINDS])
         self.next_kind = 0
         self.owed = 0.0  # problems due at the rate but not planted yet: fractions carry over to the next day
         products = ids["products"]
@@ -75,7 +81,7 @@ class Planter:
         self.owed -= count
         sources = self.rng.choice(txn_count, count, replace=False)
         # Kinds in rotation (continuing across days), so even a small dataset has every kind.
-        kinds = (self.next_kind + np.arange(count)) % len(TRANSACTION_KINDS)
+        kinds = self.kinds[(self.next_kind + np.arange(count)) % len(self.kinds)]
         self.next_kind += count
         duplicate = kinds == KIND["duplicate_transaction"]
         duplicates = self.tables.headers(sales, sources[duplicate])
@@ -111,15 +117,17 @@ class Planter:
             return first[kinds == KIND[kind]]
 
         product, promotion = sales.line_product[source_line], sales.line_promotion[source_line]
-        cents = sales.line_cents[source_line]
+        quantity, cents = sales.line_quantity[source_line], sales.line_cents[source_line]
         product[first_lines("multi_valued_product")] += len(self.product_texts) // 2
         product[first_lines("unknown_product")] = len(self.product_texts) - 1
         product[first_lines("missing_product_id")] = -1
         promotion[first_lines("unknown_promotion")] = len(self.promotion_texts) - 1
-        cents[first_lines("negative_amount")] *= -1
-        cents[first_lines("zero_amount")] = 0
+        # The amount takes the sign opposite to the quantity's (a free line gets 1.00 of it).
+        mismatched = first_lines("amount_sign_mismatch")
+        cents[mismatched] = -np.sign(quantity[mismatched]) * np.maximum(np.abs(cents[mismatched]), 100)
+        quantity[first_lines("zero_quantity")] = 0
         lines = line_table(line_numbers, txn_ids.take(copy), columns.pick(product, self.product_texts),
-                           columns.pick(promotion, self.promotion_texts), sales.line_quantity[source_line], cents)
+                           columns.pick(promotion, self.promotion_texts), quantity, cents)
         totals = np.bincount(copy, weights=cents, minlength=len(sources)).astype(np.int64)
         return lines, totals, columns.integers(line_numbers[first])
 
@@ -134,7 +142,9 @@ class Planter:
         return header_table(
             txn_ids, _where(kinds == KIND["unknown_customer"], "C999999X", originals.column("customer_id")),
             _where(kinds == KIND["unknown_store"], "ST999X", originals.column("store_id")),
-            _where(kinds == KIND["empty_date"], None, dates), totals)
+            _where(kinds == KIND["empty_date"], None, dates), totals,
+            originals.column("transaction_type").combine_chunks(),
+            originals.column("original_transaction_id").combine_chunks())
 
 
 def expected_planted_lines(rate: float, transactions: float, lines: float) -> float:

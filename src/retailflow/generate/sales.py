@@ -1,4 +1,4 @@
-"""Day-by-day simulation of baskets, promotions and store inventory (vectorised over rows).
+"""Day-by-day simulation of baskets, promotions, returns and store inventory (vectorised over rows).
 
 Demand: each customer buys on a day with a Poisson rate (their archetype × weekday × a mild
 trend); a basket has 1-8 lines, products drawn by Zipf-like popularity, quantities mostly 1-3.
@@ -8,6 +8,10 @@ average `uplift` extra lines of that category, so the category's units rise by t
 while other categories are untouched. Inventory: the snapshot is the stock at opening, after
 overnight deliveries; sales are capped at the stock on hand in time order, the rest is unmet
 demand (truth). An order-up-to policy with random lead times replenishes, so stock-outs happen.
+Each store has its share of sales made without a loyalty card (anonymous), and a few lines are
+given free (amount 0). Returns (returns.py) come back to the store of the sale, by the sale's
+customer, and are merged into their day in time order; returned goods do not go back on the
+shelf (they go back to the supplier), so returns leave the stock and the unmet demand alone.
 """
 
 from __future__ import annotations
@@ -18,31 +22,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from retailflow.generate.masters import Catalog
-from retailflow.generate.options import GeneratorOptions
+from retailflow.generate.options import CLOSE_SECONDS, OPEN_SECONDS, GeneratorOptions
+from retailflow.generate.returns import SALE, Basket, Returns
 
 #: Relative demand by weekday, Monday first: weekends peak.
 WEEKDAY_FACTOR = np.array([0.90, 0.88, 0.93, 0.98, 1.12, 1.38, 1.26])
 TREND_PER_DAY = 0.0005
-OPEN_SECONDS, CLOSE_SECONDS = 8 * 3600, 21 * 3600
 ELSEWHERE_SHARE = 0.15  # transactions at a store other than the customer's home store
+#: How far a store's anonymous share may be from the mean share (store formats differ).
+ANONYMOUS_SPREAD = 0.20
 
 
 @dataclass
 class DaySales:
-    """One simulated day: transactions in time order, their lines, the opening stock and the unmet demand."""
+    """One simulated day: transactions (sales and returns) in time order, their lines, the opening stock and the
+    unmet demand."""
 
     day: dt.date
     txn_number: np.ndarray
-    txn_customer: np.ndarray
+    txn_customer: np.ndarray  # -1 for an anonymous transaction
     txn_store: np.ndarray
     txn_seconds: np.ndarray
     txn_total_cents: np.ndarray
+    txn_original: np.ndarray  # the number of the sale a return refers to; 0 for a sale
+    txn_return_kind: np.ndarray  # index into returns.RETURN_KINDS; SALE (-1) for a sale
     line_number: np.ndarray
     line_txn: np.ndarray  # index into the day's transactions, ascending
     line_product: np.ndarray
     line_promotion: np.ndarray  # -1 when not promoted
-    line_quantity: np.ndarray
-    line_cents: np.ndarray
+    line_quantity: np.ndarray  # negative on a returned line
+    line_cents: np.ndarray  # negative on a returned line, 0 on a free line
     opening_stock: np.ndarray  # stores × products
     unmet_units: np.ndarray  # stores × products
 
@@ -80,11 +89,13 @@ class Categorical:
 
 
 class Simulator:
-    """Carries stock and the numbering from day to day."""
+    """Carries stock, the returns not due yet and the numbering from day to day."""
 
     def __init__(self, options: GeneratorOptions, catalog: Catalog, customer_rate: np.ndarray,
                  customer_store: np.ndarray, rng: np.random.Generator) -> None:
         self.options, self.catalog, self.rng = options, catalog, rng
+        # Own streams for each behaviour, so that changing its rate leaves the baskets and the stock alone.
+        self.anonymous_rng, self.free_rng, returns_rng = rng.spawn(3)
         self.rate, self.customer_store = float(customer_rate.sum()), customer_store
         self.categories = sorted(set(catalog.product_category))
         self.product_category_index = np.array([self.categories.index(c) for c in catalog.product_category])
@@ -98,6 +109,9 @@ class Simulator:
         self.price_cents = np.round(catalog.product_price * 100).astype(np.int64)
         self.numbering = Numbering()
         stores, products = len(catalog.store_weight), len(catalog.product_weight)
+        spread = min(ANONYMOUS_SPREAD, options.anonymous_share, 1 - options.anonymous_share)
+        self.anonymous_share_by_store = options.anonymous_share + self.anonymous_rng.uniform(-spread, spread, stores)
+        self.returns = Returns(options, [self.categories[c] for c in self.product_category_index], returns_rng)
         # Expected units per store-product-day under normal trading drive the order-up-to policy.
         home = np.bincount(customer_store, weights=customer_rate, minlength=stores)
         store_share = (1 - ELSEWHERE_SHARE) * home / max(home.sum(), 1e-9) + ELSEWHERE_SHARE * catalog.store_weight
@@ -115,7 +129,7 @@ class Simulator:
         """Per category: the applying promotion index (-1 none), its discount and its uplift."""
         catalog = self.catalog
         promotion = np.full(len(self.categories), -1)
-        for index in np.argsort(-catalog.promotion_discount, kind="stable"):
+        for index in np.argsort(-catalog.promotion_discount, kind="stable") if self.options.promotions else ():
             if not catalog.promotion_start[index] <= day_index <= catalog.promotion_end[index]:
                 continue
             category = catalog.promotion_category[index]
@@ -156,10 +170,30 @@ class Simulator:
         has_lines = np.bincount(line_txn, minlength=txn_count) > 0
         line_txn = (np.cumsum(has_lines) - 1)[line_txn]
         txn_count = int(has_lines.sum())
-        totals = np.bincount(line_txn, weights=line_cents, minlength=txn_count).astype(np.int64)
-        txn_number, line_number = self.numbering.take(txn_count, len(line_txn))
-        return DaySales(day, txn_number, customer[has_lines], store[has_lines], seconds[has_lines], totals,
-                        line_number, line_txn, line_product, promotion[category], quantity, line_cents, opening, unmet)
+        store = store[has_lines]
+        anonymous = self.anonymous_rng.random(txn_count) < self.anonymous_share_by_store[store]
+        line_cents[self.free_rng.random(len(line_cents)) < options.free_line_rate] = 0
+        sales = Basket(np.where(anonymous, -1, customer[has_lines]), store, seconds[has_lines],
+                       np.zeros(txn_count, dtype=np.int64), np.full(txn_count, SALE), line_txn, line_product,
+                       promotion[category], quantity, line_cents)
+        return self._with_returns(day, day_index, sales, opening, unmet)
+
+    def _with_returns(self, day: dt.date, day_index: int, sales: Basket, opening: np.ndarray,
+                      unmet: np.ndarray) -> DaySales:
+        """The day's sales, the returns due today and today's same-day cancellations, numbered in time order."""
+        due = self.returns.take_due(day_index)
+        cancelled, is_cancelled = self.returns.cancellations(sales)
+        day_txns, position = Basket.concatenated([sales, due, cancelled]).in_time_order()
+        txn_number, line_number = self.numbering.take(len(day_txns.customer), len(day_txns.line_txn))
+        # A cancellation's sale is numbered only now, with the rest of the day.
+        sale_number = txn_number[position[:len(sales.customer)]]
+        day_txns.original[position[len(sales.customer) + len(due.customer):]] = sale_number[is_cancelled]
+        self.returns.hold_later(sales, sale_number, ~is_cancelled, day_index)
+        totals = np.bincount(day_txns.line_txn, weights=day_txns.line_cents,
+                             minlength=len(day_txns.customer)).astype(np.int64)
+        return DaySales(day, txn_number, day_txns.customer, day_txns.store, day_txns.seconds, totals,
+                        day_txns.original, day_txns.kind, line_number, day_txns.line_txn, day_txns.line_product,
+                        day_txns.line_promotion, day_txns.line_quantity, day_txns.line_cents, opening, unmet)
 
     def _baskets(self, txn_count: int, uplift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Lines (transaction, product) ordered by transaction then product: base basket plus promoted extras."""
