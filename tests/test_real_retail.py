@@ -169,3 +169,21 @@ def test_header_total_product_category_and_price_may_be_absent(tmp_path):
         assert [tuple(row) for row in products] == [("P1", "(uncategorised)", None), ("P2", "(uncategorised)", None)]
     finally:
         backend.close()
+
+
+def test_returns_by_store_product_and_day(shop):
+    backend, _ = shop
+    rows = backend.fetch("SELECT product_id, CAST(sale_date AS VARCHAR), returned_units, returned_amount, sold_units "
+                         "FROM analytics.returns ORDER BY product_id, sale_date")[1]
+    # P1 came back on 12-02 (T04: 1 of 4 sold that day, T03 and T11), 12-03 (T02 and T12: 2, none sold) and
+    # 12-04 (T07 1 and T13 2: 3, T08 sold 1); P2 on 12-05 (T09 and T14: 2, T10 sold 1).
+    assert [tuple(row) for row in rows] == [
+        ("P1", "2024-12-02", 1, Decimal("50.00"), 4), ("P1", "2024-12-03", 2, Decimal("100.00"), 0),
+        ("P1", "2024-12-04", 3, Decimal("150.00"), 1), ("P2", "2024-12-05", 2, Decimal("40.00"), 1)]
+    from retailflow.analytics.inventory import run_inventory
+
+    most_returned = run_inventory(backend)["most_returned"]
+    # Gross units sold = net + returned: P1 1 + 6 = 7 (T01 2, T03 1, T08 1, T11 3), 6 / 7 = 85.71 %;
+    # P2 6 + 2 = 8, 2 / 8 = 25.00 %.
+    assert [(row["product_id"], row["returned_units"], row["sold_units"], row["return_rate_pct"])
+            for row in most_returned] == [("P1", 6, 7, 85.71), ("P2", 2, 8, 25.0)]
