@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import write_csv
+from retailflow.audit import reconcile
 from retailflow.backends import connect
 from retailflow.pipeline import run_pipeline
 from retailflow.quality.rules import load_rules
@@ -187,3 +188,24 @@ def test_returns_by_store_product_and_day(shop):
     # P2 6 + 2 = 8, 2 / 8 = 25.00 %.
     assert [(row["product_id"], row["returned_units"], row["sold_units"], row["return_rate_pct"])
             for row in most_returned] == [("P1", 6, 7, 85.71), ("P2", 2, 8, 25.0)]
+
+
+@pytest.mark.parametrize("db_url", ["duckdb", "postgres"], indirect=True)
+def test_without_a_stores_file_the_stores_are_those_the_sales_name(db_url, tmp_path):
+    folder = write_shop(tmp_path / "online")
+    (folder / "stores.csv").unlink()
+    backend = connect(db_url)
+    try:
+        backend.create_schemas()
+        result = run_pipeline(backend, [folder], load_rules())
+        assert result.validated.quarantined == 0
+        assert [tuple(row) for row in backend.fetch("SELECT store_id, store_name, _batch_id FROM staging.stores")[1]] \
+            == [("ST1", None, 0)]
+        assert all(balance.balanced for balance in reconcile(backend))
+        # The stores file arriving later replaces the implied row like any master update.
+        write_csv(tmp_path / "later", "stores.csv", "store_id,store_name\nST1,High Street")
+        run_pipeline(backend, [tmp_path / "later"], load_rules())
+        assert [tuple(row) for row in backend.fetch("SELECT store_id, store_name FROM staging.stores")[1]] == [
+            ("ST1", "High Street")]
+    finally:
+        backend.close()

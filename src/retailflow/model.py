@@ -102,6 +102,9 @@ class Entity:
     #: The column giving a fact row's business date (its day); a fact without one (line items)
     #: takes its atomic parent's.
     business_date: str | None = None
+    #: A master many exports lack (an online shop has no stores file): while it was never delivered, its keys
+    #: are staged from the facts that name them (lineage batch 0), and its other columns stay empty.
+    implied: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -135,6 +138,7 @@ ENTITIES: dict[str, Entity] = {
             ),
             ("store_id",),
             master=True,
+            implied=True,
         ),
         Entity(
             "products",

@@ -8,6 +8,10 @@
 
 Both are derived only when some candidate lacks the value (one count each), so an export in the contract
 pays nothing for them.
+
+- A master the model marks `implied` (stores) that was never delivered takes its keys from the facts of the
+  run that name them: staged with lineage batch 0 and line 0 (no raw row: `reconcile` counts batches), every
+  other column empty. A stores file sent later replaces those rows like any master update.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
+from retailflow.model import ENTITIES
+from retailflow.tables import staging_table
 from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX
 
 HEADER, LINES = "store_sales_header", "store_sales_line_items"
@@ -62,3 +68,21 @@ def derive_missing(backend: Backend, typed: dict[str, ir.Table],
     if HEADER in typed and LINES in typed and _lacking(backend, typed[HEADER], "total_amount"):
         typed[HEADER] = backend.create_temp_table(f"rf_derived_{HEADER}", header_totals(typed[HEADER], typed[LINES]),
                                                   indexed=indexes(HEADER))
+
+
+def stage_implied_masters(backend: Backend, typed: dict[str, ir.Table]) -> None:
+    """Stage the keys of every implied master never delivered, from the typed facts of this run that name them."""
+    for master in (entity for entity in ENTITIES.values() if entity.implied):
+        if backend.scalar(f"SELECT count(*) FROM audit.batches WHERE entity = {backend.literal(master.name)}"):
+            continue
+        key = master.primary_key[0]
+        named = [table.select(**{key: table[TYPED_PREFIX + foreign_key.column]})
+                 for name, table in typed.items()
+                 for foreign_key in ENTITIES[name].foreign_keys if foreign_key.references == master.name]
+        if not named:
+            continue
+        keys = named[0].union(*named[1:], distinct=True) if len(named) > 1 else named[0].distinct()
+        staged = staging_table(master.name)
+        keys = keys.filter(keys[key].notnull()).anti_join(staged, keys[key] == staged[key])
+        backend.insert("staging", master.name, keys.select(key, _batch_id=ibis.literal(0, "int64"),
+                                                           _source_line=ibis.literal(0, "int64")))

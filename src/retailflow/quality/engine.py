@@ -31,7 +31,7 @@ from retailflow.model import (
 )
 from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX, CheckContext, with_typed
 from retailflow.quality.derived import TEMPORARY_TABLES as DERIVED_TABLES
-from retailflow.quality.derived import derive_missing
+from retailflow.quality.derived import derive_missing, stage_implied_masters
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
@@ -434,6 +434,8 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                          if phase != "validate" or _has_pending(name, candidates, atomic)]
         typed = {name: typed_candidates(backend, ENTITIES[name], candidates[name][0]) for name in checked_names}
         derive_missing(backend, typed, typed_indexes)
+        if phase == "validate":
+            stage_implied_masters(backend, typed)
         pending = {name: typed[name] for name in atomic if name in typed}
         held: dict[str, Checked] = {}
         for name in checked_names:
