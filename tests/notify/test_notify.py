@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -110,6 +111,24 @@ def test_file_sender_writes_real_mime_and_escapes_html(ready, tmp_path):
     message = email.message_from_bytes(next(f for f in files if f.name.startswith("C02")).read_bytes(), policy=default)
     assert "&lt;script&gt;" in message.get_body(("html",)).get_content()
     assert message.get_body(("plain",)).get_content().startswith("Hi <script>")
+
+
+def test_an_outbox_from_before_message_file_gains_it_and_records_each_file_absolute(ready, tmp_path, monkeypatch):
+    old_columns = [(name, kind) for name, kind in outbox.OUTBOX_COLUMNS if name != outbox.MESSAGE_FILE]
+    ready.execute("CREATE TABLE notifications.outbox ("
+                  f"{', '.join(f'{ready.quote(name)} {kind}' for name, kind in old_columns)})")
+    monkeypatch.chdir(tmp_path)
+
+    outbox.queue(ready)
+    outbox.send(ready, FileSender(Path("mail")))  # relative, as `notify --out mail` passes it
+
+    assert ready.table_columns("notifications", "outbox")[-1] == outbox.MESSAGE_FILE
+    recorded = dict(ready.fetch(f"SELECT customer_id, {outbox.MESSAGE_FILE} FROM notifications.outbox")[1])
+    run_id = ready.scalar("SELECT max(run_id) FROM notifications.outbox")
+    # Five messages written; C06 (invalid address) was skipped and has no file.
+    assert recorded == {customer: str(tmp_path.resolve() / "mail" / f"{customer}_{run_id}.eml")
+                        for customer in ("C01", "C02", "C03", "C04", "C05")} | {"C06": None}
+    assert all(Path(path).is_file() for path in recorded.values() if path)
 
 
 def test_dry_run_renders_without_sending(ready):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import decimal
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from helpers import SAMPLE_DIR
-from retailflow.backends import Backend
+from retailflow.backends import Backend, connect
 from retailflow.backends.base import SCHEMAS
 from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
@@ -98,7 +101,8 @@ def test_an_erased_customer_is_nowhere_and_every_total_stays(backend, tmp_path):
     result = forget(backend, [*ERASED, "C404", " C01 "], reason="erasure request 1", outbox_folder=mail)
 
     assert (sorted(result.erased), result.unknown) == (ERASED, ["C404"])
-    assert result.rows["staging.customer_details"] == 3 and result.files_removed >= 1
+    # Messages were written for C01 and C05; C06's address is invalid (skipped), C99 earned nothing.
+    assert result.rows["staging.customer_details"] == 3 and result.files_removed == 2
     assert _totals(backend) == before
     # Every stage again: the outputs carry the pseudonyms and still add up to the same numbers.
     run_analytics(backend, rebuild=True)
@@ -116,6 +120,57 @@ def test_an_erased_customer_is_nowhere_and_every_total_stays(backend, tmp_path):
 
     again = forget(backend, ["C01"], outbox_folder=mail)
     assert (again.erased, again.already_erased, again.rows) == ([], ["C01"], {})
+
+
+def test_files_sent_before_the_outbox_recorded_paths_are_found_by_name_in_the_outbox_folder(backend, tmp_path):
+    data, mail = _sample(tmp_path / "data"), tmp_path / "outbox"
+    _whole_loop(backend, data, mail)
+    # A database whose outbox predates message_file, and notify has not run since.
+    backend.execute(f"ALTER TABLE notifications.outbox DROP COLUMN {outbox.MESSAGE_FILE}")
+    assert sorted(path.name[:3] for path in mail.iterdir()) == ["C01", "C02", "C03", "C04", "C05"]
+
+    result = forget(backend, ["C01"], outbox_folder=mail)
+
+    assert (result.erased, result.files_removed) == (["C01"], 1)
+    assert sorted(path.name[:3] for path in mail.iterdir()) == ["C02", "C03", "C04", "C05"]
+
+
+# Runs in a subprocess: the file sender writes the first message (C01's, in key order) and dies (SIGKILL) before
+# its outbox row is marked sent.
+DIES_AFTER_WRITING = """
+import os, signal, sys
+from pathlib import Path
+from retailflow.backends import connect
+from retailflow.notify import outbox
+from retailflow.notify.senders import FileSender
+
+class DiesAfterWriting(FileSender):
+    def send(self, message):
+        super().send(message)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+outbox.send(connect(sys.argv[1]), DiesAfterWriting(Path(sys.argv[2])))
+"""
+
+
+def test_a_file_written_by_a_send_killed_before_its_row_was_marked_is_still_found(backend, db_url, tmp_path):
+    run_pipeline(backend, [_sample(tmp_path / "data")], load_rules())
+    backend.close()  # the subprocess needs the database (DuckDB admits one process)
+    mail = tmp_path / "elsewhere" / "mail"
+    killed = subprocess.run([sys.executable, "-c", DIES_AFTER_WRITING, db_url, str(mail)], capture_output=True,
+                            text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    [written] = mail.iterdir()
+    assert written.name.startswith("C01_") and "annabel.zq@example.org" in written.read_text()
+    reopened = connect(db_url)
+    try:
+        assert reopened.fetch(f"SELECT status, {outbox.MESSAGE_FILE} FROM notifications.outbox "
+                              "WHERE customer_id = 'C01'")[1] == [("queued", str(written.resolve()))]
+
+        result = forget(reopened, ["C01"])
+    finally:
+        reopened.close()
+    assert (result.erased, result.files_removed, list(mail.iterdir())) == (["C01"], 1, [])
 
 
 def test_later_files_with_an_erased_customer_are_pseudonymised_on_the_way_in(backend, tmp_path):

@@ -1,4 +1,5 @@
-"""`retailflow forget` as typed: bad input is one line on stderr and exit code 2, nothing changed."""
+"""`retailflow forget` as typed: bad input is one line on stderr and exit code 2, nothing changed; the e-mail
+files of the erased customers are deleted wherever `notify --out` put them."""
 
 from __future__ import annotations
 
@@ -7,17 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import SAMPLE_DIR
+from retailflow.backends import connect
+from retailflow.notify.outbox import MESSAGE_FILE
 
 RETAILFLOW = Path(sys.executable).with_name("retailflow")
+KEY = "command-test-key-0123456789"
 
 
-def _forget(database: Path, *args: str, key: str | None = "command-test-key-0123456789"):
+def _retailflow(url: str, *args: str, key: str | None = KEY, cwd: Path | None = None):
     env = {key_name: value for key_name, value in os.environ.items() if key_name != "RETAILFLOW_PII_KEY"}
     if key:
         env["RETAILFLOW_PII_KEY"] = key
-    return subprocess.run([str(RETAILFLOW), "--db", f"duckdb:///{database}", "-q", "forget", *args],
-                          capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=120)
+    return subprocess.run([str(RETAILFLOW), "--db", url, "-q", *args], capture_output=True, text=True,
+                          env={**env, "COLUMNS": "200"}, timeout=120, cwd=cwd)
+
+
+def _forget(database: Path, *args: str, key: str | None = KEY):
+    return _retailflow(f"duckdb:///{database}", "forget", *args, key=key)
 
 
 def test_forget_reports_bad_input_in_one_line(tmp_path):
@@ -43,3 +53,37 @@ def test_forget_reports_bad_input_in_one_line(tmp_path):
 
     no_ids = _forget(database)
     assert no_ids.returncode == 2 and "give the customer ids" in no_ids.stderr
+
+
+@pytest.mark.parametrize("db_url", ["duckdb", "postgres"], indirect=True)
+def test_forget_deletes_the_mail_files_wherever_notify_wrote_them(db_url, tmp_path):
+    shop, desk = tmp_path / "shop", tmp_path / "desk"
+    shop.mkdir()
+    desk.mkdir()
+    for command in (["ingest", str(SAMPLE_DIR), "--validate"], ["loyalty"],
+                    ["notify", "--sender", "file", "--out", "mail"]):
+        ran = _retailflow(db_url, *command, cwd=shop)
+        assert ran.returncode == 0, ran.stderr
+    mail = shop / "mail"
+    # Six customers earned points; C06's address (finn.example.com) is invalid: five messages, one per customer.
+    assert sorted(path.name[:3] for path in mail.glob("*.eml")) == ["C01", "C02", "C03", "C04", "C05"]
+    assert "ann@example.com" in next(mail.glob("C01_*.eml")).read_text()
+
+    # As the README shows it: no --outbox, and from another folder (where no ./outbox exists).
+    erased = _retailflow(db_url, "forget", "C01", cwd=desk)
+
+    assert erased.returncode == 0, erased.stderr
+    assert "erased 1 customer(s); already erased 0; unknown 0; 1 .eml file(s) removed" in erased.stdout
+    assert sorted(path.name[:3] for path in mail.iterdir()) == ["C02", "C03", "C04", "C05"]
+    assert not [path.name for path in [*mail.iterdir(), *desk.iterdir()] if "ann@example.com" in path.read_text()]
+    backend = connect(db_url)
+    try:
+        recorded = dict(backend.fetch(f"SELECT customer_id, {MESSAGE_FILE} FROM notifications.outbox")[1])
+    finally:
+        backend.close()
+    # The erased customer's row no longer names a file (its name held the id); the others name theirs, absolute.
+    assert sorted(customer[:5] for customer, path in recorded.items() if path is None) == ["C06", "anon-"]
+    assert sorted(path for path in recorded.values() if path) == sorted(str(path) for path in mail.resolve().iterdir())
+
+    again = _retailflow(db_url, "forget", "C01", cwd=desk)
+    assert again.returncode == 0 and "already erased 1; unknown 0; 0 .eml file(s) removed" in again.stdout

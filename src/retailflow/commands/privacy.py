@@ -37,14 +37,16 @@ def forget_command(
     customer_ids: Optional[list[str]] = typer.Argument(None, help="Customer ids to erase, as in the customer file."),
     file: Optional[Path] = typer.Option(None, "--file", help="CSV with a customer_id column, or one id per line."),
     reason: Optional[str] = typer.Option(None, "--reason", help="Why, kept in audit.erasures (no personal data here)."),
-    outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder of the .eml files `notify --sender file` "
-                                "wrote (its --out); the erased customers' messages are removed from it."),
+    outbox: Path = typer.Option(Path("outbox"), "--outbox", help="Folder searched for the .eml files of messages "
+                                "sent before the outbox recorded each file's path (the --out of `notify --sender "
+                                "file` then); recorded files are removed wherever they are."),
     output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Erase customers' personal data everywhere retailflow wrote it; sales, points and totals stay.
 
     Names and e-mails are removed and the customer id becomes a pseudonym (an HMAC under RETAILFLOW_PII_KEY) in
-    every table, in one transaction. Later files holding an erased customer are pseudonymised on the way in.
+    every table, in one transaction. The .eml files `notify --sender file` wrote for them are deleted, wherever
+    they are. Later files holding an erased customer are pseudonymised on the way in.
     """
     from retailflow.privacy.forget import forget
 

@@ -6,6 +6,8 @@ due for a retry), renders and sends each, and marks it sent or failed in its own
 transaction. A crash between the server accepting a message and the row being marked sent
 means that message is sent again next time: at-least-once, with the same Message-ID
 (<message_key@retailflow>, characters outside [A-Za-z0-9.-] as dots) so a mail system can drop the duplicate.
+A sender that writes files has each file's absolute path recorded (`message_file`) before it writes it, so
+`forget` finds every file wherever `--out` put it.
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ OUTBOX_COLUMNS = (
     ("new_total", "BIGINT NOT NULL"), ("tier", "VARCHAR"), ("segment_id", "VARCHAR"),
     ("transactions", "BIGINT NOT NULL"), ("status", "VARCHAR NOT NULL"), ("attempts", "BIGINT NOT NULL"),
     ("last_error", "VARCHAR"), ("message_id", "VARCHAR NOT NULL"), ("queued_at", "TIMESTAMP NOT NULL"),
-    ("sent_at", "TIMESTAMP"), ("next_attempt_at", "TIMESTAMP"),
+    ("sent_at", "TIMESTAMP"), ("next_attempt_at", "TIMESTAMP"), ("message_file", "VARCHAR"),
 )
+#: The absolute path of the .eml file written for a message (NULL for other senders, and for files written
+#: before the path was recorded: `forget --outbox` looks for those by name).
+MESSAGE_FILE = "message_file"
 OUTBOX = ibis.table({name: {"VARCHAR": "string", "BIGINT": "int64", "TIMESTAMP": "timestamp"}[kind.split()[0]]
                      for name, kind in OUTBOX_COLUMNS}, name="outbox", database="notifications")
 LEDGER = ibis.table({"transaction_id": "string", "customer_id": "string", "points": "int64", "run_id": "string"},
@@ -78,8 +83,11 @@ def pseudonym_assignments() -> list[str]:
 
 
 def ensure_outbox(backend: Backend) -> None:
+    """Create notifications.outbox, or add the columns an outbox from an earlier version lacks."""
     columns = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in OUTBOX_COLUMNS)
     backend.execute(f"CREATE TABLE IF NOT EXISTS notifications.outbox ({columns})")
+    # Added after the first release: outboxes from before it gain the column here.
+    backend.execute(f"ALTER TABLE notifications.outbox ADD COLUMN IF NOT EXISTS {MESSAGE_FILE} VARCHAR")
 
 
 def queue(backend: Backend, run_id: str | None = None) -> dict:
@@ -179,12 +187,21 @@ def send(backend: Backend, sender, *, template_dir: Path | None = None, max_atte
         (OUTBOX.status == "failed") & (OUTBOX.attempts < max_attempts) & (OUTBOX.next_attempt_at <= now)))
     rows = backend.fetch_dicts(due.order_by("message_key"))
     result = {"due": len(rows), "sent": 0, "failed": 0, "previews": []}
+    file_path = getattr(sender, "file_path", None)
     for row in rows:
         message = render(environment, row)
         if dry_run:
             result["previews"].append({"to": row["email"], "subject": message["Subject"]})
             continue
         attempts = int(row["attempts"]) + 1
+        if file_path:
+            # Recorded before the file is written: a crash in between leaves a path without a file (which forget
+            # skips), never a file forget cannot find.
+            with backend.transaction():
+                backend.execute(
+                    f"UPDATE notifications.outbox SET {MESSAGE_FILE} = "
+                    f"{backend.literal(str(file_path(row['message_key'])))} "
+                    f"WHERE message_key = {backend.literal(row['message_key'])}")
         try:
             sender.send(message)
         except SendError as error:

@@ -46,15 +46,20 @@ class FileSender:
     name = "file"
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        # Absolute: the outbox records where each file went, and forget may run from another directory.
+        self.folder = folder.resolve()
+
+    def file_path(self, message_key: str) -> Path:
+        """The absolute path of the file written for the message of an outbox key."""
+        return self.folder / eml_name(message_key)
 
     def send(self, message: EmailMessage) -> None:
-        name = eml_name(message["X-Retailflow-Key"])
+        target = self.file_path(message["X-Retailflow-Key"])
         # Written aside, then renamed: whatever picks up *.eml never sees half a message after a crash.
-        partial = self.folder / f"{name}.partial"
+        partial = target.with_name(f"{target.name}.partial")
         partial.write_bytes(bytes(message))
-        os.replace(partial, self.folder / name)
+        os.replace(partial, target)
 
 
 class SmtpSender:

@@ -2,8 +2,10 @@
 
 A person's personal cells (the model's `personal` columns, wherever they were copied) become NULL, quoted
 values in the reasons kept about their rows are erased, and their id becomes a pseudonym (pseudonyms.py) in
-every table, so sales, ledger rows and every total stay and still join. All of it is one transaction; the
-.eml files of the file sender are removed after it commits (a re-run removes any a crash left).
+every table, so sales, ledger rows and every total stay and still join. All of it is one transaction. The .eml
+files of the file sender, found by the path the outbox recorded (or by name in a folder, for messages sent before
+it recorded paths), are removed last, just before the commit: a crash before leaves everything to a re-run, a
+failed commit leaves only rows, which a re-run erases; no crash leaves a file whose path is no longer known.
 """
 
 from __future__ import annotations
@@ -81,7 +83,9 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
         _count_warnings(backend, erasure_id)
         found = {row[0] for row in backend.fetch(
             f"SELECT DISTINCT pseudonym FROM audit.erasure_rows WHERE erasure_id = {erasure_id}")[1]}
+        files: set[Path] = set()
         if found:
+            files |= _recorded_files(backend, tables)
             _erase(backend, tables)
             backend.execute(
                 "INSERT INTO audit.erasures (erasure_id, pseudonym, erased_at, reason, key_check) "
@@ -91,15 +95,17 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
         earlier = {row[0] for row in backend.fetch(
             f"SELECT DISTINCT pseudonym FROM audit.erasures WHERE erasure_id < {erasure_id}")[1]}
         backend.execute(f"DROP TABLE IF EXISTS {REQUEST}")
+        if outbox_folder is not None:
+            erased_now = {name: person_id for name, person_id in names.items() if name in found or name in earlier}
+            files |= _files_in_folder(backend, tables, erased_now, outbox_folder)
+        # Inside the transaction: the paths are erased from the outbox with everything else.
+        result.files_removed = _remove_files(files)
     result.erased = sorted(names[name] for name in found)
     result.already_erased = [person_id for name, person_id in names.items() if name in earlier and name not in found]
     result.unknown = [person_id for name, person_id in names.items() if name not in earlier and name not in found]
     _, counted = backend.fetch("SELECT table_name, sum(rows) FROM audit.erasure_rows "
                                f"WHERE erasure_id = {erasure_id} GROUP BY table_name ORDER BY table_name")
     result.rows = {table: int(rows) for table, rows in counted}
-    if outbox_folder is not None:
-        erased_now = {name: person_id for name, person_id in names.items() if name in found or name in earlier}
-        result.files_removed = _remove_messages(backend, erased_now, outbox_folder)
     return result
 
 
@@ -140,7 +146,7 @@ def _erase(backend: Backend, tables: list[_Table]) -> None:
     before their references move and deleted after, so declared foreign keys hold at every statement."""
     subject = data_subject()
     staged_subject = next(table for table in tables if (table.schema, table.name) == ("staging", subject.name))
-    outbox_table = next((table for table in tables if (table.schema, table.name) == ("notifications", "outbox")), None)
+    outbox_table = _outbox_table(tables)
     if outbox_table:
         backend.execute(f"UPDATE {outbox_table.qualified(backend)} SET {outbox.cancelled_assignments()} "
                         f"FROM {REQUEST} AS erased WHERE {_matches(backend, outbox_table)} "
@@ -162,6 +168,9 @@ def _erase(backend: Backend, tables: list[_Table]) -> None:
                         for name in table.columns if name in NOTE_COLUMNS]
         if table is outbox_table:
             assignments += outbox.pseudonym_assignments()
+            if outbox.MESSAGE_FILE in table.columns:
+                # The file goes before the commit, and its name holds the original id.
+                assignments.append(f"{backend.quote(outbox.MESSAGE_FILE)} = NULL")
         backend.execute(f"UPDATE {table.qualified(backend)} SET {', '.join(assignments)} "
                         f"FROM {REQUEST} AS erased WHERE {_matches(backend, table)}")
     backend.execute(f"DELETE FROM {staged_subject.qualified(backend)} WHERE {backend.quote(staged_subject.person)} "
@@ -201,17 +210,42 @@ def _erase_warnings(backend: Backend) -> None:
             f"AND {warnings}._source_line = erased._source_line")
 
 
-def _remove_messages(backend: Backend, people: dict[str, str], folder: Path) -> int:
-    """Delete the .eml files written for these people (pseudonym -> original id); returns how many."""
-    if not people or not folder.is_dir() or not backend.has_table("notifications", "outbox"):
-        return 0
+def _outbox_table(tables: list[_Table]) -> _Table | None:
+    return next((table for table in tables if (table.schema, table.name) == ("notifications", "outbox")), None)
+
+
+def _recorded_files(backend: Backend, tables: list[_Table]) -> set[Path]:
+    """The files the outbox recorded for the request's people's messages (read before their rows are erased)."""
+    outbox_table = _outbox_table(tables)
+    if outbox_table is None or outbox.MESSAGE_FILE not in outbox_table.columns:
+        return set()
+    column = f"{outbox_table.qualified(backend)}.{backend.quote(outbox.MESSAGE_FILE)}"
+    _, rows = backend.fetch(f"SELECT {column} FROM {outbox_table.qualified(backend)} JOIN {REQUEST} AS erased "
+                            f"ON {_matches(backend, outbox_table)} WHERE {column} IS NOT NULL")
+    return {Path(row[0]) for row in rows}
+
+
+def _files_in_folder(backend: Backend, tables: list[_Table], people: dict[str, str], folder: Path) -> set[Path]:
+    """Where the file sender would have written these people's messages (pseudonym -> original id) in a folder:
+    messages sent before the outbox recorded paths are found only this way."""
+    if not people or not folder.is_dir() or _outbox_table(tables) is None:
+        return set()
     names = ", ".join(backend.literal(name) for name in people)
     _, rows = backend.fetch(f"SELECT customer_id, run_id FROM notifications.outbox WHERE customer_id IN ({names})")
+    return {folder.resolve() / eml_name(f"{people[name]}:{run_id}") for name, run_id in rows}
+
+
+def _remove_files(files: set[Path]) -> int:
+    """Delete the message files (and any half-written .partial beside them); returns how many there were."""
     removed = 0
-    for name, run_id in rows:
-        for path in (folder / eml_name(f"{people[name]}:{run_id}"),
-                     folder / (eml_name(f"{people[name]}:{run_id}") + ".partial")):
-            if path.exists():
-                path.unlink()
-                removed += 1
+    for path in sorted(files):
+        for candidate in (path, path.with_name(f"{path.name}.partial")):
+            try:
+                candidate.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise UserError(f"{candidate}: cannot delete it ({error.strerror}); the database was left as it "
+                                "was: make the file deletable by this user and run forget again") from None
+            removed += 1
     return removed
