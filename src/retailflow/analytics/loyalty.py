@@ -217,8 +217,12 @@ def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, purchases
         earned_points=ledger.points.sum(),
         run_points=(ledger.run_id == (run_id or "")).ifelse(ledger.points, 0).sum())
     bought = purchases.select("customer_id", last_transaction=purchases.last_day)
+    # The export's own last purchase date as first staged (opening), not the staged one: that is this stage's
+    # write-back, which would keep a sale a restated day removed.
     rows = customers.select("customer_id", "last_purchase_date").left_join(opening, "customer_id").select(
-        "customer_id", "last_purchase_date", opening_points=opening.opening_points.fill_null(0))
+        "customer_id", last_purchase_date=ibis.ifelse(opening.customer_id.isnull(), customers.last_purchase_date,
+                                                      opening.last_purchase_date),
+        opening_points=opening.opening_points.fill_null(0))
     rows = rows.left_join(earned, "customer_id").select(rows, earned.earned_points, earned.run_points)
     rows = rows.left_join(bought, "customer_id").select(rows, bought.last_transaction)
     balance = rows.opening_points + rows.earned_points.fill_null(0)

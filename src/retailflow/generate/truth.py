@@ -42,7 +42,8 @@ class SalesTruth:
             cents += _sums(product, np.abs(sales.line_cents[lines]), products)
         identified = sales.txn_customer >= 0
         self.customer_cents += _sums(sales.txn_customer[identified], sales.txn_total_cents[identified], self.customers)
-        purchased = sales.txn_customer[identified & ~is_return]
+        # A purchase costs the customer something: a sale of free lines alone is no purchase (as in the pipeline).
+        purchased = sales.txn_customer[identified & ~is_return & (sales.txn_total_cents > 0)]
         self.purchases += np.bincount(purchased, minlength=self.customers)
         self.last_purchase_day[purchased] = day_index
         self.sales += int((~is_return).sum())
