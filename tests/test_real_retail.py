@@ -209,3 +209,11 @@ def test_without_a_stores_file_the_stores_are_those_the_sales_name(db_url, tmp_p
             ("ST1", "High Street")]
     finally:
         backend.close()
+
+
+def test_one_message_per_customer_with_the_net_change(shop):
+    backend, _ = shop
+    messages = _by_key(backend, "SELECT customer_id, points_earned FROM notifications.outbox")
+    # One run credited everything: C4's sale and its full return net to 0, so C4 gets no message; C5's
+    # return alone is a negative change.
+    assert {key: int(value) for key, value in messages.items()} == {"C1": 60, "C2": 30, "C3": 20, "C5": -20}
