@@ -20,6 +20,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     (["daily.py", "--line-items", "8000", "--days", "8", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
     (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
+    (["no_inventory.py", "--stores", "3", "--products", "30", "--days", "10", "--line-items", "2000",
+      "--with-products", "20"], {"without_inventory", "with_inventory", "ratio_without_to_with"}),
 ], ids=lambda value: value[0] if isinstance(value, list) else "")
 def test_benchmark_prints_its_json(arguments, fields, tmp_path):
     result = subprocess.run([sys.executable, str(BENCHMARKS / arguments[0]), *arguments[1:]], capture_output=True,

@@ -1,7 +1,10 @@
 """Promotion effectiveness: promoted sales against a weekday-adjusted, stock-aware baseline.
 
 Method (also in the README): sales are measured per in-stock store-product-day ("cell"), so
-stock-outs are excluded from both sides. For a category, the baseline rate is its units (and
+stock-outs are excluded from both sides. A store-day with inventory snapshots offers the whole
+catalogue (a product is out of stock when its snapshot reads 0 or less); a store-day without any
+snapshot offers the store's observed assortment, the products it sold within 14 days either side
+(`window_days`), all in stock (analytics.sales). For a category, the baseline rate is its units (and
 revenue) per in-stock cell on days when no promotion touched the category, per weekday (all
 non-promoted days when that weekday has none). A promotion's expected units on its days are
 cells × baseline rate for each day's weekday; lift % = (promoted units / expected units − 1) × 100.
@@ -14,16 +17,21 @@ the discount given away per promotion × category × day.
 
 Incremental: the two daily tables are kept day by day (a run recomputes the days its new batches
 cover, all of them when products, stores or promotions changed) and promotion_effectiveness is
-computed from them, never from the staged sales.
+computed from them, never from the staged sales. A sale also counts in the assortments of the
+store-days without snapshots up to `window_days` away, so a run recomputes the days within
+`window_days` of a changed day as well (where every store had snapshots, only the changed day),
+reading the sales within `window_days` of those; a different `window_days` needs `rebuild`.
 """
 
 from __future__ import annotations
+
+import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
 
 from retailflow import dates
-from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
+from retailflow.analytics.sales import ASSORTMENT_WINDOW_DAYS, safe_ratio, sales_lines, shifted, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -41,10 +49,12 @@ def _coverage(promotions: ir.Table, categories: ir.Table, days: ir.Table) -> ir.
                                group_by=[covering.product_category, covering.sale_date]))
 
 
-def category_days(lines, products, promotions, stores, inventory) -> ir.Table:
+def category_days(lines, products, promotions, stores, inventory, *, around: ir.Table | None = None,
+                  window_days: int = ASSORTMENT_WINDOW_DAYS) -> ir.Table:
     """One row per category × trading day (`lines` from sales_lines): in-stock cells, units, revenue and the
-    applying promotion."""
-    cells = store_product_days(stores, products, lines, inventory)
+    applying promotion; `around` (default `lines`) holds the sales within `window_days` of those days, which the
+    observed assortments are read from."""
+    cells = store_product_days(stores, products, lines, inventory, around=around, window_days=window_days)
     stocked = cells.filter(cells.in_stock)
     daily = stocked.group_by(["product_category", "sale_date", "weekday"]).aggregate(
         cells=stocked.count(), units=stocked.units.sum(), revenue=stocked.revenue.sum())
@@ -138,17 +148,48 @@ def promotion_daily(days: ir.Table) -> ir.Table:
 STAGE = "promotions"
 #: The masters the daily tables are built from: a change to one recomputes every day.
 MASTERS = ("products", "stores", "promotion_details")
+#: The temporary table of the days a run recomputes.
+RECOMPUTED_DAYS = "rf_promotion_days"
 
 
-def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table]:
-    """The stage's inputs over staging, the sales and snapshots of `days` only (every day for None):
-    category_days, sales_lines, products, promotions."""
+def within(days: ir.Table | dates.DateRange | None, window_days: int) -> ir.Table | dates.DateRange | None:
+    """The dates at most `window_days` from one of `days` (a DateRange, or a table of business_date; None: every
+    date)."""
+    if days is None:
+        return None
+    if isinstance(days, dates.DateRange):
+        reach = dt.timedelta(days=window_days)
+        return dates.DateRange(days.first and days.first - reach, days.last and days.last + reach)
+    return ibis.union(*(days.select(business_date=shifted(days.business_date, offset))
+                        for offset in range(-window_days, window_days + 1)), distinct=True)
+
+
+def affected_days(changed: ir.Table | dates.DateRange | None, *,
+                  window_days: int = ASSORTMENT_WINDOW_DAYS) -> ir.Table | dates.DateRange | None:
+    """The dates whose cells a change of `changed` reaches: those, and the dates within `window_days` on which a
+    store had no snapshot (its observed assortment reads the sales around it); all of a backfill's window."""
+    if not isinstance(changed, ir.Table):
+        return within(changed, window_days)
+    around, stores, inventory = within(changed, window_days), staging_table("stores"), staging_table("inventory_daily")
+    counted = inventory.semi_join(around, inventory.snapshot_date == around.business_date).select(
+        "store_id", business_date=inventory.snapshot_date).distinct()
+    uncounted = stores.select("store_id").cross_join(around).anti_join(counted, ["store_id", "business_date"])
+    return changed.select("business_date").union(uncounted.select("business_date"), distinct=True)
+
+
+def inputs(days: ir.Table | dates.DateRange | None = None, *,
+           window_days: int = ASSORTMENT_WINDOW_DAYS) -> dict[str, ir.Table]:
+    """The stage's inputs over staging, the sales and snapshots of `days` only (every day for None; the
+    assortments read the sales within `window_days` as well): category_days, sales_lines, products, promotions."""
     products, promotions = staging_table("products"), staging_table("promotion_details")
     headers, inventory = staging_table("store_sales_header"), staging_table("inventory_daily")
-    lines = sales_lines(staging_table("store_sales_line_items"),
-                        dates.on_days(headers, headers.transaction_date, days), products)
+    line_items = staging_table("store_sales_line_items")
+    lines = sales_lines(line_items, dates.on_days(headers, headers.transaction_date, days), products)
+    around = None if days is None else sales_lines(
+        line_items, dates.on_days(headers, headers.transaction_date, within(days, window_days)), products)
     category = category_days(lines, products, promotions, staging_table("stores"),
-                             dates.on_days(inventory, inventory.snapshot_date, days))
+                             dates.on_days(inventory, inventory.snapshot_date, days), around=around,
+                             window_days=window_days)
     return dict(days=category, lines=lines, products=products, promotions=promotions)
 
 
@@ -162,19 +203,26 @@ def stored_inputs() -> dict[str, ir.Table]:
 
 
 def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5,
-                   days: dates.DateRange | None = None, rebuild: bool = False) -> list[dict]:
+                   days: dates.DateRange | None = None, rebuild: bool = False,
+                   window_days: int = ASSORTMENT_WINDOW_DAYS) -> list[dict]:
     """Bring the daily tables up to date for the changed days (`days`; every day on the first run, with `rebuild`
-    or after a master change), re-derive promotion_effectiveness; return the top N ranked rows plus unranked ones."""
+    or after a master change) and those their sales reach (module docstring), re-derive promotion_effectiveness;
+    return the top N ranked rows plus unranked ones."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
     with backend.transaction():
         latest = dates.latest_change(backend)
         changed = dates.days_to_recompute(backend, STAGE, days, rebuild, MASTERS)
-        tables = inputs(changed)
+        recomputed = affected_days(changed, window_days=window_days)
+        if isinstance(recomputed, ir.Table):
+            # Read by every statement below, and widened again for the sales around them: computed once.
+            recomputed = backend.create_temp_table(RECOMPUTED_DAYS, recomputed)
+        tables = inputs(recomputed, window_days=window_days)
         dates.replace_days(backend, "analytics", "promotion_daily", "sale_date", promotion_daily(tables["days"]),
-                           changed)
+                           recomputed)
         dates.replace_days(backend, "analytics", "promotion_discounts_daily", "sale_date",
-                           discounts_daily(tables["lines"]), changed)
+                           discounts_daily(tables["lines"]), recomputed)
+        backend.execute(f"DROP TABLE IF EXISTS {RECOMPUTED_DAYS}")
         stored = stored_inputs()
         backend.replace_table("analytics", "promotion_effectiveness", promotion_effectiveness(
             **stored, min_baseline_days=min_baseline_days))
