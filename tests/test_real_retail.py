@@ -217,3 +217,27 @@ def test_one_message_per_customer_with_the_net_change(shop):
     # One run credited everything: C4's sale and its full return net to 0, so C4 gets no message; C5's
     # return alone is a negative change.
     assert {key: int(value) for key, value in messages.items()} == {"C1": 60, "C2": 30, "C3": 20, "C5": -20}
+
+
+def test_a_void_counts_nowhere_and_a_missing_price_invents_no_discount(tmp_path):
+    folder = write_shop(tmp_path / "void")
+    write_csv(folder, "products.csv", "product_id,product_name,product_category\nP1,Headphones,Electronics\n"
+              "P2,Tee,Apparel\nP3,Sticker,Accessories")
+    write_csv(folder, "promotion_details.csv", "promotion_id,promotion_name,start_date,end_date,discount_percentage,"
+              "applicable_category\nPR1,Winter,2024-12-01,2024-12-31,10,ALL")
+    with (folder / "store_sales_header.csv").open("a", encoding="utf-8") as handle:
+        handle.write("V1,C1,ST1,2024-12-05 13:00:00,500.00,void,\nP9,C3,ST1,2024-12-05 14:00:00,18.00,sale,\n")
+    with (folder / "store_sales_line_items.csv").open("a", encoding="utf-8") as handle:
+        handle.write("V1,P1,,10,500.00\nP9,P2,PR1,1,18.00\n")
+    backend = connect(f"duckdb:///{tmp_path}/void.duckdb")
+    try:
+        backend.create_schemas()
+        run_pipeline(backend, [folder], load_rules())
+        # The void is staged (nothing is dropped) but sells nothing and earns nothing: P1 nets 1 unit as before.
+        assert backend.scalar("SELECT count(*) FROM staging.store_sales_header WHERE transaction_id = 'V1'") == 1
+        assert int(backend.scalar("SELECT sum(units) FROM analytics.product_daily WHERE product_id = 'P1'")) == 1
+        assert backend.scalar("SELECT count(*) FROM loyalty.points_ledger WHERE transaction_id = 'V1'") == 0
+        # No list price: the promoted line's discount is unknown, counted as 0.00, not as 18.00 given away.
+        assert backend.scalar("SELECT sum(discount_cost) FROM analytics.promotion_discounts_daily") == 0
+    finally:
+        backend.close()

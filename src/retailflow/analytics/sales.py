@@ -15,19 +15,27 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from retailflow.analytics.transactions import counted_transactions
+
 #: Days either side of a store-day without snapshots in which a sale puts the product in the store's assortment.
 ASSORTMENT_WINDOW_DAYS = 14
 
 
 def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> ir.Table:
-    """One row per staged line: store, day, weekday (0 = Monday), product, category, units, revenue, list value."""
-    joined = line_items.join(headers, "transaction_id").join(products, "product_id")
+    """One row per staged line of a counted transaction (not a void): store, day, weekday (0 = Monday), product,
+    category, units and revenue (negative for a returned line), list value.
+
+    The list value is the list price × units, or the line's own amount where the product has no list price (an
+    export without prices): its discount is then unknown and counted as none, never invented.
+    """
+    joined = line_items.join(counted_transactions(headers), "transaction_id").join(products, "product_id")
+    revenue = joined.line_item_amount.cast("decimal(18, 2)")
     return joined.select(
         transaction_id=joined.transaction_id, store_id=joined.store_id, product_id=joined.product_id,
         product_category=joined.product_category, promotion_id=joined.promotion_id,
         sale_date=joined.transaction_date.date(), weekday=joined.transaction_date.day_of_week.index(),
-        units=joined.quantity, revenue=joined.line_item_amount.cast("decimal(18, 2)"),
-        list_value=(joined.unit_price * joined.quantity).cast("decimal(18, 2)"),
+        units=joined.quantity, revenue=revenue,
+        list_value=(joined.unit_price * joined.quantity).cast("decimal(18, 2)").fill_null(revenue),
     )
 
 
