@@ -47,7 +47,7 @@ def test_reconcile_fails_while_batches_are_pending(tmp_path, sample_dir):
 
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path):
     db = f"duckdb:///{tmp_path}/errors.duckdb"
-    bad = write_csv(tmp_path, "stores.csv", "store_id,name\nST01,x")
+    bad = write_csv(tmp_path, "stores.csv", "id,name\nST01,x")
     result = retailflow("ingest", str(bad), db=db)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

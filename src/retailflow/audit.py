@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.types as ir
 
 from retailflow.backends import Backend
 from retailflow.model import ENTITIES
@@ -54,7 +56,7 @@ def reconcile(backend: Backend) -> list[BatchBalance]:
 
 
 def quarantine_summary(backend: Backend) -> list[dict]:
-    """Per entity and rule: rows quarantined, an example key and an example reason."""
+    """Per entity and rule: rows quarantined, and the key and reasons of one of them (the smallest key)."""
     summary = []
     for entity in ENTITIES.values():
         table = backend.raw_table("quarantine", entity.name)
@@ -62,10 +64,25 @@ def quarantine_summary(backend: Backend) -> list[dict]:
         listed = per_rule_id(table.mutate(_key=key), "_rule_ids", ibis.literal(entity.name))
         exploded = listed.select("rule_id", key=listed._key, reasons=listed._reasons,
                                  line=listed._source_line, file=listed._source_file)
-        grouped = exploded.group_by("rule_id").aggregate(
-            rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
+        grouped = with_example(exploded, ["rule_id"], order_by=["key", "file", "line"])
         summary += [{"entity": entity.name, **row} for row in backend.fetch_dicts(grouped.order_by("rule_id"))]
     return sorted(summary, key=lambda row: (-row["rows"], row["entity"], row["rule_id"]))
+
+
+def with_example(rows: ir.Table, group_by: Sequence[str], *, order_by: Sequence[str | ir.Value]) -> ir.Table:
+    """One row per `group_by` group of `rows` (with `key` and `reasons` columns): its row count as `rows`, and the
+    key and reasons of its first row by `order_by` as `example_key` and `example_reasons`. The last `group_by`
+    column (a rule id) is never null.
+
+    The example is one row, its key with its own reasons: a min() of each would pair the smallest key with
+    whichever reason sorts first, from another row.
+    """
+    groups = ibis.window(group_by=list(group_by))
+    # Counting the never-null rule id counts the rows.
+    ranked = rows.mutate(rows=rows[group_by[-1]].count().over(groups),
+                         _example=ibis.row_number().over(ibis.window(group_by=list(group_by), order_by=list(order_by))))
+    return ranked.filter(ranked._example == 0).select(
+        *group_by, "rows", example_key=ranked.key, example_reasons=ranked.reasons)
 
 
 def quarantined_rows(backend: Backend, entity_name: str, limit: int = 20) -> list[dict]:

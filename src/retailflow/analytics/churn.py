@@ -20,6 +20,14 @@ from the first purchase day to the as-of date. The fit (maximum likelihood on th
 runs in Python on the summary grouped by (x, t_x, T) with a count, a few thousand rows at most;
 P(alive) is computed back in the engine with the parameters as literals.
 
+A fit is "not estimable" (with the reason as its status, and no probability for anyone) when the data
+cannot carry it: too few customers or days, too little repeat buying (MIN_REPEAT_BUYERS and
+MIN_REPEAT_SHARE), no convergence, a parameter held by the search bound on its own, or no separation:
+customers silent for more than LAPSED_GAPS typical gaps between purchases not at least MIN_SEPARATION
+more likely to have churned than those silent for at most one. The maximum likelihood can be degenerate
+on real data (a year of a real retailer's sales: a = 0.0003, b = 583, churn 0.0004 for customers gone
+280 days); a number like that must not read as an estimate.
+
 Outputs: analytics.customer_churn, one row per customer (the model's inputs, P(alive), churn
 probability, status), and analytics.churn_model, one row (model, status, parameters, fit size,
 log-likelihood, as-of date, fitted_at). A table of its own rather than columns of customer_rfm: it
@@ -32,7 +40,7 @@ hypergeometric function, which neither DuckDB nor PostgreSQL has.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ibis
 import ibis.expr.types as ir
@@ -52,18 +60,35 @@ DEFAULT_MODEL = "MBG/NBD"
 #: Four parameters need a few dozen customers, and dropout needs a few weeks to show.
 MIN_CUSTOMERS = 30
 MIN_HISTORY_DAYS = 14
+#: The purchase rate is learned from customers with 2+ purchase days: a handful, or a sliver of a large base,
+#: leaves the fit to the one-time buyers, whose silence the model can read as anything.
+MIN_REPEAT_BUYERS = 10
+MIN_REPEAT_SHARE = 0.05
+#: A fit is trusted only when it tells who left: customers silent for more than LAPSED_GAPS times the typical
+#: days between purchases must have a mean churn probability at least MIN_SEPARATION above those silent for at
+#: most one typical gap. Judged only when each group has SEPARATION_MIN_CUSTOMERS customers.
+LAPSED_GAPS = 2
+MIN_SEPARATION = 0.05
+SEPARATION_MIN_CUSTOMERS = 5
 ESTIMATED = "estimated"
+NOT_ESTIMABLE = "not estimable"
 NO_PURCHASE = "no purchase by the as-of date"
 #: log(P(dead) / P(alive)) is clamped here: exp() beyond ±700 overflows on PostgreSQL, and ±50
 #: already gives a probability within 1e-21 of 0 or 1.
 LOG_ODDS_LIMIT = 50.0
-#: Bounds on the log-parameters keep a flat likelihood (no dropout evidence) from running off to inf.
+#: Bounds on the log-parameters keep a flat likelihood (no dropout evidence) from running off to inf; a parameter
+#: within LOG_BOUND_MARGIN of them was stopped by the bound, not by the data.
 LOG_PARAMETER_BOUND = 20.0
+LOG_BOUND_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
 class ChurnFit:
-    """The fitted parameters (None when not estimated), the status, and what the fit saw."""
+    """The fitted parameters, the status, and what the fit saw.
+
+    The parameters are None when no fit was tried; a fit found not estimable keeps them for inspection, but scores
+    nobody.
+    """
 
     model: str
     status: str
@@ -85,7 +110,7 @@ class ChurnFit:
         """One line for people: the parameters, or why there are none."""
         seen = f"{self.customers} customers, {self.repeat_buyers} repeat buyers"
         if not self.estimated:
-            return f"Churn probability ({self.model}) {self.status} ({seen})."
+            return f"Churn probability ({self.model}) not estimated, {self.status} ({seen})."
         return (f"Churn probability from {self.model}: r={self.r:.3g}, alpha={self.alpha:.3g} days, a={self.a:.3g}, "
                 f"b={self.b:.3g} ({seen}, log-likelihood {self.log_likelihood:.1f}).")
 
@@ -112,7 +137,9 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
         recorded = days if recorded is None else recorded.union(days, distinct=True)
     # Distinct: the customers' days by their key, and the union of the sources.
     recorded = recorded.filter(recorded.day <= reference)
-    unstaged = recorded.anti_join(daily, [recorded.customer_id == daily.customer_id, recorded.day == daily.sale_date])
+    # A day of returns only is no purchase day: a recorded date on it still counts.
+    bought = daily.filter(daily.transactions > 0)
+    unstaged = recorded.anti_join(bought, [recorded.customer_id == bought.customer_id, recorded.day == bought.sale_date])
     added = unstaged.group_by("customer_id").aggregate(
         added_days=unstaged.count(), added_first=unstaged.day.min(), added_last=unstaged.day.max())
     joined = staged.select("customer_id", "purchase_days", "first_day", "last_day").outer_join(
@@ -124,6 +151,7 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
         purchase_days=joined.purchase_days.fill_null(0) + joined.added_days.fill_null(0),
         first_day=ibis.least(first, joined.added_first.fill_null(first)),
         last_day=ibis.greatest(last, joined.added_last.fill_null(last)))
+    spans = spans.filter(spans.purchase_days > 0)
     return spans.select(
         "customer_id", repeat_purchases=spans.purchase_days - 1,
         first_to_last_days=(spans.last_day - spans.first_day).cast("int64"),
@@ -161,17 +189,9 @@ def fit_parameters(repeat_purchases: np.ndarray, first_to_last: np.ndarray, firs
         repeat_purchases, first_to_last, first_to_as_of, customers))
     seen = {"model": model, "customers": int(weight.sum()), "repeat_buyers": int(weight[x > 0].sum()),
             "history_days": int(age.max()) if len(age) else 0}
-    if seen["customers"] == 0:
-        return ChurnFit(status="not estimated: no customer has a purchase by the as-of date", **seen)
-    if seen["customers"] < min_customers:
-        return ChurnFit(status=f"not estimated: {seen['customers']} customers with purchases, the model needs "
-                               f"at least {min_customers}", **seen)
-    if seen["repeat_buyers"] == 0:
-        return ChurnFit(status="not estimated: no customer bought on two different days, so there is no "
-                               "purchase rate to learn", **seen)
-    if seen["history_days"] < min_history_days:
-        return ChurnFit(status=f"not estimated: {seen['history_days']} days of history, the model needs at "
-                               f"least {min_history_days}", **seen)
+    reason = _unfit_reason(seen, min_customers, min_history_days)
+    if reason:
+        return ChurnFit(status=f"{NOT_ESTIMABLE}: {reason}", **seen)
     # Time in units of a tenth of the longest history keeps α near 1 for the optimiser; only α scales.
     scale = age.max() / 10.0
 
@@ -185,13 +205,89 @@ def fit_parameters(repeat_purchases: np.ndarray, first_to_last: np.ndarray, firs
     fitted = np.log([r, alpha, a, b])
     total = float(np.dot(weight, log_likelihood(fitted, x, t_x, age, model)))
     if not (result.success and np.isfinite(total)):
-        return ChurnFit(status=f"not estimated: the fit did not converge ({result.message})", **seen)
-    return ChurnFit(status=ESTIMATED, r=float(r), alpha=float(alpha), a=float(a), b=float(b),
-                    log_likelihood=total, **seen)
+        return ChurnFit(status=f"{NOT_ESTIMABLE}: the fit did not converge ({result.message})", **seen)
+    fit = ChurnFit(status=ESTIMATED, r=float(r), alpha=float(alpha), a=float(a), b=float(b),
+                   log_likelihood=total, **seen)
+    reason = _at_bound(fit, result.x) or _no_separation(fit, x, t_x, age, weight)
+    return replace(fit, status=f"{NOT_ESTIMABLE}: {reason}") if reason else fit
+
+
+def _unfit_reason(seen: dict, min_customers: int, min_history_days: float) -> str:
+    """Why the data cannot hold the model's four parameters, or "" when they may."""
+    customers, repeat_buyers = seen["customers"], seen["repeat_buyers"]
+    if customers == 0:
+        return "no customer has a purchase by the as-of date"
+    if customers < min_customers:
+        return f"{customers} customers with purchases, the model needs at least {min_customers}"
+    if repeat_buyers == 0:
+        return "no customer bought on two different days, so there is no purchase rate to learn"
+    if repeat_buyers < max(MIN_REPEAT_BUYERS, MIN_REPEAT_SHARE * customers):
+        return (f"too little repeat buying: {repeat_buyers} of {customers} customers bought on two different days; "
+                f"the model needs at least {MIN_REPEAT_BUYERS} such customers and {MIN_REPEAT_SHARE:.0%} of all")
+    if seen["history_days"] < min_history_days:
+        return f"{seen['history_days']} days of history, the model needs at least {min_history_days}"
+    return ""
+
+
+def _at_bound(fit: ChurnFit, log_parameters: np.ndarray) -> str:
+    """A degenerate fit's reason when a parameter stopped at the optimiser's bound on its own, else "".
+
+    Both parameters of a pair near the same bound is a proper limit the data can ask for: a, b → 0 with a / (a + b)
+    steady makes each customer leave at once or never, r, α → ∞ with r / α steady gives everyone the same rate.
+    A parameter at the bound whose partner did not follow sends the pair's mean (dropout chance a / (a + b),
+    purchase rate r / α) beyond e^±(LOG_PARAMETER_BOUND / 2) as well: a value set by the bound, not by the data.
+    """
+    pairs = {("r", "alpha"): log_parameters[0:2], ("a", "b"): log_parameters[2:4]}
+    stopped = [f"{first} = {getattr(fit, first):.3g}, {second} = {getattr(fit, second):.3g}"
+               for (first, second), pair in pairs.items()
+               if np.abs(pair).max() >= LOG_PARAMETER_BOUND - LOG_BOUND_MARGIN
+               and abs(pair[0] - pair[1]) >= LOG_PARAMETER_BOUND / 2]
+    if not stopped:
+        return ""
+    return (f"degenerate fit ({'; '.join(stopped)}): a parameter ran to the bound of the search "
+            f"(e^±{LOG_PARAMETER_BOUND:.0f}), the purchase history does not pin it down")
+
+
+def churn_probabilities(fit: ChurnFit, repeat_purchases: np.ndarray, first_to_last: np.ndarray,
+                        first_to_as_of: np.ndarray) -> np.ndarray:
+    """1 - P(alive) for each (x, t_x, T) under the fit's parameters: customer_churn's formula, on grouped inputs."""
+    x, t_x, age = (np.asarray(values, dtype=float) for values in (repeat_purchases, first_to_last, first_to_as_of))
+    chances = x + MODELS[fit.model]
+    log_odds = (np.log(fit.a) - np.log(np.maximum(fit.b + (chances - 1), 1e-12))
+                + (fit.r + x) * (np.log(fit.alpha + age) - np.log(fit.alpha + t_x)))
+    log_odds = np.clip(log_odds, -LOG_ODDS_LIMIT, LOG_ODDS_LIMIT)
+    return np.where(chances > 0, 1.0 - 1.0 / (1.0 + np.exp(log_odds)), 0.0)
+
+
+def _no_separation(fit: ChurnFit, x: np.ndarray, t_x: np.ndarray, age: np.ndarray, weight: np.ndarray) -> str:
+    """A degenerate fit's reason when it gives long-lapsed customers no higher churn than recent ones, else "".
+
+    The typical gap is the customer-weighted median of t_x / x over repeat buyers (days between purchase days).
+    Only customers the model lets leave are compared: plain BG/NBD's one-time buyers have P(alive) = 1 by
+    construction, which says nothing about the fit.
+    """
+    repeat = x > 0
+    gaps = t_x[repeat] / x[repeat]
+    order = np.argsort(gaps, kind="stable")
+    cumulative = np.cumsum(weight[repeat][order])
+    typical_gap = max(float(gaps[order][np.searchsorted(cumulative, cumulative[-1] / 2)]), 1.0)
+    silent = age - t_x
+    can_leave = x + MODELS[fit.model] > 0
+    recent, lapsed = can_leave & (silent <= typical_gap), can_leave & (silent > LAPSED_GAPS * typical_gap)
+    if min(weight[recent].sum(), weight[lapsed].sum()) < SEPARATION_MIN_CUSTOMERS:
+        return ""
+    churn = churn_probabilities(fit, x, t_x, age)
+    recent_mean, lapsed_mean = (float(np.average(churn[group], weights=weight[group])) for group in (recent, lapsed))
+    if lapsed_mean - recent_mean >= MIN_SEPARATION:
+        return ""
+    return (f"degenerate fit (r={fit.r:.3g}, alpha={fit.alpha:.3g}, a={fit.a:.3g}, b={fit.b:.3g}): customers silent "
+            f"for more than {LAPSED_GAPS}x the typical {typical_gap:.3g} days between purchases get a mean churn "
+            f"probability of {lapsed_mean:.2g}, recent ones {recent_mean:.2g}; it must be at least "
+            f"{MIN_SEPARATION} higher to tell who left")
 
 
 def customer_churn(customers: ir.Table, summary: ir.Table, fit: ChurnFit) -> ir.Table:
-    """One row per customer: the model's inputs, P(alive), churn probability (NULL when not estimated), status."""
+    """One row per customer: the model's inputs, P(alive), churn probability (NULL unless estimated), status."""
     rows = customers.select("customer_id").left_join(summary, "customer_id").select(
         "customer_id", summary.repeat_purchases, summary.first_to_last_days, summary.first_to_as_of_days)
     bought = rows.repeat_purchases.notnull()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
-from retailflow.output import FORMAT_OPTION, Format, console, render
+from retailflow.output import FORMAT_OPTION, Format, console, errors, render
+
+if TYPE_CHECKING:
+    from retailflow.report.inputs import Missing
 
 PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "status", "days_observed", "promoted_units",
                      "expected_units", "lift_units_pct", "lift_revenue_pct", "incremental_revenue", "discount_cost",
@@ -27,13 +32,24 @@ def promotions_command(
     last: str = TO_OPTION,
     output_format: Format = FORMAT_OPTION,
 ) -> None:
-    """Promotion lift against a weekday-adjusted, stock-aware baseline; the top N by % sales increase."""
-    from retailflow.analytics.promotions import run_promotions
+    """Promotion lift against a weekday-adjusted, stock-aware baseline; the top N by % sales increase.
 
-    rows = run_promotions(open_backend(ctx, writes=True), top=top, min_baseline_days=min_baseline_days,
-                          days=date_range(first, last))
-    render(rows, output_format, title=f"Promotion effectiveness (top {top}, then unranked)",
-           columns=PROMOTION_COLUMNS)
+    Without promotions loaded there is no lift to measure: a line says which file is missing, and
+    --format json/csv gives one row holding only that status (a measured row's status is its own).
+    """
+    from retailflow.analytics.promotions import run_promotions
+    from retailflow.report.inputs import OK, missing_inputs, output_statuses
+
+    backend = open_backend(ctx, writes=True)
+    rows = run_promotions(backend, top=top, min_baseline_days=min_baseline_days, days=date_range(first, last))
+    missing = missing_inputs(backend, "promotions")
+    status = output_statuses(missing, ["promotion_effectiveness"])["promotion_effectiveness"]
+    if status != OK and output_format is not Format.table:
+        rows = [{"status": status}]
+    if status == OK or output_format is not Format.table:
+        render(rows, output_format, title=f"Promotion effectiveness (top {top}, then unranked)",
+               columns=PROMOTION_COLUMNS)
+    _say_missing(missing, output_format)
 
 
 def inventory_command(
@@ -48,24 +64,51 @@ def inventory_command(
     last: str = TO_OPTION,
     output_format: Format = FORMAT_OPTION,
 ) -> None:
-    """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock."""
-    from retailflow.analytics.inventory import run_inventory
+    """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock.
 
-    result = run_inventory(open_backend(ctx, writes=True), top=top, phantom_threshold=phantom_threshold,
-                           phantom_min_days=phantom_min_days, days=date_range(first, last))
+    Without inventory snapshots loaded, stock-outs, lost sales and phantom stock cannot be computed:
+    a line says which file is missing instead of zeros. With --format json/csv every row has a status, "ok" or
+    that line, and an output that could not be computed has one row holding only its table and status.
+    """
+    from retailflow.analytics.inventory import run_inventory
+    from retailflow.report.inputs import OK, missing_inputs, output_statuses
+
+    backend = open_backend(ctx, writes=True)
+    result = run_inventory(backend, top=top, phantom_threshold=phantom_threshold, phantom_min_days=phantom_min_days,
+                           days=date_range(first, last))
+    missing = missing_inputs(backend, "inventory")
+    statuses = output_statuses(missing, list(result))
     if output_format is not Format.table:
-        rows = [{"table": name, **row} for name, rows in result.items() for row in rows]
+        rows = [{"table": name, "status": status, **row} for name, status in statuses.items()
+                for row in (result[name] if status == OK else [{}])]
         # One listing of tables with different columns: name them all (same header even when a table is empty).
-        columns = dict.fromkeys(["table", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS, *PHANTOM_COLUMNS,
-                                 *(name for row in rows for name in row)])
+        columns = dict.fromkeys(["table", "status", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS,
+                                 *PHANTOM_COLUMNS, *(name for row in rows for name in row)])
         render(rows, output_format, columns=list(columns))
+        _say_missing(missing, output_format)
         return
     render(result["top_products"], output_format, title=f"Top {top} products", columns=TOP_COLUMNS)
-    render(result["stockouts"], output_format, title="Out-of-stock days per store", columns=STOCKOUT_COLUMNS)
-    render(result["lost_by_product"], output_format, title="Estimated lost sales", columns=LOST_COLUMNS)
-    total = result["lost_total"][0]
-    console.print(f"overall: {total['lost_units'] or 0} units, {total['lost_revenue'] or 0} revenue lost to stock-outs")
-    phantom = result["phantom_runs"]
+    _say_missing(missing, output_format)
+    if statuses["stockouts"] == OK:
+        render(result["stockouts"], output_format, title="Out-of-stock days per store", columns=STOCKOUT_COLUMNS)
+        render(result["lost_by_product"], output_format, title="Estimated lost sales", columns=LOST_COLUMNS)
+        total = result["lost_total"][0]
+        console.print(f"overall: {total['lost_units'] or 0} units, {total['lost_revenue'] or 0} revenue lost to "
+                      "stock-outs")
+    if statuses["phantom_runs"] == OK:
+        _show_phantom(result["phantom_runs"], output_format, phantom_threshold, phantom_min_days)
+
+
+def _say_missing(missing: list[Missing], output_format: Format) -> None:
+    """One line per missing input: on stdout for people, on stderr beside machine output (stdout stays data)."""
+    for item in missing:
+        (console if output_format is Format.table else errors).print(
+            item.message, style="yellow", highlight=False, soft_wrap=True, markup=False)
+
+
+def _show_phantom(phantom: list[dict], output_format: Format, phantom_threshold: float,
+                  phantom_min_days: int) -> None:
+    """The phantom-stock line and the least likely runs."""
     console.print(f"phantom stock: {len(phantom)} run(s) of ≥ {phantom_min_days} in-stock days without a sale, "
                   f"p < {phantom_threshold}")
     if phantom:

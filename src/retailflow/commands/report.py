@@ -23,7 +23,8 @@ def report_command(
 ) -> None:
     """Write the dashboard: one self-contained interactive HTML file (works offline, e-mails masked).
 
-    Sections whose stage has not run yet say which command fills them.
+    Sections whose stage has not run yet say which command fills them; a section whose stage ran without an input
+    file it needs (inventory snapshots, promotions, loyalty rules, a stores file) says which.
     """
     from retailflow.report.dashboard import build_report
 
@@ -32,6 +33,9 @@ def report_command(
     say(f"report: {info.path} ({info.bytes / 1e6:.1f} MB, {info.charts} charts)")
     if info.sections_missing:
         say(f"not run yet: {', '.join(info.sections_missing)} (the report says which command fills each)")
+    for key, lines in info.inputs_missing.items():
+        for line in lines:
+            say(f"{key}: {line}")
     if info.png_note:
         say(info.png_note)
     if open_ and not webbrowser.open(info.path.resolve().as_uri()):

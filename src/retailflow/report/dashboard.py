@@ -19,6 +19,7 @@ from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.report import sections  # noqa: F401  (registers the sections, in report order)
 from retailflow.report.charts import Chart
+from retailflow.report.inputs import missing_inputs, ran
 from retailflow.report.registry import SECTIONS, Section, SectionSpec
 from retailflow.report.stored import stored
 from retailflow.report.values import MISSING, mask_emails, shown
@@ -30,7 +31,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemo
 
 @dataclass
 class ReportInfo:
-    """Where the report went and what it holds."""
+    """Where the report went and what it holds: sections not run yet, failed, and the inputs sections lack."""
 
     path: Path
     bytes: int
@@ -38,6 +39,7 @@ class ReportInfo:
     sections_missing: list[str] = field(default_factory=list)
     sections_failed: dict[str, str] = field(default_factory=dict)
     png_note: str = ""
+    inputs_missing: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -45,10 +47,11 @@ class _Rendered:
     """One section as the template sees it."""
 
     spec: SectionSpec
-    status: str  # shown, not run, empty or failed
+    status: str  # shown, not run, missing input, empty or failed
     content: Section = field(default_factory=Section)
     message: str = ""
     charts: list[dict] = field(default_factory=list)  # title, note and figure JSON of each chart
+    missing: list[str] = field(default_factory=list)  # a line per input the stage needs and has not got
 
 
 def build_report(backend: Backend, out: Path, *, title: str | None = None, png_dir: Path | None = None) -> ReportInfo:
@@ -74,7 +77,9 @@ def build_report(backend: Backend, out: Path, *, title: str | None = None, png_d
     return ReportInfo(out, out.stat().st_size, len(charts),
                       [section.spec.key for section in rendered if section.status == "not run"],
                       {section.spec.key: section.message for section in rendered if section.status == "failed"},
-                      _write_pngs(charts, png_dir))
+                      _write_pngs(charts, png_dir),
+                      {section.spec.key: section.missing for section in rendered
+                       if section.missing and section.status != "not run"})
 
 
 def _has_rows(backend: Backend, qualified_name: str) -> bool:
@@ -84,16 +89,28 @@ def _has_rows(backend: Backend, qualified_name: str) -> bool:
 
 
 def _build_section(backend: Backend, spec: SectionSpec) -> _Rendered:
+    """The section from what is there, naming the inputs its stage lacks; "not run" only when the stage never ran.
+
+    A stage that keeps a mark in audit.stage_marks ran when the mark is there. One that keeps none (segments, the
+    run itself) is known to have run when its tables have rows, or exist while an input it needs is missing.
+    """
+    missing = missing_inputs(backend, spec.key)
+    lines = [item.message for item in missing]
     if not all(_has_rows(backend, name) for name in spec.needs):
-        return _Rendered(spec, "not run")
+        blocked = any(item.blocks for item in missing)
+        marked = ran(backend, spec.key)
+        if marked is False or (marked is None and not (
+                blocked and all(backend.has_table(*name.split(".")) for name in spec.needs))):
+            return _Rendered(spec, "not run")
+        return _Rendered(spec, "missing input" if blocked else "empty", missing=lines)
     try:
         content = spec.build(backend)
     except Exception as error:  # one broken section must not cost the reader the rest of the report
         first_line = (str(error).strip().splitlines() or [""])[0][:300]
-        return _Rendered(spec, "failed", message=f"{type(error).__name__}: {first_line}")
+        return _Rendered(spec, "failed", message=f"{type(error).__name__}: {first_line}", missing=lines)
     if content is None:
-        return _Rendered(spec, "empty")
-    return _Rendered(spec, "shown", content, charts=[
+        return _Rendered(spec, "empty", missing=lines)
+    return _Rendered(spec, "shown", content, missing=lines, charts=[
         {"title": chart.title, "note": chart.note, "figure": _figure_json(chart)} for chart in content.charts])
 
 

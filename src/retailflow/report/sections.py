@@ -12,10 +12,12 @@ import os
 import ibis
 
 from retailflow import audit
+from retailflow.analytics import churn as churn_analysis
 from retailflow.analytics import inventory as inventory_analysis
 from retailflow.backends import Backend
 from retailflow.report import charts
 from retailflow.report.charts import COUNT, DECIMAL, PERCENT
+from retailflow.report.inputs import missing_inputs
 from retailflow.report.registry import Section, section, table
 from retailflow.report.stored import stored
 from retailflow.tables import per_rule_id
@@ -121,9 +123,10 @@ def data_quality(backend: Backend) -> Section:
     by_severity, severities = _pivot(failures, "rule_id", "severity", "failed")
     warnings = stored("audit.warnings")
     listed = per_rule_id(warnings, "rule_ids", warnings.entity)
-    exploded = listed.select("entity", "rule_id", key=listed.row_key, reasons=listed.reasons)
-    top_warnings = backend.fetch_dicts(exploded.group_by(["entity", "rule_id"]).aggregate(
-        rows=exploded.count(), example_key=exploded.key.min(), example_reasons=exploded.reasons.min())
+    exploded = listed.select("entity", "rule_id", "_batch_id", "_source_line", key=listed.row_key,
+                             reasons=listed.reasons)
+    top_warnings = backend.fetch_dicts(audit.with_example(exploded, ["entity", "rule_id"], order_by=[
+        exploded.key.asc(nulls_first=False), "_batch_id", "_source_line"])
         .order_by([ibis.desc("rows"), "rule_id"]).limit(10))
     balances = audit.reconcile(backend)
     unbalanced = [vars(balance) for balance in balances if not balance.balanced]
@@ -245,7 +248,7 @@ def _bucket_width(largest: float, buckets: int = 25) -> int:
     return int(next(step * magnitude for step in (1, 2, 5, 10) if step * magnitude >= raw))
 
 
-@section("loyalty", "Loyalty", needs=("loyalty.points_ledger", "loyalty.balances"), command="retailflow loyalty")
+@section("loyalty", "Loyalty", needs=("loyalty.balances",), command="retailflow loyalty")
 def loyalty(backend: Backend) -> Section:
     ledger, balances = stored("loyalty.points_ledger"), stored("loyalty.balances")
     rules = stored("staging.loyalty_rules")
@@ -270,12 +273,15 @@ def loyalty(backend: Backend) -> Section:
                  for start in range(lowest, max(customers_in, default=0) + 1, width)]
     tiers = backend.fetch_dicts(balances.group_by("tier").aggregate(
         customers=balances.count(), lowest_balance=balances.balance.min()).order_by("lowest_balance"))
+    # Without loyalty rules nothing was credited: the balances are the opening ones, and no "0 points issued".
+    credited = not any("points_ledger" in item.need.outputs for item in missing_inputs(backend, "loyalty"))
     result = Section(
-        kpis=[("Points issued", count(issued["points"])), ("Transactions credited", count(issued["transactions"])),
+        kpis=[*([("Points issued", count(issued["points"])), ("Transactions credited", count(issued["transactions"]))]
+                if credited else []),
               ("Customers with points", count(summary["with_points"])),
               ("Average balance", count(round(number(summary["average"]) or 0)))],
-        charts=[charts.bar(by_day, "day", {name: name for name in rule_names}, "Points issued per day, by rule",
-                           stacked=True, value_format=COUNT, value_title="points", dates=True),
+        charts=[*([charts.bar(by_day, "day", {name: name for name in rule_names}, "Points issued per day, by rule",
+                              stacked=True, value_format=COUNT, value_title="points", dates=True)] if by_day else []),
                 charts.bar(histogram, "balance", {"customers": "customers"}, "Balance distribution",
                            value_format=COUNT, category_title="points balance"),
                 charts.bar(tiers, "tier", {"customers": "customers"}, "Customers per tier", value_format=COUNT,
@@ -312,8 +318,12 @@ def segments(backend: Backend) -> Section:
         high_revenue=rfm.is_high_spender.ifelse(rfm.monetary, 0).sum()))[0]
     columns = ["customer_id", "first_name", "email", "monetary", "frequency", "recency_days", "balance", "segment"]
     churn_kpis = []
+    fit = churn_analysis.stored_fit(backend)
+    if fit is not None and not fit.estimated:
+        # A fit that cannot be trusted scores nobody: the reason, not a column of blanks.
+        churn_kpis = [("Churn model", "not estimable")]
     # The churn model's table exists once `retailflow segments` has run with it; older databases lack it.
-    if backend.has_table("analytics", "customer_churn"):
+    elif backend.has_table("analytics", "customer_churn"):
         churn = stored("analytics.customer_churn")
         rfm = rfm.left_join(churn.select("customer_id", "churn_probability"), "customer_id")
         columns.append("churn_probability")
@@ -340,10 +350,12 @@ def segments(backend: Backend) -> Section:
                 charts.heatmap(grid, "F", "R", "customers", "Customers by recency (R) × frequency (F) score",
                                value_format=COUNT, value_title="customers", x_title="frequency score",
                                y_title="recency score")],
+        notes=[fit.describe()] if fit is not None else [],
         tables=[table("Top High-Spenders", top_high, columns),
                 table("Top At-Risk customers (by points balance)", top_risk, columns,
-                      note="At-Risk: no purchase for 60+ days and a positive points balance. Churn probability: "
-                           "1 − P(alive) from the MBG/NBD model fitted on the purchase history.")])
+                      note="At-Risk: no purchase for 60+ days and a positive points balance." + (
+                          " Churn probability: 1 − P(alive) from the MBG/NBD model fitted on the purchase history."
+                          if "churn_probability" in columns else ""))])
 
 
 def _as_percent(share: object) -> float | None:
@@ -351,15 +363,33 @@ def _as_percent(share: object) -> float | None:
     return None if value is None else 100 * value
 
 
-@section("inventory", "Inventory", needs=("analytics.top_products", "analytics.stockouts", "analytics.lost_sales"),
-         command="retailflow inventory")
+@section("inventory", "Inventory", needs=("analytics.top_products",), command="retailflow inventory")
 def inventory(backend: Backend) -> Section:
     top = backend.fetch_dicts(stored("analytics.top_products").order_by("rank"))
     names = {row["product_id"]: _named(row["product_id"], row["product_name"]) for row in top}
+    # Outputs whose input is missing are left out, not shown as zeros: the section names the missing file.
+    blocked = {output for item in missing_inputs(backend, "inventory") for output in item.need.outputs}
+    result = Section(kpis=[("Top products", count(len(top)))], tables=[table(
+        "Top products by units sold", top, ["rank", "product_id", "product_name", "product_category", "units",
+                                            "revenue", "average_price"])])
+    if "stockouts" not in blocked:
+        _stock_outs(backend, names, result)
+    if "phantom_runs" not in blocked:
+        phantom_kpis, phantom_tables = _phantom_inventory(backend)
+        result.kpis += phantom_kpis
+        result.tables += phantom_tables
+    return result
+
+
+def _stock_outs(backend: Backend, names: dict[str, str], result: Section) -> None:
+    """Add the top products' stock-out days and estimated lost sales to the inventory section `result`."""
     outs = stored("analytics.stockouts")
+    store_count = int(backend.fetch_dicts(outs.aggregate(stores=outs.store_id.nunique()))[0]["stores"] or 0)
+    if not store_count:
+        result.notes.append("No inventory snapshot covers the top products: no stock-out days or lost sales.")
+        return
     worst = outs.group_by("store_id").aggregate(worst=outs.out_of_stock_pct.max(), average=outs.out_of_stock_pct.mean())
     worst = worst.order_by([ibis.desc("worst"), ibis.desc("average"), "store_id"]).limit(STORE_LIMIT)
-    store_count = int(backend.fetch_dicts(outs.aggregate(stores=outs.store_id.nunique()))[0]["stores"] or 0)
     heat = backend.fetch_dicts(outs.join(worst, "store_id").select(outs.rank, outs.product_id, outs.store_id,
                                                                     outs.out_of_stock_pct)
                                .order_by(["store_id", "rank"]))
@@ -380,29 +410,23 @@ def inventory(backend: Backend) -> Section:
     by_store, products = _pivot(store_product, "store_id", "product", "lost_revenue")
     totals = {key: sum(number(row[key]) or 0.0 for row in by_product) for key in ("lost_units", "lost_revenue",
                                                                                    "stockout_days")}
-    phantom_kpis, phantom_tables = _phantom_inventory(backend)
-    return Section(
-        kpis=[("Top products", count(len(top))), ("Stock-out days (top products)", count(totals["stockout_days"])),
-              ("Estimated lost units", count(round(totals["lost_units"]))),
-              ("Estimated lost revenue", money(totals["lost_revenue"])), *phantom_kpis],
-        charts=[charts.heatmap(heat, "product", "store_id", "out_of_stock_pct",
-                               "Out-of-stock % of days, store × product", value_title="% of days",
-                               x_title="product", y_title="store", colorscale="Reds",
-                               note=_capped(len({row["store_id"] for row in heat}), store_count,
-                                            "stores: those most often out of stock")),
-                charts.bar(by_product, "product", {"lost_revenue": "lost revenue"}, "Estimated lost revenue by product",
-                           hover=["lost_units", "stockout_days"]),
-                charts.bar(by_store, "store_id", {product: product for product in products},
-                           "Estimated lost revenue by store and product", stacked=True,
-                           note=_capped(len(by_store), store_count, "stores: those with the largest losses"))],
-        tables=[table("Top products by units sold", top, ["rank", "product_id", "product_name", "product_category",
-                                                          "units", "revenue", "average_price"]),
-                table("Lost sales by product", by_product, ["rank", "product", "stockout_days", "lost_units",
-                                                            "lost_revenue"],
-                      note="Lost units: on each stock-out day, the mean units of the same store-product's in-stock "
-                           "days (same weekday where available) less that day's sales, never below 0, valued at "
-                           "its average realised price."),
-                *phantom_tables])
+    result.kpis += [("Stock-out days (top products)", count(totals["stockout_days"])),
+                    ("Estimated lost units", count(round(totals["lost_units"]))),
+                    ("Estimated lost revenue", money(totals["lost_revenue"]))]
+    result.charts += [
+        charts.heatmap(heat, "product", "store_id", "out_of_stock_pct", "Out-of-stock % of days, store × product",
+                       value_title="% of days", x_title="product", y_title="store", colorscale="Reds",
+                       note=_capped(len({row["store_id"] for row in heat}), store_count,
+                                    "stores: those most often out of stock")),
+        charts.bar(by_product, "product", {"lost_revenue": "lost revenue"}, "Estimated lost revenue by product",
+                   hover=["lost_units", "stockout_days"]),
+        charts.bar(by_store, "store_id", {product: product for product in products},
+                   "Estimated lost revenue by store and product", stacked=True,
+                   note=_capped(len(by_store), store_count, "stores: those with the largest losses"))]
+    result.tables.append(table(
+        "Lost sales by product", by_product, ["rank", "product", "stockout_days", "lost_units", "lost_revenue"],
+        note="Lost units: on each stock-out day, the mean units of the same store-product's in-stock days (same "
+             "weekday where available) less that day's sales, never below 0, valued at its average realised price."))
 
 
 def _phantom_inventory(backend: Backend) -> tuple[list[tuple[str, str]], list]:
