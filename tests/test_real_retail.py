@@ -241,3 +241,26 @@ def test_a_void_counts_nowhere_and_a_missing_price_invents_no_discount(tmp_path)
         assert backend.scalar("SELECT sum(discount_cost) FROM analytics.promotion_discounts_daily") == 0
     finally:
         backend.close()
+
+
+def test_inventory_command_shows_the_most_returned_products(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from retailflow.cli import app
+
+    folder = write_shop(tmp_path / "shop")
+    db = f"duckdb:///{tmp_path}/cli.duckdb"
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db, "-q", "run", str(folder)]).exit_code == 0
+    listed = runner.invoke(app, ["--db", db, "inventory", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = [row for row in json.loads(listed.stdout) if row["table"] == "most_returned"]
+    # As in test_returns_by_store_product_and_day: P1 6 of 7 units, P2 2 of 8.
+    assert [(row["product_id"], row["returned_units"], row["return_rate_pct"], row["status"]) for row in rows] == [
+        ("P1", 6, 85.71, "ok"), ("P2", 2, 25.0, "ok")]
+    # No inventory file: stock-outs say which file they need instead of printing zeros.
+    table = runner.invoke(app, ["--db", db, "inventory"])
+    assert "Most returned products" in table.stdout and "no inventory_daily snapshots loaded" in table.stdout
+    assert "units lost" not in table.stdout

@@ -21,6 +21,8 @@ LOST_COLUMNS = ["rank", "product_id", "stockout_days", "lost_units", "lost_reven
 PHANTOM_COLUMNS = ["store_id", "product_id", "first_day", "last_day", "days", "min_stock_on_hand", "max_stock_on_hand",
                    "daily_sales", "daily_units", "expected_units", "probability", "ongoing"]
 PHANTOM_ROWS_SHOWN = 10
+RETURN_COLUMNS = ["product_id", "product_name", "product_category", "sold_units", "returned_units", "returned_amount",
+                  "return_rate_pct"]
 
 
 def promotions_command(
@@ -64,7 +66,8 @@ def inventory_command(
     last: str = TO_OPTION,
     output_format: Format = FORMAT_OPTION,
 ) -> None:
-    """Top sellers, their % of out-of-stock days per store, the estimated sales lost meanwhile and phantom stock.
+    """Top sellers (net of returns), their % of out-of-stock days per store, the estimated sales lost meanwhile,
+    phantom stock and the most returned products.
 
     Without inventory snapshots loaded, stock-outs, lost sales and phantom stock cannot be computed:
     a line says which file is missing instead of zeros. With --format json/csv every row has a status, "ok" or
@@ -83,11 +86,14 @@ def inventory_command(
                 for row in (result[name] if status == OK else [{}])]
         # One listing of tables with different columns: name them all (same header even when a table is empty).
         columns = dict.fromkeys(["table", "status", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS,
-                                 *PHANTOM_COLUMNS, *(name for row in rows for name in row)])
+                                 *PHANTOM_COLUMNS, *RETURN_COLUMNS, *(name for row in rows for name in row)])
         render(rows, output_format, columns=list(columns))
         _say_missing(missing, output_format)
         return
     render(result["top_products"], output_format, title=f"Top {top} products", columns=TOP_COLUMNS)
+    if result["most_returned"]:
+        render(result["most_returned"], output_format, title="Most returned products (units returned, % of units sold)",
+               columns=RETURN_COLUMNS)
     _say_missing(missing, output_format)
     if statuses["stockouts"] == OK:
         render(result["stockouts"], output_format, title="Out-of-stock days per store", columns=STOCKOUT_COLUMNS)

@@ -14,6 +14,7 @@ import ibis
 from retailflow import audit
 from retailflow.analytics import churn as churn_analysis
 from retailflow.analytics import inventory as inventory_analysis
+from retailflow.analytics.returns import return_rates
 from retailflow.backends import Backend
 from retailflow.report import charts
 from retailflow.report.charts import COUNT, DECIMAL, PERCENT
@@ -378,7 +379,29 @@ def inventory(backend: Backend) -> Section:
         phantom_kpis, phantom_tables = _phantom_inventory(backend)
         result.kpis += phantom_kpis
         result.tables += phantom_tables
+    if backend.has_table("analytics", "returns"):
+        _returns(backend, result)
     return result
+
+
+def _returns(backend: Backend, result: Section) -> None:
+    """Add return rates by category, product and store to the inventory section `result` (nothing without returns)."""
+    returned, store_days, products = (stored("analytics.returns"), stored("analytics.store_product_daily"),
+                                      stored("staging.products"))
+    by_category = backend.fetch_dicts(return_rates(returned, store_days, products, "product_category"))
+    if not by_category:
+        return
+    by_product = backend.fetch_dicts(return_rates(returned, store_days, products, "product_id", top=10))
+    by_store = backend.fetch_dicts(return_rates(returned, store_days, products, "store_id", top=STORE_LIMIT))
+    units = sum(int(row["returned_units"]) for row in by_category)
+    sold = sum(int(row["sold_units"]) for row in by_category)
+    result.kpis += [("Units returned", count(units)),
+                    ("Return rate", f"{100 * units / sold:.1f} %" if sold else "–")]
+    result.charts.append(charts.bar(by_category, "product_category", {"return_rate_pct": "return rate %"},
+                                    "Return rate by category (% of units sold)", value_format=PERCENT))
+    columns = ["sold_units", "returned_units", "returned_amount", "return_rate_pct"]
+    result.tables += [table("Most returned products", by_product, ["product_id", "product_name", *columns]),
+                      table("Return rate by store", by_store, ["store_id", *columns])]
 
 
 def _stock_outs(backend: Backend, names: dict[str, str], result: Section) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import ibis
 import ibis.expr.types as ir
 
-from retailflow.analytics import churn, inventory, loyalty, promotions, purchases, segmentation
+from retailflow.analytics import churn, inventory, loyalty, promotions, purchases, returns, segmentation
 from retailflow.backends.base import AUDIT_TABLES
 from retailflow.model import ENTITIES
 from retailflow.notify import outbox
@@ -44,6 +44,8 @@ _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     "analytics.stockouts": lambda: inventory.stockouts(**inventory.inputs()).schema(),
     "analytics.lost_sales": lambda: inventory.lost_sales(**inventory.inputs()).schema(),
     "analytics.phantom_inventory": lambda: _inventory_schema(inventory.phantom_inventory, "lines", "inventory"),
+    "analytics.returns": lambda: returns.RETURNS.schema(),
+    "analytics.store_product_daily": lambda: inventory.inputs()["lines"].schema(),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
         staging_table("store_sales_header"), purchases.PURCHASES, staging_table("customer_details"),
         _balances()).schema(),
