@@ -264,3 +264,82 @@ def test_inventory_command_shows_the_most_returned_products(tmp_path):
     table = runner.invoke(app, ["--db", db, "inventory"])
     assert "Most returned products" in table.stdout and "no inventory_daily snapshots loaded" in table.stdout
     assert "units lost" not in table.stdout
+
+
+def _shop_days(folder: Path, rules: str, days: dict[str, tuple[str, str]]) -> dict[str, list[Path]]:
+    """Masters of the hand-made shop with `rules` (loyalty_rules rows), and one header and line file per day."""
+    write_shop(folder)
+    for name in ("store_sales_header.csv", "store_sales_line_items.csv"):
+        (folder / name).unlink()
+    write_csv(folder, "loyalty_rules.csv", "rule_id,rule_name,points_per_unit_spend,min_spend_threshold,"
+              f"bonus_points\n{rules}")
+    files = {}
+    for day, (header_rows, line_rows) in days.items():
+        files[day] = [write_csv(folder / "days" / day, f"store_sales_header_{day}.csv", HEADERS.strip().splitlines()[0]
+                                + "\n" + header_rows),
+                      write_csv(folder / "days" / day, f"store_sales_line_items_{day}.csv",
+                                LINES.strip().splitlines()[0] + "\n" + line_rows)]
+    return files
+
+
+def _earned(backend) -> dict[str, int]:
+    return {key: int(value) for key, value in _by_key(
+        backend, "SELECT customer_id, earned_points FROM loyalty.balances WHERE earned_points <> 0").items()}
+
+
+@pytest.mark.parametrize("restated_day, expected", [
+    # Day 2's return X2 replaced by another customer's sale: X3 is judged again without it — S1 150 earns
+    # 150 + 50; X3 takes it from 150 to 90: 90 - 200 = -110; C1 90, C2 10.
+    ("2024-12-02", {"C1": 90, "C2": 10}),
+    # Day 1's sale S1 replaced: X2 and X3 name a sale no longer staged: base points only, -60 each.
+    ("2024-12-01", {"C1": -120, "C2": 10}),
+])
+def test_a_restated_sale_or_return_recomputes_the_returns_of_that_sale(tmp_path, restated_day, expected):
+    days = _shop_days(tmp_path / "shop", "R1,Base,1,0,0\nR2,Big basket,0,100,50", {
+        "2024-12-01": ("S1,C1,ST1,2024-12-01 10:00:00,150.00,sale,", "S1,P1,,3,150.00"),
+        "2024-12-02": ("X2,C1,ST1,2024-12-02 10:00:00,-60.00,return,S1", "X2,P1,,-1,-60.00"),
+        "2024-12-03": ("X3,C1,ST1,2024-12-03 10:00:00,-60.00,return,S1", "X3,P1,,-1,-60.00")})
+    corrected = write_csv(tmp_path / "fix", f"store_sales_header_{restated_day}.csv",
+                          HEADERS.strip().splitlines()[0] + f"\nY,C2,ST1,{restated_day} 11:00:00,10.00,sale,")
+    corrected_lines = write_csv(tmp_path / "fix", f"store_sales_line_items_{restated_day}.csv",
+                                LINES.strip().splitlines()[0] + "\nY,P2,,1,10.00")
+    masters = [path for path in (tmp_path / "shop").iterdir() if path.suffix == ".csv"]
+    nightly, rebuilt = (connect(f"duckdb:///{tmp_path}/{name}.duckdb") for name in ("nightly", "rebuilt"))
+    try:
+        for backend in (nightly, rebuilt):
+            backend.create_schemas()
+        run_pipeline(nightly, masters, load_rules())
+        for files in days.values():
+            run_pipeline(nightly, files, load_rules())
+        # S1 earns 150 + 50; X2 takes it to 90 (90 - 200 = -110, the bonus goes), X3 to 30 (-60): 30.
+        assert _earned(nightly) == {"C1": 30}
+        run_pipeline(nightly, [corrected, corrected_lines], load_rules(), restate=True)
+        kept = [path for day, files in days.items() if day != restated_day for path in files]
+        run_pipeline(rebuilt, [*masters, *kept, corrected, corrected_lines], load_rules())
+        assert _earned(rebuilt) == expected
+        assert _earned(nightly) == expected
+    finally:
+        nightly.close()
+        rebuilt.close()
+
+
+def test_returns_take_back_only_what_their_sale_earned(tmp_path):
+    rules = "R1,Base,1,0,0\nRW,Welcome,0,0,25"
+    days = _shop_days(tmp_path / "edge", rules, {"2024-12-01": (
+        # S1 is returned in full: 30 + the 25 bonus any sale gets, all taken back (nothing earned at 0).
+        "S1,C1,ST1,2024-12-01 10:00:00,30.00,sale,\nX1,C1,ST1,2024-12-01 11:00:00,-30.00,return,S1\n"
+        # S2 is returned without a card: its customer C2 still loses what S2 earned, 20 + 25 of 45.
+        "S2,C2,ST1,2024-12-01 10:30:00,20.00,sale,\nX2,,ST1,2024-12-01 12:00:00,-20.00,return,S2\n"
+        # S3 was anonymous: C3 returning it takes nothing back, though C3 earned 10 + 25 with S4.
+        "S3,,ST1,2024-12-01 10:45:00,20.00,sale,\nX3,C3,ST1,2024-12-01 12:30:00,-20.00,return,S3\n"
+        "S4,C3,ST1,2024-12-01 13:00:00,10.00,sale,",
+        "S1,P2,,1,30.00\nX1,P2,,-1,-30.00\nS2,P2,,1,20.00\nX2,P2,,-1,-20.00\nS3,P2,,1,20.00\nX3,P2,,-1,-20.00\n"
+        "S4,P2,,1,10.00")})
+    backend = connect(f"duckdb:///{tmp_path}/edge.duckdb")
+    try:
+        backend.create_schemas()
+        run_pipeline(backend, [path for path in (tmp_path / "edge").iterdir() if path.suffix == ".csv"]
+                     + days["2024-12-01"], load_rules())
+        assert _earned(backend) == {"C3": 35}
+    finally:
+        backend.close()

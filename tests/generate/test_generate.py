@@ -12,11 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pyarrow as pa
+
 import retailflow.generate
+import retailflow.generate.masters
 from retailflow.errors import UserError
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.generate.columns import money
-from retailflow.generate.returns import SALE, Basket, returned_cents
+from retailflow.generate.points import LoyaltyRules, PointsTruth
+from retailflow.generate.returns import FULL, SALE, Basket, returned_cents
+from retailflow.generate.sales import DaySales
 from retailflow.model import ENTITIES
 
 SMALL = GeneratorOptions(seed=11, stores=6, products=60, customers=1500, days=21, anomaly_rate=0.03)
@@ -451,3 +456,154 @@ def test_generate_command_sets_the_behaviours_and_leaves_inputs_out(tmp_path):
 
     refused = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "x"), "--without", "inventory,stock"])
     assert isinstance(refused.exception, UserError) and "--without stock" in str(refused.exception)
+
+
+# Loyalty points after clawback (_truth/points.csv).
+
+def loyalty_rules(*rows: tuple) -> pa.Table:
+    """A loyalty_rules table from (id, rate, threshold, bonus, valid_days, start, end, category) rows."""
+    names = ("rule_id", "points_per_unit_spend", "min_spend_threshold", "bonus_points", "valid_days", "start_date",
+             "end_date", "applicable_category")
+    table = pa.table({name: [row[index] for row in rows] for index, name in enumerate(names)})
+    return table.add_column(1, "rule_name", pa.array([f"Rule {row[0]}" for row in rows]))
+
+
+def day_sales(day: dt.date, txns: list[tuple], lines: list[tuple]) -> DaySales:
+    """A simulated day from (number, customer, seconds, original sale number) and (transaction, product, cents)."""
+    number, customer, seconds, original = (np.array(values, dtype=np.int64) for values in zip(*txns))
+    line_txn, product, line_cents = (np.array(values, dtype=np.int64) for values in zip(*lines))
+    totals = np.bincount(line_txn, weights=line_cents, minlength=len(number)).astype(np.int64)
+    return DaySales(day, number, customer, np.zeros(len(number), dtype=np.int64), seconds, totals, original,
+                    np.where(original > 0, FULL, SALE), np.arange(1, len(line_txn) + 1), line_txn, product,
+                    np.full(len(line_txn), -1), np.sign(line_cents), line_cents, np.zeros((1, 2), dtype=np.int64),
+                    np.zeros((1, 2), dtype=np.int64))
+
+
+def test_points_truth_claws_back_as_the_pipeline_books_returns():
+    rules = LoyaltyRules.from_table(loyalty_rules(
+        ("1", "1.25", "0.00", "0", None, None, None, None),
+        ("2", "1.00", "50.00", "25", "Sat,Sun", None, None, None),
+        ("3", "2.00", "20.00", "10", None, "2024-12-07", "2024-12-08", "Electronics"),
+        ("4", "0.50", "0.00", "5", None, None, None, None)))
+    saturday = dt.date(2024, 12, 7)
+    truth = PointsTruth(rules, np.array(["Electronics", "Grocery"], dtype=object), saturday, customers=3)
+    hour = 3600
+    # Saturday. TXN1 (customer 0) 60.00 of electronics + 40.01 of grocery = 100.01: every rule applies, best rate
+    # 2.00 -> floor(200.02) = 200, largest bonus 25: 225. TXN2 (customer 1) 30.00 of grocery: rules 1 and 4, not
+    # 2 (< 50.00) nor 3 (no electronics): floor(30.00 x 1.25) = 37 + 5 = 42. TXN3 is anonymous: nothing.
+    truth.add(day_sales(saturday, [(1, 0, 10 * hour, 0), (2, 1, 11 * hour, 0), (3, -1, 12 * hour, 0)],
+                        [(0, 0, 6000), (0, 1, 4001), (1, 1, 3000), (2, 0, 50000)]), 0, np.array([1, 3]))
+    assert truth.points.tolist() == [225, 42, 0]
+    # Sunday. TXN4 returns TXN1's grocery: TXN1 judged again on its Saturday basket at 60.00 is 120 + 25 = 145,
+    # so -80. TXN5 then returns 30.00 of it: at 30.00 rules 1, 3 and 4 apply, 60 + 10 = 70: -75. TXN6 (customer
+    # 1) names no sale: 10.00 of electronics on its own day is below rule 3's 20.00, floor(10.00 x 1.25) = 12
+    # taken back, no bonus.
+    truth.add(day_sales(saturday + dt.timedelta(days=1), [(4, 0, 10 * hour, 1), (5, 0, 11 * hour, 1),
+                                                          (6, 1, 12 * hour, 0)],
+                        [(0, 1, -4001), (1, 0, -3000), (2, 0, -1000)]), 1, np.array([1, 3]))
+    assert truth.points.tolist() == [225 - 80 - 75, 42 - 12, 0]
+    # Monday. TXN7 returns the rest of TXN1: a net of 0.00 earns nothing, threshold-0 bonuses included: -70.
+    # TXN8 (customer 2) 20.00 of electronics on a Monday, after rule 3's period: floor(25.00) + 5 = 30. TXN9 names
+    # TXN3, an anonymous sale that earned nothing: nothing back. TXN10, anonymous, returns 5.00 of TXN8: TXN8's
+    # customer loses floor(15.00 x 1.25) + 5 = 23 against 30, -7; TXN11 returns the other 15.00: 23 -> 0, -23.
+    truth.add(day_sales(saturday + dt.timedelta(days=2),
+                        [(7, 0, 9 * hour, 1), (8, 2, 10 * hour, 0), (9, 2, 11 * hour, 3), (10, -1, 12 * hour, 8),
+                         (11, 2, 13 * hour, 8)],
+                        [(0, 0, -3000), (1, 0, 2000), (2, 0, -800), (3, 0, -500), (4, 0, -1500)]), 2, np.array([]))
+    assert truth.points.tolist() == [225 - 80 - 75 - 70, 30, 30 - 7 - 23]
+    assert truth.table(pa.array(["C1", "C2", "C3"]), slice(0, 3)).to_pylist() == [
+        {"customer_id": "C1", "earned_points": "0"}, {"customer_id": "C2", "earned_points": "30"},
+        {"customer_id": "C3", "earned_points": "0"}]
+
+
+def test_points_rules_keep_rates_and_money_exact():
+    # 2.0075 points per unit on 99.99 is 200.729925 -> 200; the rates are integer ten-thousandths, no float.
+    rules = LoyaltyRules.from_table(loyalty_rules(("1", "2.0075", "0.01", "0", None, None, None, None)))
+    assert rules.rate.tolist() == [20075] and rules.threshold.tolist() == [1]
+    assert rules.points(np.array([9999, 1, 0]), np.ones((3, 1), dtype=bool)).tolist() == [200, 0, 0]
+    with pytest.raises(ValueError, match="decimals"):
+        LoyaltyRules.from_table(loyalty_rules(("1", "1.00005", "0.00", "0", None, None, None, None)))
+
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def rule_conditions(headers: pd.DataFrame, lines: pd.DataFrame, rules: pd.DataFrame,
+                    categories: pd.Series) -> pd.DataFrame:
+    """Transactions × rules (indexed by transaction_id): every condition but the threshold, on their own day and
+    basket."""
+    day = pd.to_datetime(headers.transaction_date.str[:10])
+    weekday = day.dt.day_of_week.map(dict(enumerate(WEEKDAY_NAMES)))
+    line_category = lines.product_id.map(categories)
+    holds = {}
+    for rule in rules.itertuples():
+        ok = pd.Series(True, index=headers.index)
+        if rule.valid_days:
+            ok &= weekday.isin([name for name in WEEKDAY_NAMES if name in rule.valid_days.lower()])
+        if rule.start_date:
+            ok &= day >= pd.Timestamp(rule.start_date)
+        if rule.end_date:
+            ok &= day <= pd.Timestamp(rule.end_date)
+        if rule.applicable_category:
+            ok &= headers.transaction_id.isin(lines.transaction_id[line_category == rule.applicable_category])
+        holds[rule.Index] = ok.to_numpy()
+    return pd.DataFrame(holds, index=headers.transaction_id)
+
+
+def best_points(totals: pd.Series, conditions: pd.DataFrame, rules: pd.DataFrame, bonus: bool = True) -> pd.Series:
+    """`best` policy points of totals in cents: floor(total × highest applicable rate) + largest applicable bonus."""
+    applies = conditions & pd.DataFrame({rule: (totals >= threshold).to_numpy()
+                                         for rule, threshold in rules.threshold.items()}, index=conditions.index)
+    rate = applies.mul(rules.rate).where(applies).max(axis=1).fillna(0).astype("int64")
+    points = totals.to_numpy() * rate.to_numpy() // 1_000_000
+    if bonus:
+        points += applies.mul(rules.bonus).where(applies).max(axis=1).fillna(0).astype("int64").to_numpy()
+    return pd.Series(points, index=totals.index)
+
+
+def points_from_files(out: Path) -> pd.Series:
+    """Each customer's net points re-computed from the written files (clean transactions only)."""
+    headers, lines = clean_transactions(out)
+    headers = headers.assign(total=cents(headers.total_amount))
+    rules = read(out / "loyalty_rules.csv").set_index("rule_id")
+    rules = rules.assign(rate=(rules.points_per_unit_spend.astype(float) * 10_000).round().astype("int64"),
+                         threshold=cents(rules.min_spend_threshold), bonus=rules.bonus_points.astype("int64"))
+    categories = read(out / "products.csv").set_index("product_id").product_category
+    conditions = rule_conditions(headers, lines, rules, categories)
+    by_id = headers.set_index("transaction_id")
+    sales = by_id[(by_id.customer_id != "") & (by_id.total > 0)]
+    earned = best_points(sales.total, conditions.loc[sales.index], rules).groupby(sales.customer_id).sum()
+    # A return's net before and after deduct the returns of its sale up to it, by date then id.
+    returns = headers[headers.total < 0].sort_values(["transaction_date", "transaction_id"]).set_index("transaction_id")
+    linked = returns[returns.original_transaction_id.isin(sales.index)]
+    sale = linked.original_transaction_id
+    net_after = sales.total.reindex(sale).to_numpy() + linked.total.groupby(sale).cumsum()
+    net_before = net_after - linked.total
+    sale_conditions = conditions.loc[sale].set_axis(linked.index)
+    # A net of 0 or less earns nothing; every return of the sale, with a card or not, is its customer's loss.
+    change = (best_points(net_after.clip(lower=0), sale_conditions, rules).where(net_after > 0, 0)
+              - best_points(net_before.clip(lower=0), sale_conditions, rules).where(net_before > 0, 0))
+    clawed = change.groupby(sales.customer_id.reindex(sale).to_numpy()).sum()
+    # A return naming no sale loses base points; one naming a sale that earned nothing (anonymous) loses nothing.
+    unlinked = returns[(returns.original_transaction_id == "") & (returns.customer_id != "")]
+    unknown = (-best_points(-unlinked.total, conditions.loc[unlinked.index], rules, bonus=False)).groupby(
+        unlinked.customer_id).sum()
+    return pd.concat([earned, clawed, unknown]).groupby(level=0).sum()
+
+
+def test_points_truth_equals_a_recomputation_from_the_files(generated, tmp_path, monkeypatch):
+    truth = read(generated / "_truth" / "points.csv").set_index("customer_id").earned_points.astype("int64")
+    assert list(truth.index) == list(read(generated / "customer_details.csv").customer_id)
+    expected = points_from_files(generated).reindex(truth.index, fill_value=0)
+    assert (truth == expected).all() and (truth > 0).sum() > 100
+    # Rules using every condition: decimal rates, a category rule in a period, a threshold-0 bonus (taken back by
+    # a full return: a net of 0.00 earns nothing).
+    monkeypatch.setattr(retailflow.generate.masters, "_loyalty_rules", lambda: loyalty_rules(
+        ("1", "1.25", "0.00", "0", None, None, None, None),
+        ("2", "1.00", "50.00", "25", "Sat,Sun", None, None, None),
+        ("3", "2.0075", "20.00", "10", None, "2024-12-04", "2024-12-12", "Apparel"),
+        ("4", "0.50", "0.00", "5", "mon,tue,wed,thu,fri", None, None, None)))
+    out = tmp_path / "rich"
+    generate_dataset(out, GeneratorOptions(seed=4, stores=3, products=40, customers=400, days=14, return_rate=0.1))
+    truth = read(out / "_truth" / "points.csv").set_index("customer_id").earned_points.astype("int64")
+    assert (truth == points_from_files(out).reindex(truth.index, fill_value=0)).all()

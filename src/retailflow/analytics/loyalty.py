@@ -41,6 +41,9 @@ LEDGER_COLUMNS = (
     # 'earned' (points credited), 'returned' (negative: points a return takes back) or 'restated' (a reversal
     # of points a restated day changed).
     ("reason", "VARCHAR NOT NULL"),
+    # A return's row: the sale it names (its points depend on it; a night that changes that sale or its other
+    # returns recomputes this one).
+    ("original_transaction_id", "VARCHAR"),
 )
 EARNED, RESTATED, RETURNED = "earned", "restated", "returned"
 #: The stage's name in audit.stage_marks.
@@ -102,12 +105,16 @@ def _earnings(priced: ir.Table, line_items: ir.Table, products: ir.Table, loyalt
 
 
 def _ledger_rows(earned: ir.Table, headers: ir.Table, reason: str) -> ir.Table:
-    """Ledger rows of `earned` (transaction_id, rule_id, customer_id, base and bonus points), dated as `headers`."""
+    """Ledger rows of `earned` (transaction_id, rule_id, customer_id, base and bonus points), dated as `headers`
+    and with the sale a return names (NULL for a purchase)."""
     earned = earned.filter((earned.base_points != 0) | (earned.bonus_points != 0))
-    rows = earned.join(headers.select("transaction_id", "transaction_date", "total_amount"), "transaction_id")
+    rows = earned.join(headers.select("transaction_id", "transaction_date", "total_amount", "original_transaction_id"),
+                       "transaction_id")
     return rows.select("transaction_id", "rule_id", "customer_id", "transaction_date", "total_amount",
                        "base_points", "bonus_points", points=rows.base_points + rows.bonus_points,
-                       reason=ibis.literal(reason))
+                       reason=ibis.literal(reason),
+                       original_transaction_id=rows.original_transaction_id if reason == RETURNED
+                       else ibis.null("string"))
 
 
 def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
@@ -115,25 +122,28 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     """One row per transaction × rule whose points change a loyalty customer's balance: base, bonus, total, reason.
 
     A purchase (net total above 0) earns (reason 'earned'). A return (net total below 0) claws back (reason
-    'returned', negative points). When it names its sale (original_transaction_id, found in `originals`: the
-    staged headers, every one by default) the sale is judged again on its day and basket at its net total after
-    this return and the ones before it (by date, then id): the return takes back the difference, so base points
-    follow the amount and a bonus goes once the net falls below its threshold; a fully cancelled sale leaves
-    the customer's points where they were before it. Without a known sale, the return takes back the base
+    'returned', negative points). When it names a staged sale (original_transaction_id, found in `originals`:
+    the staged headers, every one by default) and that sale earned (a loyalty customer's, not a void), the sale
+    is judged again on its day and basket at its net total after this return and the ones before it (by date,
+    then id; 0 or less earns nothing): the return takes back the difference from the sale's customer, so base
+    points follow the amount and a bonus goes once the net falls below its threshold; a sale returned in full
+    leaves its customer's points where they were before it. A return naming a staged sale that earned nothing
+    takes nothing back. A return naming no sale, or one not staged, takes back from its own customer the base
     points of the returned amount at the rate the rules give on its own day and basket (no bonus: nothing says
-    which sale's threshold it breaks). Anonymous sales (no customer) and voids earn nothing.
+    which sale's threshold it breaks). Anonymous sales and voids earn nothing.
     """
     originals = headers if originals is None else originals
     counted = counted_transactions(headers)
-    counted = counted.filter(counted.customer_id.notnull())
-    sales = counted.filter(counted.total_amount > 0)
+    sales = counted.filter(counted.customer_id.notnull() & (counted.total_amount > 0))
     earned = _earnings(sales, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
     returns = counted.filter(counted.total_amount < 0)
-    known = counted_transactions(originals).select(
+    known = originals.select(
         _original=originals.transaction_id, _original_date=originals.transaction_date,
-        _original_total=originals.total_amount, _original_customer=originals.customer_id)
-    linked = returns.join(known, returns.original_transaction_id == known._original)
-    linked = linked.filter(linked._original_customer.notnull() & (linked._original_total > 0))
+        _original_total=originals.total_amount, _original_customer=originals.customer_id,
+        _original_type=originals.transaction_type)
+    named = returns.join(known, returns.original_transaction_id == known._original)
+    linked = named.filter(named._original_customer.notnull() & (named._original_total > 0)
+                          & (named._original_type.isnull() | (named._original_type.lower() != "void")))
     # Every staged return of the same sale, in order, gives this one's net before and after.
     all_returns = counted_transactions(originals).filter(originals.total_amount < 0)
     mine = linked.select("transaction_id", "_original")
@@ -152,9 +162,10 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     net_before = net_after - linked.total_amount
 
     def judged(total: ir.NumericValue, moment: str) -> ir.Table:
-        priced = linked.select(_return=linked.transaction_id, transaction_id=linked._original,
-                               transaction_date=linked._original_date, customer_id=linked._original_customer,
-                               total_amount=ibis.greatest(total, 0).cast("decimal(12, 2)"))
+        """Per return × rule, what its sale earns at `total` (nothing at 0 or less, as a sale would not earn)."""
+        priced = linked.filter(total > 0).select(
+            _return=linked.transaction_id, transaction_id=linked._original, transaction_date=linked._original_date,
+            customer_id=linked._original_customer, total_amount=total.cast("decimal(12, 2)"))
         found = _earnings(priced, line_items, products, loyalty_rules, ["_return", "customer_id"], policy)
         return found.rename({f"{moment}_base": "base_points", f"{moment}_bonus": "bonus_points",
                              f"{moment}_return": "_return", f"{moment}_customer": "customer_id",
@@ -169,8 +180,8 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
         customer_id=delta.before_customer.fill_null(delta.after_customer),
         base_points=delta.after_base.fill_null(0) - delta.before_base.fill_null(0),
         bonus_points=delta.after_bonus.fill_null(0) - delta.before_bonus.fill_null(0))
-    done = linked.select(_linked=linked.transaction_id)
-    unlinked = returns.anti_join(done, returns.transaction_id == done._linked)
+    sold = named.select(_named=named.transaction_id)
+    unlinked = returns.filter(returns.customer_id.notnull()).anti_join(sold, returns.transaction_id == sold._named)
     unlinked = unlinked.mutate(total_amount=(-unlinked.total_amount).cast("decimal(12, 2)"))
     base_only = _earnings(unlinked, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
     base_only = base_only.select("transaction_id", "rule_id", "customer_id", base_points=-base_only.base_points,
@@ -190,7 +201,8 @@ def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.T
     key = ["transaction_id", "rule_id", "customer_id"]
     net = booked.group_by(key).aggregate(
         _base=booked.base_points.sum(), _bonus=booked.bonus_points.sum(), _points=booked.points.sum(),
-        _total=booked.total_amount.sum(), _date=booked.transaction_date.max(), _policy=booked.policy.max())
+        _total=booked.total_amount.sum(), _date=booked.transaction_date.max(), _policy=booked.policy.max(),
+        _original=booked.original_transaction_id.max())
     net = net.filter((net._points != 0) | (net._base != 0) | (net._bonus != 0))
     net = net.rename({f"_{name}": name for name in key})
     joined = expected.outer_join(net, [expected[name] == net[f"_{name}"] for name in key])
@@ -201,10 +213,11 @@ def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.T
         transaction_id=reversals._transaction_id, rule_id=reversals._rule_id, customer_id=reversals._customer_id,
         transaction_date=reversals._date, total_amount=(-reversals._total).cast("decimal(10, 2)"),
         base_points=-reversals._base, bonus_points=-reversals._bonus, points=-reversals._points,
-        policy=reversals._policy, reason=ibis.literal(RESTATED))
+        policy=reversals._policy, reason=ibis.literal(RESTATED), original_transaction_id=reversals._original)
     credits = joined.filter(differ & joined.points.notnull())
-    credits = credits.select(*[name for name in expected.columns if name != "reason"], policy=ibis.literal(policy),
-                             reason=credits.reason)
+    credits = credits.select(*[name for name in expected.columns if name not in ("reason", "original_transaction_id")],
+                             policy=ibis.literal(policy), reason=credits.reason,
+                             original_transaction_id=credits.original_transaction_id)
     return reversals.union(credits)
 
 
@@ -245,6 +258,7 @@ def _ensure_tables(backend: Backend) -> None:
         backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}{key})")
         # Added with restatement: ledgers from before it hold earned points only.
         backend.execute("ALTER TABLE loyalty.points_ledger ADD COLUMN IF NOT EXISTS reason VARCHAR")
+        backend.execute("ALTER TABLE loyalty.points_ledger ADD COLUMN IF NOT EXISTS original_transaction_id VARCHAR")
         backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
                         "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
         # Added after the first release: databases from before it gain the column here.
@@ -253,7 +267,7 @@ def _ensure_tables(backend: Backend) -> None:
                         "started_at TIMESTAMP NOT NULL, transactions BIGINT NOT NULL, points BIGINT NOT NULL)")
 
 
-LEDGER = ibis.table({name: {"VARCHAR NOT NULL": "string", "TIMESTAMP NOT NULL": "timestamp",
+LEDGER = ibis.table({name: {"VARCHAR NOT NULL": "string", "VARCHAR": "string", "TIMESTAMP NOT NULL": "timestamp",
                             "DECIMAL(10,2) NOT NULL": "decimal(10, 2)", "BIGINT NOT NULL": "int64"}[kind]
                      for name, kind in LEDGER_COLUMNS}, name="points_ledger", database="loyalty")
 OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recorded_at": "timestamp",
@@ -264,19 +278,23 @@ def _affected(headers: ir.Table, changed: dates.DateRange | None) -> tuple[ir.Ta
     """The staged headers whose ledger rows a change of `changed` days may alter, their booked ledger rows, and the
     line items the rules read (those transactions' and their sales').
 
-    Besides the changed days' transactions: every return of a sale on those days or of a sale a return on those
-    days names (a return's points depend on the sale and on the returns of it before it).
+    Besides the changed days' transactions: every return of a sale those days touch — a sale on them, a sale a
+    return on them names, and the sale or the named sale of a ledger row booked on them (a restated day may have
+    removed the sale or one of its returns): a return's points depend on its sale and on the returns before it.
     """
     lines = staging_table("store_sales_line_items")
     if changed is None:
         return headers, LEDGER, lines
     on_days = dates.on_days(headers, headers.transaction_date, changed)
-    sales = on_days.select(_sale=on_days.transaction_id).union(
-        on_days.filter(on_days.original_transaction_id.notnull()).select(_sale=on_days.original_transaction_id))
-    returns = headers.join(sales, headers.original_transaction_id == sales._sale).select(*headers.columns)
+    booked_on_days = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
+    touched = (on_days.select(_sale=on_days.transaction_id)
+               .union(on_days.select(_sale=on_days.original_transaction_id))
+               .union(booked_on_days.select(_sale=booked_on_days.transaction_id))
+               .union(booked_on_days.select(_sale=booked_on_days.original_transaction_id)))
+    touched = touched.filter(touched._sale.notnull())
+    returns = headers.join(touched, headers.original_transaction_id == touched._sale).select(*headers.columns)
     affected = on_days.union(returns, distinct=True)
-    booked = dates.on_days(LEDGER, LEDGER.transaction_date, changed).union(
-        LEDGER.semi_join(affected.select("transaction_id"), "transaction_id"), distinct=True)
+    booked = booked_on_days.union(LEDGER.semi_join(affected.select("transaction_id"), "transaction_id"), distinct=True)
     read = affected.select("transaction_id").union(affected.filter(affected.original_transaction_id.notnull())
                                                    .select(transaction_id=affected.original_transaction_id))
     return affected, booked, lines.semi_join(read, "transaction_id")

@@ -4,11 +4,12 @@
 (sales and inventory one file per day; sales, returns and cancellations together, anonymous
 sales with an empty customer_id, free lines at 0.00) and `_truth/`: anomalies.csv, sales.csv
 (net, sold and returned units and revenue per product), returns.csv (one row per return),
-promotions.csv, lost_demand.csv, customers.csv and manifest.json (net, gross and returned
-revenue, transaction counts, anonymous share). Without inventory there are no inventory files
-and no lost_demand.csv; without promotions no promotion file, no promoted line and no
-promotions.csv. Same options, same bytes. Days are simulated one at a time and formatted and
-written in the background, so memory holds a few days, not the dataset.
+promotions.csv, lost_demand.csv, customers.csv, points.csv (each customer's net loyalty points,
+returns clawed back, see points.py) and manifest.json (net, gross and returned revenue,
+transaction counts, anonymous share). Without inventory there are no inventory files and no
+lost_demand.csv; without promotions no promotion file, no promoted line and no promotions.csv.
+Same options, same bytes. Days are simulated one at a time and formatted and written in the
+background, so memory holds a few days, not the dataset.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from retailflow.generate import columns
 from retailflow.generate.anomalies import Planter, bad_emails, break_emails, labels
 from retailflow.generate.masters import ARCHETYPES, Catalog, Customers, make_masters
 from retailflow.generate.options import GeneratorOptions
+from retailflow.generate.points import LoyaltyRules, PointsTruth
 from retailflow.generate.returns import CANCELLED_SHARE, CATEGORY_RETURN_MULTIPLE
 from retailflow.generate.sales import Simulator
 from retailflow.generate.sizing import customer_count
@@ -112,13 +114,17 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     catalog, customers = make_masters(options, masters_rng, lambda catalog: customer_count(options, catalog, pilot_rng))
     simulator = Simulator(options, catalog, customers.rate, customers.home_store, sales_rng)
     truth = SalesTruth(len(catalog.product_weight), len(customers.ids))
+    points = PointsTruth(LoyaltyRules.from_table(catalog.loyalty_rules), catalog.product_category, options.start,
+                         len(customers.ids))
     with _Writer(out_dir, options.format) as writer:
         ids, found = _write_masters(writer, catalog, customers, options, anomalies_rng)
-        _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng, truth,
+        _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng, (truth, points),
                     progress or (lambda stage, done, total: None))
         writer.write_truth("anomalies", pa.concat_tables(found))
         writer.write_truth("sales", truth.products_table(ids["products"]))
         _write_truth(writer, options, catalog, customers, ids, truth)
+        writer.write_truth("points", (points.table(ids["customers"], slice(start, start + CUSTOMER_CHUNK))
+                                      for start in range(0, len(customers.ids), CUSTOMER_CHUNK)))
     manifest = {
         "generator": f"retailflow {__version__}", "options": options.as_dict(), "seed": options.seed,
         "promotion_overlap_rule": OVERLAP_RULE, "inventory_snapshot": "stock on hand at opening, after deliveries",
@@ -164,8 +170,9 @@ def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, opti
 
 def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, simulator: Simulator,
                 ids: dict[str, pa.Array], found: list[pa.Table], anomalies_rng: np.random.Generator,
-                truth: SalesTruth, report: Callable[[str, int, int], None]) -> None:
-    """Simulate and write day after day (labels appended to `found`, clean sales counted in `truth`)."""
+                truths: tuple[SalesTruth, PointsTruth], report: Callable[[str, int, int], None]) -> None:
+    """Simulate and write day after day (labels appended to `found`, clean sales counted in `truths`)."""
+    truth, points = truths
     total_txns = max(1, int(simulator.rate * options.days * 1.4))
     tables = DayTables(ids, txn_width=max(8, len(str(total_txns * 2))))
     planter = Planter(options.anomaly_rate, anomalies_rng, ids, simulator.numbering, tables, options.promotions)
@@ -178,6 +185,7 @@ def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, sim
             sales = simulator.simulate(day_index)
             stamp = sales.day.isoformat()
             truth.add(sales, day_index)
+            points.add(sales, day_index, simulator.returns.pending_sales())
             returns.write_table(tables.returns(sales))
             planted = planter.plant(sales)
             found.append(planted.labels)

@@ -149,6 +149,10 @@ class Returns:
         self.held = Basket.concatenated([self.held, basket])
         self.held_due = np.concatenate([self.held_due, due[txns]])
 
+    def pending_sales(self) -> np.ndarray:
+        """The numbers of the sales the held returns refer to (ascending)."""
+        return np.unique(self.held.original)
+
     def take_due(self, day_index: int) -> Basket:
         """The returns due on this day (taken out of the buffer)."""
         due_now = self.held_due == day_index
