@@ -71,6 +71,8 @@ class Column:
     masked_as_email: bool = False
     #: The value staged when the cell is empty or the column absent (a documented stand-in, never a guess).
     default: str | None = None
+    #: The entity whose key this column names without a declared foreign key (a return's sale): joined as a key.
+    names_key_of: str | None = None
 
     @property
     def sql_type(self) -> str:
@@ -224,7 +226,7 @@ ENTITIES: dict[str, Entity] = {
                 _c("transaction_type", "text", "sale, return or void when the export says; empty = the signs of "
                    "the lines decide.", nullable=True, optional=True),
                 _c("original_transaction_id", "text", "For a return: the sale it refers to, when known.",
-                   nullable=True, optional=True),
+                   nullable=True, optional=True, names_key_of="store_sales_header"),
             ),
             ("transaction_id",),
             (ForeignKey("customer_id", "customer_details"), ForeignKey("store_id", "stores")),

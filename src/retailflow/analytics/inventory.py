@@ -90,7 +90,8 @@ def lost_sales(lines, product_days, products, stores, inventory, *, top: int = 5
     expected = cells.weekday_rate.fill_null(cells.day_rate).fill_null(0)
     # A zero snapshot can still have sales (closing stock on the day it sold out, a mid-day
     # delivery after an empty opening): only the demand those sales did not meet was lost.
-    unmet = ibis.greatest(expected - cells.units.cast("float64"), 0)
+    # Net units: a day of returns sold nothing, it did not meet more than its demand.
+    unmet = ibis.greatest(expected - ibis.greatest(cells.units, 0).cast("float64"), 0)
     out = ~cells.in_stock
     per_store = cells.group_by(["rank", "product_id", "store_id"]).aggregate(
         stockout_days=out.ifelse(1, 0).sum(), unmet_units=out.ifelse(unmet, 0).sum())
@@ -108,13 +109,14 @@ def lost_sales(lines, product_days, products, stores, inventory, *, top: int = 5
 
 
 def daily_sales(lines: ir.Table) -> ir.Table:
-    """One row per store, product and day with a sale (`lines` from sales_lines): units, revenue and sales
-    (transactions). Every output of the stage reads sales in this shape (see inputs)."""
+    """One row per store, product and day with a sale or a return (`lines` from sales_lines): net units and
+    revenue, and sales (transactions that sold it). Every output of the stage reads sales in this shape."""
     # Revenue kept DECIMAL(18, 2), which a day's sum fits: a sum is DECIMAL(38, 2), 128-bit on DuckDB, which it
     # reads back several times slower (see backends.base.IntegerSums for the units).
+    # A sale sold the product: a line taking units back is a return, not a sale (phantom stock's rate).
     return lines.group_by(["store_id", "product_id", "product_category", "sale_date"]).aggregate(
         units=lines.units.sum(), revenue=lines.revenue.sum().cast("decimal(18, 2)"),
-        sales=lines.transaction_id.nunique())
+        sales=(lines.units > 0).ifelse(lines.transaction_id, ibis.null("string")).nunique())
 
 
 def product_daily(lines: ir.Table) -> ir.Table:
@@ -202,6 +204,6 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         "lost_total": backend.fetch_dicts(lost.aggregate(lost_units=lost.lost_units.sum().round(2),
                                                          lost_revenue=lost.lost_revenue.sum().round(2))),
         "phantom_runs": backend.fetch_dicts(stored_phantom.order_by(PHANTOM_ORDER)),
-        "most_returned": backend.fetch_dicts(return_rates(RETURNS, tables["lines"], tables["products"], "product_id",
-                                                          top=top)),
+        "most_returned": backend.fetch_dicts(return_rates(RETURNS, tables["product_days"], tables["products"],
+                                                          "product_id", top=top)),
     }

@@ -32,13 +32,15 @@ def returns_daily(lines: ir.Table) -> ir.Table:
     return days.filter(days.returned_units > 0)
 
 
-def return_rates(returns: ir.Table, store_days: ir.Table, products: ir.Table, by: str, *, top: int | None = None
+def return_rates(returns: ir.Table, net_days: ir.Table, products: ir.Table, by: str, *, top: int | None = None
                  ) -> ir.Table:
     """One row per `by` (product_id, product_category or store_id): units sold and returned, amount returned,
-    return rate (% of units sold); most returned units first. `store_days` is analytics.store_product_daily."""
+    return rate (% of units sold); most returned units first. `net_days` holds net units per day with a `by`
+    column: analytics.product_daily for products and categories (a fiftieth of the store-days at 50 stores),
+    analytics.store_product_daily for stores."""
     returned = returns.group_by(by).aggregate(returned_units=returns.returned_units.sum(),
                                              returned_amount=returns.returned_amount.sum())
-    net = store_days.group_by(by).aggregate(net_units=store_days.units.sum())
+    net = net_days.group_by(by).aggregate(net_units=net_days.units.sum())
     rows = returned.join(net, by).select(returned, sold_units=net.net_units + returned.returned_units)
     rows = rows.mutate(return_rate_pct=(safe_ratio(rows.returned_units, rows.sold_units) * 100).round(2))
     if by == "product_id":

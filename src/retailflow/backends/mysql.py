@@ -42,7 +42,8 @@ KEY_STRING = dt.String(length=255)
 #: index and a hash join can hash the whole value.
 TEXT_KEY_COLUMNS = frozenset(
     name for name in {column.name for entity in ENTITIES.values() for column in entity.columns}
-    if all(column.type == "text" and name in {*entity.primary_key, *(key.column for key in entity.foreign_keys)}
+    if all(column.type == "text" and (column.names_key_of or name in {
+        *entity.primary_key, *(key.column for key in entity.foreign_keys)})
            for entity in ENTITIES.values() for column in entity.columns if column.name == name))
 #: Session join buffer: MariaDB hash-joins the rows that fit in it and reads the other table again
 #: for every refill. The header check of 530k transactions refilled 64 MB 11 times (66 s); 256 MB

@@ -15,6 +15,7 @@ from retailflow import audit
 from retailflow.analytics import churn as churn_analysis
 from retailflow.analytics import inventory as inventory_analysis
 from retailflow.analytics.returns import return_rates
+from retailflow.analytics.transactions import counted_transactions
 from retailflow.backends import Backend
 from retailflow.report import charts
 from retailflow.report.charts import COUNT, DECIMAL, PERCENT
@@ -54,27 +55,31 @@ def _capped(shown: int, total: int, what: str) -> str:
 
 @section("overview", "Overview", needs=("staging.store_sales_header",), command="retailflow run DIR")
 def overview(backend: Backend) -> Section:
-    headers = stored("staging.store_sales_header")
+    # Net of returns, voids left out; a transaction is a purchase (a net total above 0), as everywhere.
+    headers = counted_transactions(stored("staging.store_sales_header"))
+    purchase = (headers.total_amount > 0).ifelse(1, 0)
     totals = backend.fetch_dicts(headers.aggregate(
-        revenue=headers.total_amount.sum(), transactions=headers.count(), customers=headers.customer_id.nunique(),
+        revenue=headers.total_amount.sum(), transactions=purchase.sum(), returns=(headers.total_amount < 0).ifelse(
+            1, 0).sum(), customers=(headers.total_amount > 0).ifelse(headers.customer_id, ibis.null("string")).nunique(),
         stores=headers.store_id.nunique(), first_day=headers.transaction_date.min().date(),
         last_day=headers.transaction_date.max().date()))[0]
-    basket = (number(totals["revenue"]) or 0.0) / max(int(totals["transactions"]), 1)
+    basket = (number(totals["revenue"]) or 0.0) / max(int(totals["transactions"] or 0), 1)
     by_day = backend.fetch_dicts(headers.group_by(day=headers.transaction_date.date()).aggregate(
-        revenue=headers.total_amount.sum(), transactions=headers.count()).order_by("day"))
+        revenue=headers.total_amount.sum(), transactions=purchase.sum()).order_by("day"))
     stores = stored("staging.stores")
-    per_store = headers.group_by("store_id").aggregate(revenue=headers.total_amount.sum(), transactions=headers.count())
+    per_store = headers.group_by("store_id").aggregate(revenue=headers.total_amount.sum(), transactions=purchase.sum())
     by_store = backend.fetch_dicts(per_store.left_join(stores, "store_id").select(
         per_store, stores.store_name, stores.store_city, stores.store_region)
         .order_by([ibis.desc("revenue"), "store_id"]).limit(STORE_LIMIT))
     for row in by_store:
         row["store"] = _named(row["store_id"], row["store_name"])
     lines, products = stored("staging.store_sales_line_items"), stored("staging.products")
-    joined = lines.join(products, "product_id")
+    joined = lines.semi_join(headers, "transaction_id").join(products, "product_id")
     by_category = backend.fetch_dicts(joined.group_by("product_category").aggregate(
         revenue=joined.line_item_amount.sum(), units=joined.quantity.sum()).order_by(ibis.desc("revenue")).limit(25))
     return Section(
-        kpis=[("Revenue", money(totals["revenue"])), ("Transactions", count(totals["transactions"])),
+        kpis=[("Net revenue", money(totals["revenue"])), ("Purchases", count(totals["transactions"])),
+              ("Returns", count(totals["returns"])),
               ("Buying customers", count(totals["customers"])), ("Average basket", money(basket)),
               ("Date range", f"{label(totals['first_day'])} to {label(totals['last_day'])}"),
               ("Stores", count(totals["stores"]))],
@@ -86,7 +91,8 @@ def overview(backend: Backend) -> Section:
                                         "stores: those with the highest revenue")),
                 charts.bar(by_category, "product_category", {"revenue": "revenue"}, "Revenue by product category",
                            hover=["units"])],
-        notes=["Staged (clean) transactions only; revenue is the header total_amount."])
+        notes=["Staged (clean) transactions only, voids left out; revenue is the header total_amount, net of "
+               "returns; a purchase is a transaction with a net total above 0."])
 
 
 @section("quality", "Data quality", needs=("audit.batches",), command="retailflow run DIR")
@@ -386,12 +392,12 @@ def inventory(backend: Backend) -> Section:
 
 def _returns(backend: Backend, result: Section) -> None:
     """Add return rates by category, product and store to the inventory section `result` (nothing without returns)."""
-    returned, store_days, products = (stored("analytics.returns"), stored("analytics.store_product_daily"),
-                                      stored("staging.products"))
-    by_category = backend.fetch_dicts(return_rates(returned, store_days, products, "product_category"))
+    returned, products = stored("analytics.returns"), stored("staging.products")
+    product_days, store_days = stored("analytics.product_daily"), stored("analytics.store_product_daily")
+    by_category = backend.fetch_dicts(return_rates(returned, product_days, products, "product_category"))
     if not by_category:
         return
-    by_product = backend.fetch_dicts(return_rates(returned, store_days, products, "product_id", top=10))
+    by_product = backend.fetch_dicts(return_rates(returned, product_days, products, "product_id", top=10))
     by_store = backend.fetch_dicts(return_rates(returned, store_days, products, "store_id", top=STORE_LIMIT))
     units = sum(int(row["returned_units"]) for row in by_category)
     sold = sum(int(row["sold_units"]) for row in by_category)

@@ -46,6 +46,7 @@ _SCHEMAS: dict[str, Callable[[], ibis.Schema]] = {
     "analytics.phantom_inventory": lambda: _inventory_schema(inventory.phantom_inventory, "lines", "inventory"),
     "analytics.returns": lambda: returns.RETURNS.schema(),
     "analytics.store_product_daily": lambda: inventory.inputs()["lines"].schema(),
+    "analytics.product_daily": lambda: inventory.inputs()["product_days"].schema(),
     "analytics.customer_rfm": lambda: segmentation.customer_rfm(
         staging_table("store_sales_header"), purchases.PURCHASES, staging_table("customer_details"),
         _balances()).schema(),
