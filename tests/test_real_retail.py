@@ -343,3 +343,19 @@ def test_returns_take_back_only_what_their_sale_earned(tmp_path):
         assert _earned(backend) == {"C3": 35}
     finally:
         backend.close()
+
+
+def test_a_renamed_customer_column_is_said_not_silently_anonymous(tmp_path):
+    from retailflow.ingest import discover, ingest
+
+    folder = tmp_path / "renamed"
+    write_csv(folder, "store_sales_header.csv", "transaction_id,CustomerID,store_id,transaction_date,total_amount\n"
+              "T1,C1,ST1,2024-12-01 10:00:00,10.00")
+    backend = connect(f"duckdb:///{tmp_path}/renamed.duckdb")
+    try:
+        backend.create_schemas()
+        [result] = ingest(backend, discover([folder]))
+        assert result.note == ("extra columns kept in raw: customerid; "
+                               "column(s) absent, empty in every row: customer_id")
+    finally:
+        backend.close()

@@ -134,6 +134,10 @@ def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestR
         f"{plan.path.stat().st_size}, {rows}, {backend.literal(','.join(plan.columns))}, "
         f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)})")
     notes = [f"extra columns kept in raw: {', '.join(extra)}"] if extra else []
+    # A column the model expects but may do without (a renamed customer column makes every sale anonymous): said.
+    absent = [column.name for column in entity.columns if column.name not in plan.columns and not column.optional]
+    if absent:
+        notes.append(f"column(s) absent, empty in every row: {', '.join(absent)}")
     if suppressed:
         notes.append(f"{suppressed} row(s) of erased customers pseudonymised")
     if mode == "restate":
