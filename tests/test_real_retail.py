@@ -359,3 +359,21 @@ def test_a_renamed_customer_column_is_said_not_silently_anonymous(tmp_path):
                                "column(s) absent, empty in every row: customer_id")
     finally:
         backend.close()
+
+
+def test_loyalty_without_rules_says_which_file_it_needs(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from retailflow.cli import app
+
+    folder = write_shop(tmp_path / "norules")
+    (folder / "loyalty_rules.csv").unlink()
+    db = f"duckdb:///{tmp_path}/norules.duckdb"
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db, "-q", "run", str(folder)]).exit_code == 0
+    shown = runner.invoke(app, ["--db", db, "loyalty"])
+    assert shown.exit_code == 0 and "no loyalty_rules loaded" in " ".join(shown.stdout.split())
+    [row] = json.loads(runner.invoke(app, ["--db", db, "loyalty", "--format", "json"]).stdout)
+    assert row["points"] == 0 and row["status"].startswith("no loyalty_rules loaded")

@@ -51,7 +51,7 @@ def promotions_command(
     if status == OK or output_format is not Format.table:
         render(rows, output_format, title=f"Promotion effectiveness (top {top}, then unranked)",
                columns=PROMOTION_COLUMNS)
-    _say_missing(missing, output_format)
+    say_missing(missing, output_format)
 
 
 def inventory_command(
@@ -88,13 +88,13 @@ def inventory_command(
         columns = dict.fromkeys(["table", "status", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS,
                                  *PHANTOM_COLUMNS, *RETURN_COLUMNS, *(name for row in rows for name in row)])
         render(rows, output_format, columns=list(columns))
-        _say_missing(missing, output_format)
+        say_missing(missing, output_format)
         return
     render(result["top_products"], output_format, title=f"Top {top} products", columns=TOP_COLUMNS)
     if result["most_returned"]:
         render(result["most_returned"], output_format, title="Most returned products (units returned, % of units sold)",
                columns=RETURN_COLUMNS)
-    _say_missing(missing, output_format)
+    say_missing(missing, output_format)
     if statuses["stockouts"] == OK:
         render(result["stockouts"], output_format, title="Out-of-stock days per store", columns=STOCKOUT_COLUMNS)
         render(result["lost_by_product"], output_format, title="Estimated lost sales", columns=LOST_COLUMNS)
@@ -105,7 +105,7 @@ def inventory_command(
         _show_phantom(result["phantom_runs"], output_format, phantom_threshold, phantom_min_days)
 
 
-def _say_missing(missing: list[Missing], output_format: Format) -> None:
+def say_missing(missing: list[Missing], output_format: Format) -> None:
     """One line per missing input: on stdout for people, on stderr beside machine output (stdout stays data)."""
     for item in missing:
         (console if output_format is Format.table else errors).print(

@@ -27,14 +27,21 @@ def loyalty_command(
     """Credit staged transactions with points (append-only ledger), refresh balances and tiers.
 
     Only the days changed since the last run are looked at (or --from/--to); a restated day's changed points are
-    reversed and credited again.
+    reversed and credited again; returns take points back. Without loyalty rules or customers loaded, a line says
+    which file is missing (and the row's status, with --format json/csv) instead of zero points.
     """
     if ctx.invoked_subcommand:
         return
     from retailflow.analytics.loyalty import run_loyalty
+    from retailflow.commands.analytics import say_missing
+    from retailflow.report.inputs import missing_inputs, output_statuses
 
-    render([run_loyalty(open_backend(ctx, writes=True), policy=policy, days=date_range(first, last))],
-           output_format, title="Loyalty run")
+    backend = open_backend(ctx, writes=True)
+    summary = run_loyalty(backend, policy=policy, days=date_range(first, last))
+    missing = missing_inputs(backend, "loyalty")
+    render([{**summary, "status": output_statuses(missing, ["points_ledger"])["points_ledger"]}], output_format,
+           title="Loyalty run")
+    say_missing(missing, output_format)
 
 
 @loyalty_app.command("explain")
@@ -68,9 +75,13 @@ def segments_command(
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise UserError(f"--as-of {as_of!r} is not a date; use YYYY-MM-DD") from None
+    from retailflow.commands.analytics import say_missing
+    from retailflow.report.inputs import missing_inputs
+
     backend = open_backend(ctx, writes=True)
     render(run_segments(backend, as_of=day, at_risk_days=at_risk_days, refit=refit), output_format,
            title="Customer segments")
+    say_missing(missing_inputs(backend, "segments"), output_format)
     fit = stored_fit(backend)
     # Machines read stdout; they only hear about the model (on stderr) when it could not be estimated.
     if output_format is Format.table:
