@@ -6,10 +6,13 @@ of that category). Earning = floor(total × points_per_unit_spend) + bonus_point
 `best` (default) — the base rate once (the highest applicable rate) plus the largest applicable
 bonus; `stack` — the base rate once plus every applicable bonus. Ties go to the lowest rule id.
 
-Tables: loyalty.points_ledger (one row per transaction × rule that earned points; unique on
-both, so re-running never double-counts), loyalty.opening_balances (one row per customer: the
-balance and last purchase date from the first staged export), loyalty.balances (one row per customer), loyalty.runs
-(one row per run that credited points).
+Returns take points back (reason 'returned', negative rows; see points_ledger).
+
+Tables: loyalty.points_ledger (one row per transaction × rule whose points changed a balance:
+earned, returned, or restated; a re-run adds nothing, so it never double-counts),
+loyalty.opening_balances (one row per customer: the balance and last purchase date from the first
+staged export), loyalty.balances (one row per customer), loyalty.runs (one row per run that
+credited points).
 """
 
 from __future__ import annotations

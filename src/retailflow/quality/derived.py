@@ -1,7 +1,8 @@
 """Values a real export may leave out, derived from the rows it did send, before any rule reads them.
 
 - A line without a line_item_id is `<transaction_id>-<n>`, n its position among its transaction's lines in
-  the file (1, 2, …): the same file sent again gives the same ids, so the unique rule still catches a repeat.
+  the run, file by file (1, 2, …): the same file sent again gives the same ids, so the unique rule still
+  catches a repeat. A transaction whose lines come on two nights would repeat ids: send them together.
 - A header without a total_amount (an empty cell, or no such column) totals its lines in this run, returns
   included; the sums_to rule then only checks totals that were sent. A header whose lines are not in the run
   keeps no total and fails total_amount's not_null rule with "total_amount is missing".
@@ -45,7 +46,7 @@ def _set(table: ir.Table, column: str, derived: ir.Value, text: ir.StringValue) 
 def line_ids(lines: ir.Table) -> ir.Table:
     """Typed line-item candidates with every missing line_item_id derived from its transaction and position."""
     transaction = lines[TYPED_PREFIX + "transaction_id"]
-    position = ibis.row_number().over(group_by=[lines._batch_id, transaction], order_by=lines._source_line) + 1
+    position = ibis.row_number().over(group_by=transaction, order_by=[lines._batch_id, lines._source_line]) + 1
     derived = transaction + "-" + position.cast("string")
     return _set(lines, "line_item_id", derived, derived)
 
