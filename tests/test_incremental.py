@@ -35,7 +35,7 @@ duckdb_only = pytest.mark.parametrize("built", ["duckdb"], indirect=True)
 COMPARED = {
     "analytics.promotion_daily": (), "analytics.promotion_discounts_daily": (),
     "analytics.promotion_effectiveness": (), "analytics.store_product_daily": (), "analytics.product_daily": (),
-    "analytics.top_products": (),
+    "analytics.top_products": (), "analytics.returns": (),
     "analytics.stockouts": (), "analytics.lost_sales": (), "analytics.phantom_inventory": (),
     "analytics.phantom_idle_runs": (), "analytics.phantom_rates": (),
     "analytics.customer_rfm": (), "analytics.customer_daily": (), "analytics.customer_purchases": (),

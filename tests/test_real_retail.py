@@ -287,6 +287,7 @@ def _earned(backend) -> dict[str, int]:
         backend, "SELECT customer_id, earned_points FROM loyalty.balances WHERE earned_points <> 0").items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restated_day, expected", [
     # Day 2's return X2 replaced by another customer's sale: X3 is judged again without it — S1 150 earns
     # 150 + 50; X3 takes it from 150 to 90: 90 - 200 = -110; C1 90, C2 10.
