@@ -27,3 +27,19 @@ def test_an_older_database_gains_the_new_columns_and_loses_not_null(db_url):
         assert ("store_sales_header", "transaction_id") in required
     finally:
         backend.close()
+
+
+def test_the_report_reads_a_ledger_from_before_its_new_column(tmp_path, sample_dir):
+    from typer.testing import CliRunner
+
+    from retailflow.cli import app
+
+    db = f"duckdb:///{tmp_path}/old.duckdb"
+    runner = CliRunner()
+    assert runner.invoke(app, ["--db", db, "-q", "run", str(sample_dir)]).exit_code == 0
+    backend = connect(db)
+    backend.execute("ALTER TABLE loyalty.points_ledger DROP COLUMN original_transaction_id")
+    backend.close()
+    report = runner.invoke(app, ["--db", db, "report", "--out", str(tmp_path / "report.html")])
+    assert report.exit_code == 0, report.output
+    assert "could not be built" not in report.output

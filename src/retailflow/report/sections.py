@@ -257,7 +257,9 @@ def _bucket_width(largest: float, buckets: int = 25) -> int:
 
 @section("loyalty", "Loyalty", needs=("loyalty.balances",), command="retailflow loyalty")
 def loyalty(backend: Backend) -> Section:
-    ledger, balances = stored("loyalty.points_ledger"), stored("loyalty.balances")
+    # Only the columns read: a ledger from before a release's new column still reports (it gains it at the next run).
+    ledger = stored("loyalty.points_ledger").select("rule_id", "transaction_id", "transaction_date", "points")
+    balances = stored("loyalty.balances")
     rules = stored("staging.loyalty_rules")
     named = ledger.left_join(rules.select("rule_id", "rule_name"), "rule_id")
     rule = named.rule_id + " · " + named.rule_name.fill_null("")
