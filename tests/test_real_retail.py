@@ -7,12 +7,14 @@ and no inventory file (real exports often have neither), no line ids (derived fr
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from helpers import write_csv
+from helpers import MYSQL_ADMIN, MYSQL_SKIP, POSTGRES_ADMIN, POSTGRES_SKIP, drop_mysql_database, write_csv
 from retailflow.audit import reconcile
 from retailflow.backends import connect
 from retailflow.pipeline import run_pipeline
@@ -72,13 +74,32 @@ def write_shop(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def shop(db_url, tmp_path):
-    backend = connect(db_url)
-    backend.create_schemas()
-    result = run_pipeline(backend, [write_shop(tmp_path / "shop")], load_rules())
-    yield backend, result
-    backend.close()
+@pytest.fixture(scope="module", params=["duckdb", "postgres", "mysql"])
+def shop(request, tmp_path_factory):
+    """The shop run once per engine (module scope: its tests only read it), on a database of its own."""
+    folder = tmp_path_factory.mktemp("shop")
+    name = f"rf_test_{uuid.uuid4().hex[:12]}"
+    if request.param == "duckdb":
+        url = f"duckdb:///{folder}/shop.duckdb"
+    elif request.param == "postgres":
+        if POSTGRES_SKIP:
+            pytest.skip(POSTGRES_SKIP)
+        url = f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}"
+    else:
+        if MYSQL_SKIP:
+            pytest.skip(MYSQL_SKIP)
+        url = f"{MYSQL_ADMIN.rstrip('/')}/{name}"
+    backend = connect(url)
+    try:
+        backend.create_schemas()
+        yield backend, run_pipeline(backend, [write_shop(folder / "files")], load_rules())
+    finally:
+        backend.close()
+        if request.param == "postgres":
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        elif request.param == "mysql":
+            drop_mysql_database(name)
 
 
 def _by_key(backend, sql: str) -> dict:
