@@ -121,7 +121,7 @@ def _ledger_rows(earned: ir.Table, headers: ir.Table, reason: str) -> ir.Table:
 
 
 def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
-                  policy: str = "best", originals: ir.Table | None = None) -> ir.Table:
+                  policy: str = "best", originals: ir.Table | None = None, returns: bool = True) -> ir.Table:
     """One row per transaction × rule whose points change a loyalty customer's balance: base, bonus, total, reason.
 
     A purchase (net total above 0) earns (reason 'earned'). A return (net total below 0) claws back (reason
@@ -134,11 +134,15 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     takes nothing back. A return naming no sale, or one not staged, takes back from its own customer the base
     points of the returned amount at the rate the rules give on its own day and basket (no bonus: nothing says
     which sale's threshold it breaks). Anonymous sales and voids earn nothing.
+
+    `returns=False` says `headers` hold no return: the purchases' rows alone, without the joins returns need.
     """
     originals = headers if originals is None else originals
     counted = counted_transactions(headers)
     sales = counted.filter(counted.customer_id.notnull() & (counted.total_amount > 0))
     earned = _earnings(sales, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
+    if not returns:
+        return _ledger_rows(earned, headers, EARNED)
     returns = counted.filter(counted.total_amount < 0)
     known = originals.select(
         _original=originals.transaction_id, _original_date=originals.transaction_date,
@@ -324,8 +328,10 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
             recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
         affected, booked, lines = _affected(headers, changed)
+        # A night without a return skips the joins returns need (its reversals come from `booked` either way).
+        returns = bool(backend.scalar(backend.compile(affected.filter(affected.total_amount < 0).count())))
         expected = points_ledger(affected, lines, staging_table("products"), staging_table("loyalty_rules"),
-                                 policy=policy, originals=headers)
+                                 policy=policy, originals=headers, returns=returns)
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
