@@ -500,11 +500,18 @@ class Backend(abc.ABC):
 
     def _upgrade_entity_tables(self) -> None:
         """Bring a database made by an earlier release to the model: columns the model added (optional ones,
-        NULL in old rows) and columns it made nullable (an anonymous sale's customer, an uncategorised product)."""
-        for entity in ENTITIES.values():
-            self.add_text_columns(entity.name, entity.column_names)
-            self._add_missing_columns("staging", entity.name,
-                                      [(column.name, column.sql_type) for column in entity.columns])
+        NULL in old rows) and columns it made nullable (an anonymous sale's customer, an uncategorised product).
+
+        Every command connects through here: one catalog query per schema (a query per table was 48 of a
+        DuckDB connection's 119 ms)."""
+        for schema in ("raw", "quarantine", "staging"):
+            existing = self.schema_columns(schema)
+            for entity in ENTITIES.values():
+                for column in entity.columns:
+                    if column.name not in existing.get(entity.name, []):
+                        sql_type = column.sql_type if schema == "staging" else "VARCHAR"
+                        self.execute(f"ALTER TABLE {self.qualified(schema, entity.name)} "
+                                     f"ADD COLUMN {self.quote(column.name)} {sql_type}")
         nullable = {(entity.name, column.name) for entity in ENTITIES.values() for column in entity.columns
                     if column.nullable}
         for table, column in self.not_null_columns("staging") & nullable:
