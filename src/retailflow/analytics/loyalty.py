@@ -26,7 +26,7 @@ import ibis.expr.types as ir
 
 from retailflow import dates
 from retailflow.analytics.purchases import PURCHASES
-from retailflow.analytics.transactions import counted_transactions
+from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -138,19 +138,19 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     `returns=False` says `headers` hold no return: the purchases' rows alone, without the joins returns need.
     """
     originals = headers if originals is None else originals
-    counted = counted_transactions(headers)
-    sales = counted.filter(counted.customer_id.notnull() & (counted.total_amount > 0))
+    kept = counted_transactions(headers)
+    sales = kept.filter(kept.customer_id.notnull() & (kept.total_amount > 0))
     earned = _earnings(sales, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
     if not returns:
         return _ledger_rows(earned, headers, EARNED)
-    returns = counted.filter(counted.total_amount < 0)
+    return_rows = kept.filter(kept.total_amount < 0)
     known = originals.select(
         _original=originals.transaction_id, _original_date=originals.transaction_date,
         _original_total=originals.total_amount, _original_customer=originals.customer_id,
         _original_type=originals.transaction_type)
-    named = returns.join(known, returns.original_transaction_id == known._original)
+    named = return_rows.join(known, return_rows.original_transaction_id == known._original)
     linked = named.filter(named._original_customer.notnull() & (named._original_total > 0)
-                          & (named._original_type.isnull() | (named._original_type.lower() != "void")))
+                          & counted(named._original_type))
     # Every staged return of the same sale, in order, gives this one's net before and after.
     all_returns = counted_transactions(originals).filter(originals.total_amount < 0)
     mine = linked.select("transaction_id", "_original")
@@ -188,7 +188,8 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
         base_points=delta.after_base.fill_null(0) - delta.before_base.fill_null(0),
         bonus_points=delta.after_bonus.fill_null(0) - delta.before_bonus.fill_null(0))
     sold = named.select(_named=named.transaction_id)
-    unlinked = returns.filter(returns.customer_id.notnull()).anti_join(sold, returns.transaction_id == sold._named)
+    unlinked = return_rows.filter(return_rows.customer_id.notnull()).anti_join(
+        sold, return_rows.transaction_id == sold._named)
     unlinked = unlinked.mutate(total_amount=(-unlinked.total_amount).cast("decimal(12, 2)"))
     base_only = _earnings(unlinked, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
     base_only = base_only.select("transaction_id", "rule_id", "customer_id", base_points=-base_only.base_points,

@@ -5,6 +5,11 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 
+def counted(transaction_type: ir.StringValue) -> ir.BooleanValue:
+    """Whether a transaction of this type counts: every one but those the export marks as voids."""
+    return transaction_type.isnull() | (transaction_type.lower() != "void")
+
+
 def counted_transactions(headers: ir.Table) -> ir.Table:
-    """The staged headers that count in figures: every transaction but those the export marks as voids."""
-    return headers.filter(headers.transaction_type.isnull() | (headers.transaction_type.lower() != "void"))
+    """The staged headers that count in figures (see counted)."""
+    return headers.filter(counted(headers.transaction_type))
