@@ -8,7 +8,7 @@
   keeps no total and fails total_amount's not_null rule with "total_amount is missing".
 
 Both are derived only when some candidate lacks the value (one count each), so an export in the contract
-pays nothing for them.
+pays nothing for them. And beside them:
 
 - A master the model marks `implied` (stores) that was never delivered takes its keys from the facts of the
   run that name them: staged with lineage batch 0 and line 0 (no raw row: `reconcile` counts batches), every
