@@ -115,15 +115,23 @@ def test_lapsed_customers_have_a_higher_churn_probability(backend, generated):
 def one_time_buyers(folder: Path, customers: int) -> Path:
     """A valid dataset where each customer bought once, on one of a few December days."""
     ids = [f"C{number:03d}" for number in range(1, customers + 1)]
+    return lamp_sales(folder, [(c, dt.date(2024, 12, 1 + index % 20)) for index, c in enumerate(ids)])
+
+
+def lamp_sales(folder: Path, sales: list[tuple[str, dt.date]]) -> Path:
+    """Input files of one store and one 10.00 lamp: a sale of one lamp per (customer, day) of `sales`, and the
+    customers who bought."""
+    customers = dict.fromkeys(customer for customer, _ in sales)
     write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\nS1,A,B,C,")
     write_csv(folder, "products.csv", "product_id,product_name,product_category,unit_price,current_stock_level\n"
               "P1,Lamp,Home,10.00,5")
     write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
-              "last_purchase_date,segment_id\n" + "\n".join(f"{c},Al,{c.lower()}@example.com,,0,," for c in ids))
+              "last_purchase_date,segment_id\n" + "\n".join(f"{c},Al,{c.lower()}@example.com,,0,," for c in customers))
     write_csv(folder, "store_sales_header.csv", "transaction_id,customer_id,store_id,transaction_date,total_amount\n"
-              + "\n".join(f"T{c},{c},S1,2024-12-{1 + index % 20:02d} 10:00,10.00" for index, c in enumerate(ids)))
+              + "\n".join(f"T{c}-{day:%m%d},{c},S1,{day} 10:00,10.00" for c, day in sales))
     write_csv(folder, "store_sales_line_items.csv", "line_item_id,transaction_id,product_id,promotion_id,quantity,"
-              "line_item_amount\n" + "\n".join(f"{index},T{c},P1,,1,10.00" for index, c in enumerate(ids, 1)))
+              "line_item_amount\n" + "\n".join(f"{index},T{c}-{day:%m%d},P1,,1,10.00"
+                                                for index, (c, day) in enumerate(sales, 1)))
     return folder
 
 
@@ -236,18 +244,8 @@ def nobody_stopped(folder: Path) -> Path:
         for _ in range(10):
             number += 1
             days[f"C{number:02d}"] = [day]
-    sales = [(customer, start + dt.timedelta(days=day)) for customer, bought in days.items() for day in bought]
-    write_csv(folder, "stores.csv", "store_id,store_name,store_city,store_region,opening_date\nS1,A,B,C,")
-    write_csv(folder, "products.csv", "product_id,product_name,product_category,unit_price,current_stock_level\n"
-              "P1,Lamp,Home,10.00,5")
-    write_csv(folder, "customer_details.csv", "customer_id,first_name,email,loyalty_status,total_loyalty_points,"
-              "last_purchase_date,segment_id\n" + "\n".join(f"{c},Al,{c.lower()}@example.com,,0,," for c in days))
-    write_csv(folder, "store_sales_header.csv", "transaction_id,customer_id,store_id,transaction_date,total_amount\n"
-              + "\n".join(f"T{c}-{day:%m%d},{c},S1,{day} 10:00,10.00" for c, day in sales))
-    write_csv(folder, "store_sales_line_items.csv", "line_item_id,transaction_id,product_id,promotion_id,quantity,"
-              "line_item_amount\n" + "\n".join(f"{index},T{c}-{day:%m%d},P1,,1,10.00"
-                                                for index, (c, day) in enumerate(sales, 1)))
-    return folder
+    return lamp_sales(folder, [(customer, start + dt.timedelta(days=day)) for customer, bought in days.items()
+                               for day in bought])
 
 
 def test_a_degenerate_fit_says_so_in_the_tables_the_cli_and_the_report(db_url, tmp_path):
