@@ -23,13 +23,13 @@ from retailflow.quality.rules import Rule, load_rules
 
 def test_each_file_is_parsed_once_and_every_row_lands(backend, sample_dir, monkeypatch):
     parsed = []
-    original = csv_reader.select_sql
+    original = csv_reader.FileRows.select_sql
 
-    def counting(path, *args, **kwargs):
-        parsed.append(path.name)
-        return original(path, *args, **kwargs)
+    def counting(rows, *args, **kwargs):
+        parsed.append(rows.path.name)
+        return original(rows, *args, **kwargs)
 
-    monkeypatch.setattr(csv_reader, "select_sql", counting)
+    monkeypatch.setattr(csv_reader.FileRows, "select_sql", counting)
     ingested, outcome = load_and_validate(backend, discover([sample_dir]), load_rules())
     assert sorted(parsed) == sorted(result.path.name for result in ingested)
     assert outcome.checked == sum(result.rows for result in ingested) > 0

@@ -44,9 +44,10 @@ def main(
     db: Optional[str] = typer.Option(None, "--db", help="Database URL (env RETAILFLOW_DB): duckdb:///file, postgresql://..., mysql://..., pyspark://local[2]; default duckdb:///./retailflow.duckdb."),
     rules: Optional[Path] = typer.Option(None, "--rules", help="YAML file adding or overriding data-quality rules (env RETAILFLOW_RULES)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or timing lines (env RETAILFLOW_QUIET=1)."),
+    sources: Optional[Path] = typer.Option(None, "--sources", help="YAML source mapping: how to read exports not in the contract (env RETAILFLOW_SOURCES; default ./retailflow.yaml if present)."),
 ) -> None:
     """retailflow: retail CSV exports to validated, analysed data."""
-    ctx.obj = Settings.resolve(db, rules, quiet)
+    ctx.obj = Settings.resolve(db, rules, quiet, sources)
 
 
 def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
@@ -108,8 +109,8 @@ def ingest_command(
     from retailflow.quality.rules import load_rules
     from retailflow.stages import load_and_validate, stage_timer
 
+    files = discover(paths, entity, ctx.obj.sources())
     backend = open_backend(ctx, writes=True)
-    files = discover(paths, entity)
     rules = load_rules(ctx.obj.rules_path) if validate else []
     with _listener(ctx.obj) as listener:
         if validate:
@@ -193,7 +194,8 @@ def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool 
 
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
-        result = run_pipeline(backend, paths, rules, listener, restate=restate, days=days)
+        result = run_pipeline(backend, paths, rules, listener, restate=restate, days=days,
+                              sources=settings.sources())
     _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
     if not settings.quiet:

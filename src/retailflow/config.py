@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retailflow.sources.mapping import SourceMap
 
 DEFAULT_DB = "duckdb:///./retailflow.duckdb"
+#: The source mapping read when neither --sources nor RETAILFLOW_SOURCES names one, if it exists.
+DEFAULT_SOURCES = "retailflow.yaml"
 
 
 @dataclass
@@ -20,12 +26,24 @@ class Settings:
     rules_path: Path | None = None
     #: No progress bars or timing lines (RETAILFLOW_QUIET=1); results are still printed.
     quiet: bool = False
+    #: How to read exports not in the contract (RETAILFLOW_SOURCES), a YAML source mapping; default
+    #: ./retailflow.yaml when there is one (docs/sources.md).
+    sources_path: Path | None = None
 
     @classmethod
-    def resolve(cls, db_url: str | None = None, rules_path: Path | None = None, quiet: bool = False) -> "Settings":
+    def resolve(cls, db_url: str | None = None, rules_path: Path | None = None, quiet: bool = False,
+                sources_path: Path | None = None) -> "Settings":
         rules = rules_path or (Path(os.environ["RETAILFLOW_RULES"]) if os.environ.get("RETAILFLOW_RULES") else None)
         quiet = quiet or os.environ.get("RETAILFLOW_QUIET", "").lower() in ("1", "true", "yes")
-        return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules, quiet)
+        sources = sources_path or (Path(os.environ["RETAILFLOW_SOURCES"]) if os.environ.get("RETAILFLOW_SOURCES")
+                                   else Path(DEFAULT_SOURCES) if Path(DEFAULT_SOURCES).is_file() else None)
+        return cls(db_url or os.environ.get("RETAILFLOW_DB") or DEFAULT_DB, rules, quiet, sources)
+
+    def sources(self) -> "SourceMap":
+        """The source mapping, loaded and checked (the contract alone when there is none)."""
+        from retailflow.sources.mapping import SourceMap, load_sources
+
+        return load_sources(self.sources_path) if self.sources_path else SourceMap()
 
 
 #: Customer ids that mean "no loyalty card" on a sale (RETAILFLOW_ANONYMOUS_IDS, comma-separated, compared

@@ -10,8 +10,10 @@ from pathlib import Path
 from retailflow.backends import Backend
 from retailflow.backends import csv_reader
 from retailflow.errors import UserError
-from retailflow.model import ENTITIES, LINEAGE_COLUMNS, Entity, entity_for_file
+from retailflow.model import ENTITIES, Entity
 from retailflow.privacy.pseudonyms import suppress_erased
+from retailflow.sources.mapping import Source, SourceMap, contract_source
+from retailflow.sources.reading import Feed, FilePlan, plan_file
 
 INPUT_SUFFIXES = (".csv", ".parquet")
 
@@ -29,14 +31,6 @@ class IngestResult:
     note: str = ""
 
 
-@dataclass
-class PlannedFile:
-    path: Path
-    entity: Entity
-    columns: list[str]
-    sha256: str
-
-
 def is_input_name(name: str) -> bool:
     """Whether a file or folder name is read at all: not hidden ('.') nor set aside ('_', e.g. the generator's
     _truth, the watcher's _failed)."""
@@ -48,27 +42,39 @@ def is_input_file(path: Path) -> bool:
     return is_input_name(path.name) and path.suffix.lower() in INPUT_SUFFIXES
 
 
-def discover(paths: Sequence[Path], entity_name: str | None = None) -> list[tuple[Path, Entity]]:
-    """Input files under `paths` with their entity; folders are scanned (sorted, `_`-prefixed folders skipped)."""
-    forced = _entity_named(entity_name) if entity_name else None
-    found: list[tuple[Path, Entity]] = []
+def discover(paths: Sequence[Path], entity_name: str | None = None,
+             sources: SourceMap = SourceMap()) -> list[tuple[Path, Source]]:
+    """Input files under `paths` with the source that reads each (a mapped source, else the contract's entity);
+    folders are scanned (sorted, `_`-prefixed folders skipped), a file no source reads is left there."""
+    forced = contract_source(_entity_named(entity_name)) if entity_name else None
+    found: list[tuple[Path, Source]] = []
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and is_input_file(p)
+            files = sorted(p for p in path.rglob("*") if p.is_file() and is_input_name(p.name)
                            and all(map(is_input_name, p.relative_to(path).parts)))
-            found += [(file, forced or entity) for file in files if (entity := entity_for_file(file)) or forced]
+            found += [(file, source) for file in files
+                      if (source := forced or _readable(file, sources))]
         elif path.is_file():
-            entity = forced or entity_for_file(path)
-            if entity is None:
-                raise UserError(f"{path}: cannot tell which entity this file holds from its name; "
-                                f"name it like stores.csv or pass --entity ({', '.join(ENTITIES)})")
-            found.append((path, entity))
+            source = forced or sources.source_for(path)
+            if source is None:
+                raise UserError(f"{path}: cannot tell which entity this file holds from its name; name it like "
+                                f"stores.csv, pass --entity ({', '.join(ENTITIES)}) or map it in a source mapping "
+                                "(see `retailflow map`)")
+            found.append((path, source))
         else:
             raise UserError(f"{path}: no such file or folder")
     if not found:
         raise UserError(f"no input files found in {', '.join(map(str, paths))}; expected files such as "
-                        "stores.csv, store_sales_header_2024-12-13.csv")
+                        "stores.csv, store_sales_header_2024-12-13.csv, or files a source mapping names")
     return found
+
+
+def _readable(path: Path, sources: SourceMap) -> Source | None:
+    """The source of a file found in a folder: a mapped one by name, or the contract for CSV and Parquet files."""
+    source = sources.source_for(path)
+    if source and source.contract and path.suffix.lower() not in INPUT_SUFFIXES:
+        return None
+    return source
 
 
 def _entity_named(name: str) -> Entity:
@@ -77,39 +83,51 @@ def _entity_named(name: str) -> Entity:
     return ENTITIES[name]
 
 
-def _plan(path: Path, entity: Entity) -> PlannedFile:
-    columns = csv_reader.read_header(path)
-    missing = [name for name in entity.required_columns if name not in columns]
-    if missing:
-        raise UserError(f"{path}:1: missing required column(s) {', '.join(missing)} for {entity.name}; "
-                        f"the header has {', '.join(columns)}")
-    reserved = [name for name in columns if name in LINEAGE_COLUMNS or name.startswith("_")]
-    if reserved:
-        raise UserError(f"{path}:1: column name(s) {', '.join(reserved)} are reserved; rename them in the export")
-    return PlannedFile(path, entity, columns, csv_reader.sha256_of(path))
+def _plan(backend: Backend, path: Path, source: Source | Entity) -> FilePlan:
+    if isinstance(source, Entity):
+        source = contract_source(source)
+    known = None
+    if not source.contract:
+        rows = backend.fetch_dicts(f"SELECT columns FROM audit.batches WHERE source = {backend.literal(source.name)} "
+                                   "AND mode <> 'derived'")
+        known = sorted({name for row in rows for name in str(row["columns"] or "").split(",") if name}) or None
+    return plan_file(path, source, csv_reader.sha256_of(path), known)
 
 
-def ingest(backend: Backend, files: Iterable[tuple[Path, Entity]],
+def ingest(backend: Backend, files: Iterable[tuple[Path, Source | Entity]],
            on_loaded: Callable[[IngestResult], None] = lambda result: None, *,
            restate: bool = False) -> list[IngestResult]:
-    """Load every file into raw.<entity> as a batch; all files or none (one transaction).
+    """Load every file into raw as one batch per entity it feeds; all files or none (one transaction).
 
     With `restate`, each fact file replaces what is staged for its entity and business dates when it is
     validated (a corrected day re-sent); a master file replaces the staged rows of its keys either way.
     `on_loaded` hears about each file as it is done (a progress bar); nothing is committed until the end.
     """
-    planned = [_plan(path, entity) for path, entity in files]
+    planned = [_plan(backend, path, source) for path, source in files]
     results: list[IngestResult] = []
     with backend.transaction():
         for plan in planned:
-            results.append(_load(backend, plan, restate))
-            on_loaded(results[-1])
+            for result in _load(backend, plan, restate):
+                results.append(result)
+                on_loaded(result)
         backend.analyse_loaded_tables()
     return results
 
 
-def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestResult:
-    entity = plan.entity
+def _load(backend: Backend, plan: FilePlan, restate: bool = False) -> list[IngestResult]:
+    results = []
+    with plan.rows() as feeds:
+        for feed, rows in feeds:
+            results.append(_load_feed(backend, plan, feed, rows, restate))
+    fact = next(result for result in results if result.entity == plan.entity.name)
+    if fact.status == "loaded":
+        fact.note = "; ".join(filter(None, [*plan.notes, fact.note]))
+    return results
+
+
+def _load_feed(backend: Backend, plan: FilePlan, feed: Feed, rows: csv_reader.FileRows,
+               restate: bool) -> IngestResult:
+    entity = feed.entity
     previous = backend.fetch_dicts(
         f"SELECT batch_id, source_file FROM audit.batches WHERE sha256 = {backend.literal(plan.sha256)} "
         f"AND entity = {backend.literal(entity.name)} ORDER BY batch_id LIMIT 1")
@@ -118,28 +136,30 @@ def _load(backend: Backend, plan: PlannedFile, restate: bool = False) -> IngestR
         return IngestResult(plan.path, entity.name, "skipped", int(previous[0]["batch_id"]),
                             note=f"identical to batch {previous[0]['batch_id']} ({previous[0]['source_file']})"
                                  f"{nothing_to_do}")
-    mode = "restate" if restate and not entity.master else "append"
+    mode = "derived" if feed.derived_master else "restate" if restate and not entity.master else "append"
     started = time.perf_counter()
     batch_id = int(backend.scalar("SELECT coalesce(max(batch_id), 0) + 1 FROM audit.batches"))
-    extra = [name for name in plan.columns if name not in entity.column_names]
+    extra = [name for name in rows.columns if name not in entity.column_names]
     backend.add_text_columns(entity.name, extra)
-    rows = backend.bulk_load(plan.path, csv_reader.file_format(plan.path), entity.name, plan.columns,
-                             batch_id, plan.path.name)
+    loaded = backend.bulk_load(rows, entity.name, batch_id, plan.path.name)
     suppressed = suppress_erased(backend, entity, batch_id)
     seconds = time.perf_counter() - started
+    source = None if plan.source.contract else plan.source.name
     backend.execute(
         "INSERT INTO audit.batches (batch_id, entity, source_file, sha256, size_bytes, rows, columns, extra_columns, "
-        "status, loaded_at, load_seconds, mode) VALUES ("
+        "status, loaded_at, load_seconds, mode, source, drift) VALUES ("
         f"{batch_id}, {backend.literal(entity.name)}, {backend.literal(str(plan.path))}, {backend.literal(plan.sha256)}, "
-        f"{plan.path.stat().st_size}, {rows}, {backend.literal(','.join(plan.columns))}, "
-        f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)})")
-    notes = [f"extra columns kept in raw: {', '.join(extra)}"] if extra else []
-    # A column the model expects but may do without (a renamed customer column makes every sale anonymous): said.
-    absent = [column.name for column in entity.columns if column.name not in plan.columns and not column.optional]
-    if absent:
-        notes.append(f"column(s) absent, empty in every row: {', '.join(absent)}")
+        f"{plan.path.stat().st_size}, {loaded}, {backend.literal(','.join(plan.header))}, "
+        f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)}, "
+        f"{'NULL' if source is None else backend.literal(source)}, "
+        f"{backend.literal('; '.join(plan.drift)) if plan.drift else 'NULL'})")
+    notes = []
+    if feed.derived_master:
+        notes.append(f"derived from {plan.path.name} ({plan.source.name})")
+    elif feed.key is not None:
+        notes.append(f"one per {', '.join(entity.primary_key)} of {plan.path.name}")
     if suppressed:
         notes.append(f"{suppressed} row(s) of erased customers pseudonymised")
     if mode == "restate":
         notes.append("restates its dates when validated")
-    return IngestResult(plan.path, entity.name, "loaded", batch_id, rows, seconds, note="; ".join(notes))
+    return IngestResult(plan.path, entity.name, "loaded", batch_id, loaded, seconds, note="; ".join(notes))

@@ -16,6 +16,7 @@ from retailflow.ingest import IngestResult, discover
 from retailflow.notify.outbox import queue
 from retailflow.quality.engine import RouteOutcome
 from retailflow.quality.rules import Rule
+from retailflow.sources.mapping import SourceMap
 from retailflow.stages import StageListener, load_and_validate, stage_timer
 
 @dataclass
@@ -62,12 +63,12 @@ def _run_stages(backend: Backend, days: DateRange | None, rebuild: bool, timed) 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
                  listener: StageListener = StageListener(), *, restate: bool = False,
-                 days: DateRange | None = None) -> PipelineResult:
-    """Ingest `paths` (as restated days with `restate`; none is fine), validate, and run the analytics stages over
+                 days: DateRange | None = None, sources: SourceMap = SourceMap()) -> PipelineResult:
+    """Ingest `paths` (read as `sources` says; as restated days with `restate`; none is fine), validate, and run the analytics stages over
     the changed days (and `days`, a backfill); timings per stage."""
     seconds: dict[str, float] = {}
     timed = stage_timer(listener, seconds)
-    files = discover(paths) if paths else []
+    files = discover(paths, sources=sources) if paths else []
     ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
                                             seconds=seconds)
     return PipelineResult(ingested, validated, _run_stages(backend, days, False, timed), seconds)

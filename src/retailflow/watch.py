@@ -22,8 +22,8 @@ from pathlib import Path
 
 from retailflow.backends import Backend
 from retailflow.errors import UserError
-from retailflow.ingest import ingest, is_input_file
-from retailflow.model import Entity, entity_for_file
+from retailflow.ingest import ingest, is_input_file, is_input_name
+from retailflow.sources.mapping import Source, SourceMap
 from retailflow.quality.rules import Rule
 from retailflow.stages import StageListener, load_and_validate
 
@@ -65,7 +65,7 @@ class Watcher:
 
     def __init__(self, backend: Backend, folder: Path, rules: Sequence[Rule], *, processed: Path | None = None,
                  failed: Path | None = None, after_batch: Callable[[Backend], object] | None = None,
-                 listener: StageListener = StageListener()) -> None:
+                 listener: StageListener = StageListener(), sources: SourceMap = SourceMap()) -> None:
         if not folder.is_dir():
             raise UserError(f"{folder}: no such folder; give the landing folder files arrive in")
         self.backend, self.folder, self.rules = backend, folder, rules
@@ -73,6 +73,7 @@ class Watcher:
         self.failed = failed or folder / FAILED_FOLDER
         self.after_batch = after_batch
         self.listener = listener
+        self.sources = sources
         self.status = WatchStatus()
         self.stop = threading.Event()
         self._previous: dict[Path, tuple[int, int]] = {}
@@ -82,7 +83,7 @@ class Watcher:
     def _candidates(self) -> dict[Path, tuple[int, int]]:
         found = {}
         for path in self.folder.iterdir():
-            if not is_input_file(path):
+            if not (is_input_file(path) or is_input_name(path.name) and self.sources.source_for(path)):
                 continue
             try:
                 stat = path.stat()
@@ -118,14 +119,14 @@ class Watcher:
     def run_batch(self, files: list[Path]) -> BatchReport:
         report = BatchReport([path.name for path in files])
         started = time.perf_counter()
-        batch: list[tuple[Path, Entity]] = []
+        batch: list[tuple[Path, Source]] = []
         for path in files:
-            entity = entity_for_file(path)
-            if entity is None:
+            source = self.sources.source_for(path)
+            if source is None:
                 self._fail(report, path, f"{path}: cannot tell which entity this file holds from its name; "
-                                         "name it like store_sales_header_2024-12-13.csv")
+                                         "name it like store_sales_header_2024-12-13.csv or map it in a source mapping")
             else:
-                batch.append((path, entity))
+                batch.append((path, source))
         try:
             ingested, validated = self._single_pass(batch, report)
         except UserError as error:
@@ -142,12 +143,12 @@ class Watcher:
         report.seconds["batch"] = time.perf_counter() - started
         return report
 
-    def _single_pass(self, batch: list[tuple[Path, Entity]], report: BatchReport):
+    def _single_pass(self, batch: list[tuple[Path, Source]], report: BatchReport):
         if not batch:
             return [], None
         return load_and_validate(self.backend, batch, self.rules, listener=self.listener, seconds=report.seconds)
 
-    def _without_bad_files(self, batch: list[tuple[Path, Entity]], report: BatchReport, error: UserError):
+    def _without_bad_files(self, batch: list[tuple[Path, Source]], report: BatchReport, error: UserError):
         """After a batch failed: each file loaded alone (and rolled back) to find the bad ones, which are set
         aside; the rest run again together. Returns the files that ran and their outcome."""
         remaining = list(batch)
@@ -170,11 +171,11 @@ class Watcher:
         report.failed[path.name] = error
         self._set_aside(path, error)
 
-    def _load_error(self, path: Path, entity: Entity) -> str | None:
+    def _load_error(self, path: Path, source: Source) -> str | None:
         """The one-line error loading this file alone gives; None when it loads (nothing of the trial stays)."""
         try:
             with self.backend.transaction():
-                ingest(self.backend, [(path, entity)])
+                ingest(self.backend, [(path, source)])
                 raise _Rollback
         except _Rollback:
             return None

@@ -13,6 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
 
+from retailflow.backends.csv_reader import FileRows
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
 
@@ -37,8 +38,12 @@ AUDIT_TABLES = {
         ("quarantined_rows", "BIGINT"),
         ("superseded_rows", "BIGINT"),
         ("warned_rows", "BIGINT"),
-        # 'append' (a new day) or 'restate' (replaces what was staged for the entity and its dates).
+        # 'append' (a new day), 'restate' (replaces what was staged for the entity and its dates) or 'derived'
+        # (a master made from a file's facts, by a source mapping's derive:).
         ("mode", "VARCHAR"),
+        # The mapped source that read the file (NULL: the contract), and the drift found in its header.
+        ("source", "VARCHAR"),
+        ("drift", "VARCHAR"),
     ),
     # The business dates each fact batch covers (sales: the transaction's day; inventory: the
     # snapshot day), as staged by one validate, replay or restate run (change_id, increasing):
@@ -225,9 +230,8 @@ class Backend(abc.ABC):
             self._depth = 0
 
     @abc.abstractmethod
-    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
-                  batch_id: int, source_name: str) -> int:
-        """Append a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
+    def bulk_load(self, rows: FileRows, table: str, batch_id: int, source_name: str) -> int:
+        """Append one entity's rows of a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
 
     #: Whether try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
     temporal_cast_checks_pattern = False

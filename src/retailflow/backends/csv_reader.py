@@ -6,15 +6,18 @@ so it is the single parser; each backend then moves the parsed rows with its own
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from retailflow.errors import UserError
+from retailflow.sources.mapping import ReadOptions
 
 READ_CHUNK = 1 << 20
 
@@ -39,59 +42,108 @@ def file_format(path: Path) -> str:
     return "parquet" if path.suffix.lower() == ".parquet" else "csv"
 
 
-def read_header(path: Path) -> list[str]:
-    """The file's column names, normalised (trimmed, lower case); a UserError if unusable."""
+def read_header(path: Path, read: ReadOptions = ReadOptions()) -> list[str]:
+    """The file's column names, normalised (trimmed, lower case); a UserError if unusable.
+
+    A file without a header row (`read.header` false) takes `read.names`, which must be as many as its first
+    row has values."""
     if file_format(path) == "parquet":
         try:
             names = [row[0] for row in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet({_quote(path)})").fetchall()]
         except duckdb.Error as error:
             raise UserError(f"{path}: not a readable Parquet file ({_first_line(error)}); re-export it") from None
         return [name.strip().lower() for name in names]
-    try:
-        with path.open("rb") as handle:
-            first = handle.readline(READ_CHUNK).decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}:1: the header is not UTF-8 text; re-export the file as UTF-8 CSV") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot be read ({error.strerror}); check the path and permissions") from None
-    if not first.strip():
-        raise UserError(f"{path}:1: the file is empty or has no header row; export it with a header line")
-    if "\x00" in first:
-        raise UserError(f"{path}:1: the header contains NUL bytes (binary or UTF-16 file?); re-export as UTF-8 CSV")
-    names = [name.strip().lower() for name in next(csv.reader([first]))]
+    first, line = _first_row(path, read)
+    if not read.header:
+        if len(first) != len(read.names):
+            raise UserError(f"{path}:{line}: the first row has {len(first)} values but the mapping names "
+                            f"{len(read.names)} columns (read.names); name every column in file order")
+        first = list(read.names)
+    names = [name.strip().lower() for name in first]
     blank = [str(index + 1) for index, name in enumerate(names) if not name]
     if blank:
-        raise UserError(f"{path}:1: header column {', '.join(blank)} has no name; name every column")
+        raise UserError(f"{path}:{line}: header column {', '.join(blank)} has no name; name every column")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise UserError(f"{path}:1: header repeats column(s) {', '.join(duplicates)}; each column must appear once")
+        raise UserError(f"{path}:{line}: header repeats column(s) {', '.join(duplicates)}; each column must appear once")
     return names
 
 
-def first_line(path: Path) -> int:
-    """The line number of a file's first row: 2 in a CSV file (after its header), 1 in a Parquet file."""
-    return 1 if file_format(path) == "parquet" else 2
+def _first_row(path: Path, read: ReadOptions) -> tuple[list[str], int]:
+    """The first row after `read.skip` lines, split as `read` says, and its line number."""
+    line = read.skip + 1
+    # Decoded only as far as the header: a body in another encoding is the load's to report, at its line.
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if read.encoding == "utf-8" else read.encoding)()
+    text = ""
+    try:
+        with path.open("rb") as handle:
+            while text.count("\n") < line and (chunk := handle.readline(READ_CHUNK)):
+                text += decoder.decode(chunk)
+    except UnicodeDecodeError:
+        encoding = "UTF-8" if read.encoding == "utf-8" else read.encoding
+        raise UserError(f"{path}:{line}: the header is not {encoding} text; re-export the file as UTF-8 CSV "
+                        "or give its encoding (read.encoding in a source mapping)") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot be read ({error.strerror}); check the path and permissions") from None
+    lines = text.split("\n")
+    first = lines[read.skip] if len(lines) > read.skip else ""
+    if not first.strip():
+        raise UserError(f"{path}:{line}: the file is empty or has no header row; export it with a header line")
+    if "\x00" in first:
+        raise UserError(f"{path}:{line}: the header contains NUL bytes (binary or UTF-16 file?); re-export as UTF-8 CSV")
+    return next(csv.reader([first], delimiter=read.delimiter, quotechar=read.quote)), line
 
 
-def select_sql(path: Path, file_columns: Sequence[str], batch_id: int, source_name: str, *,
-               numbered: bool = True) -> str:
-    """A DuckDB SELECT yielding the file's rows as text, with batch id, source file and line number.
+def first_line(path: Path, read: ReadOptions = ReadOptions()) -> int:
+    """The line number of a file's first row: after its skipped lines and header in a CSV file, 1 in Parquet."""
+    return 1 if file_format(path) == "parquet" else read.skip + (2 if read.header else 1)
 
-    Without `numbered`, every line number is 0, for an engine that numbers the rows once they are stored.
-    """
+
+def relation_sql(path: Path, columns: Sequence[str], read: ReadOptions = ReadOptions()) -> str:
+    """A DuckDB relation of the file's rows, every column as text under the names `columns` (in file order)."""
     if file_format(path) == "parquet":
-        source = f"read_parquet({_quote(path)})"
-        values = ", ".join(f'CAST("{_ident(name)}" AS VARCHAR)' for name in file_columns)
-    else:
-        struct = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name in file_columns)
-        source = (
-            f"read_csv({_quote(path)}, header = true, auto_detect = false, delim = ',', quote = '\"', "
-            f"escape = '\"', null_padding = true, strict_mode = true, encoding = 'utf-8', "
-            f"columns = {{{struct}}})"
-        )
-        values = ", ".join(f'"{_ident(name)}"' for name in file_columns)
-    line = f"row_number() OVER () + {first_line(path) - 1}" if numbered else "0"
-    return f"SELECT {values}, {batch_id} AS _batch_id, {_quote(source_name)} AS _source_file, {line} AS _source_line FROM {source}"
+        values = ", ".join(f'CAST("{_ident(name)}" AS VARCHAR) AS "{_ident(name)}"' for name in columns)
+        return f"(SELECT {values} FROM read_parquet({_quote(path)}))"
+    struct = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name in columns)
+    return (f"read_csv({_quote(path)}, header = {str(read.header).lower()}, skip = {read.skip}, auto_detect = false, "
+            f"delim = {_quote(read.delimiter)}, quote = {_quote(read.quote)}, escape = {_quote(read.quote)}, "
+            f"null_padding = true, strict_mode = true, encoding = 'utf-8', columns = {{{struct}}})")
+
+
+@dataclass(frozen=True)
+class FileRows:
+    """One entity's rows of one file as a backend appends them to raw: column names and the SQL of each value
+    over `relation` (relation_sql). With `key`, the rows are derived, one per distinct key (a transaction's
+    header from its lines, a product from the lines naming it): the other columns from the key's last row in the
+    file, the line number its first."""
+
+    path: Path
+    relation: str
+    columns: tuple[str, ...]
+    values: tuple[str, ...]
+    first_line: int
+    key: tuple[str, ...] | None = None
+    where: str | None = None
+
+    @property
+    def numbers_itself(self) -> bool:
+        """Whether the SELECT computes the line numbers even unnumbered (derived rows)."""
+        return self.key is not None
+
+    def select_sql(self, batch_id: int, source_name: str, *, numbered: bool = True) -> str:
+        """A DuckDB SELECT of the rows as text, with batch id, source file and line number (0 when not
+        `numbered`, for an engine that numbers the rows once they are stored)."""
+        lineage = f"{batch_id} AS _batch_id, {_quote(source_name)} AS _source_file"
+        named = ", ".join(f'{value} AS "{_ident(name)}"' for name, value in zip(self.columns, self.values))
+        line = f"row_number() OVER () + {self.first_line - 1}"
+        if self.key is None:
+            return f"SELECT {named}, {lineage}, {line if numbered else '0'} AS _source_line FROM {self.relation}"
+        picked = ", ".join(f'"{_ident(name)}"' if name in self.key else f'arg_max("{_ident(name)}", _line) AS "{_ident(name)}"'
+                           for name in self.columns)
+        where = f" WHERE {self.where}" if self.where else ""
+        group = ", ".join(f'"{_ident(name)}"' for name in self.key)
+        return (f"SELECT {picked}, {lineage}, min(_line) AS _source_line FROM (SELECT {named}, {line} AS _line "
+                f"FROM {self.relation}){where} GROUP BY {group} ORDER BY _source_line")
 
 
 def explain_read_error(path: Path, error: Exception) -> UserError:

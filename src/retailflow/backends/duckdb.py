@@ -108,22 +108,23 @@ class DuckDBBackend(Backend):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return value.try_cast(logical_type)
 
-    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
-                  batch_id: int, source_name: str) -> int:
-        columns = ", ".join(self.quote(name) for name in [*file_columns, "_batch_id", "_source_file", "_source_line"])
+    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+        columns = ", ".join(self.quote(name) for name in [*rows.columns, "_batch_id", "_source_file", "_source_line"])
         # Numbering the rows with a window in the same statement hands them on from one thread, and
         # the compressing insert after it then ran on that one thread too (1M line items: 2.2 s). The
         # insert keeps the file's order (preserve_insertion_order), so the rows are stored first, on
         # every core, and numbered by their position in the table after (1.4 s).
-        select = csv_reader.select_sql(path, file_columns, batch_id, source_name, numbered=False)
+        select = rows.select_sql(batch_id, source_name, numbered=False)
         target = self.qualified("raw", table)
         try:
-            rows = self.execute(f"INSERT INTO {target} ({columns}) {select}")
+            loaded = self.execute(f"INSERT INTO {target} ({columns}) {select}")
         except duckdb.Error as error:
-            raise csv_reader.explain_read_error(path, error) from None
+            raise csv_reader.explain_read_error(rows.path, error) from None
+        if rows.numbers_itself:
+            return loaded
         self.execute(f"UPDATE {target} SET _source_line = rowid - (SELECT min(rowid) FROM {target} "
-                     f"WHERE _batch_id = {batch_id}) + {csv_reader.first_line(path)} WHERE _batch_id = {batch_id}")
-        return rows
+                     f"WHERE _batch_id = {batch_id}) + {rows.first_line} WHERE _batch_id = {batch_id}")
+        return loaded
 
 
 class _Connection:

@@ -355,11 +355,11 @@ class MySQLBackend(Backend):
         finally:
             self.scalar(f"SELECT RELEASE_LOCK({self.literal('retailflow-schema:' + self.database)})")
 
-    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
-                  batch_id: int, source_name: str) -> int:
-        columns = [*file_columns, "_batch_id", "_source_file", "_source_line"]
-        keys = [name for name in file_columns if name in TEXT_KEY_COLUMNS]
-        select = _refusing_long_keys(csv_reader.select_sql(path, file_columns, batch_id, source_name), keys)
+    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+        columns = [*rows.columns, "_batch_id", "_source_file", "_source_line"]
+        keys = [name for name in rows.columns if name in TEXT_KEY_COLUMNS]
+        select = _refusing_long_keys(rows.select_sql(batch_id, source_name), keys)
+        path = rows.path
         with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
             parsed = Path(folder) / "rows.csv"
             try:

@@ -331,10 +331,10 @@ class PostgresBackend(Backend):
                 f"{_SAFE_CAST_CHECKS[sql_type]}\n  RETURN value::{sql_type};\nEND $body$"
             )
 
-    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
-                  batch_id: int, source_name: str) -> int:
-        columns = [*file_columns, "_batch_id", "_source_file", "_source_line"]
-        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+        columns = [*rows.columns, "_batch_id", "_source_file", "_source_line"]
+        select = rows.select_sql(batch_id, source_name)
+        path = rows.path
         with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
             parsed = Path(folder) / "rows.csv"
             try:

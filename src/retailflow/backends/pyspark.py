@@ -431,15 +431,14 @@ class PySparkBackend(Backend):
         # Spark's TRY_CAST gives NULL for a day that does not exist (2024-02-30).
         return value.try_cast(logical_type)
 
-    def bulk_load(self, path: Path, file_format: str, table: str, file_columns: Sequence[str],
-                  batch_id: int, source_name: str) -> int:
+    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
         """DuckDB parses the file (as for every engine), Spark reads the rows it wrote as Parquet.
 
         That is Spark's native bulk path (spark.read) fed by the one parser every engine shares,
         so NULL and empty text, quoting and line numbers come out as on DuckDB. Over Spark Connect
         the cluster cannot read a local file: the parsed rows go as Arrow batches instead.
         """
-        select = csv_reader.select_sql(path, file_columns, batch_id, source_name)
+        select = rows.select_sql(batch_id, source_name)
         try:
             if self.is_connect:
                 arrow = duckdb.connect().execute(select).to_arrow_table()
@@ -449,7 +448,7 @@ class PySparkBackend(Backend):
                 duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT parquet)")
                 return self._append(self._session.read.parquet(str(parsed)), "raw", table)
         except duckdb.Error as error:
-            raise csv_reader.explain_read_error(path, error) from None
+            raise csv_reader.explain_read_error(rows.path, error) from None
 
 
 def _lock_warehouse(warehouse: Path) -> None:

@@ -67,7 +67,7 @@ def watch_command(
         return seconds
 
     watcher = Watcher(open_backend(ctx, writes=True), landing, load_rules(ctx.obj.rules_path), processed=processed,
-                      failed=failed, after_batch=after_batch)
+                      failed=failed, after_batch=after_batch, sources=ctx.obj.sources())
     live = Live(_status_table(watcher.status), console=console, auto_refresh=False) if (
         console.is_terminal and not ctx.obj.quiet) else None
     printed = 0

@@ -25,15 +25,17 @@ def _day(context: dict) -> dt.date:
     return context["logical_date"].date()
 
 
-def ingest_day(db_url: str, landing: str, day: dt.date) -> dict:
-    """Load the day's files; rows loaded per file."""
+def ingest_day(db_url: str, landing: str, day: dt.date, sources: str | None = None) -> dict:
+    """Load the day's files (read as the source mapping `sources` says, if given); rows loaded per file."""
     from retailflow.ingest import discover, ingest
+    from retailflow.sources.mapping import SourceMap, load_sources
 
-    files = landed_files(Path(landing), day.isoformat())
+    mapping = load_sources(Path(sources)) if sources else SourceMap()
+    files = landed_files(Path(landing), day.isoformat(), mapping)
     backend = connect(db_url)
     try:
         backend.lock_for_writing()
-        results = ingest(backend, discover(files)) if files else []
+        results = ingest(backend, discover(files, sources=mapping)) if files else []
     finally:
         backend.close()
     return {result.path.name: result.rows for result in results}
@@ -92,20 +94,21 @@ def _summary(value: object) -> str:
 def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: str | None = "@daily",
                    start_date: dt.datetime | None = None, rules: str | Path | None = None,
                    report: str | Path = "retailflow-report.html", sender: str = "log", retries: int = 2,
-                   retry_delay: dt.timedelta = dt.timedelta(minutes=5)):
+                   retry_delay: dt.timedelta = dt.timedelta(minutes=5), sources: str | Path | None = None):
     """An Airflow DAG of the whole loop, a run per business day (the logical date)."""
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk import dag, task
 
     start = start_date or dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     landing, rules_path = str(landing), str(rules) if rules else None
+    sources_path = str(sources) if sources else None
 
     @dag(dag_id=dag_id, schedule=schedule, start_date=start, catchup=False, max_active_runs=1,
          tags=["retailflow"], doc_md=__doc__)
     def loop():
         @task(retries=0)
         def ingest(**context) -> dict:
-            return ingest_day(db_url, landing, _day(context))
+            return ingest_day(db_url, landing, _day(context), sources_path)
 
         @task(retries=0)
         def validate(loaded: dict, **context) -> dict:

@@ -23,6 +23,7 @@ from retailflow.backends import Backend, connect
 from retailflow.dates import DateRange
 from retailflow.integrations.landing import failure_rate, landed_days, landed_files, threshold
 from retailflow.quality.rules import Rule, load_rules
+from retailflow.sources.mapping import SourceMap, load_sources
 
 GROUP = "retailflow"
 
@@ -33,10 +34,12 @@ def _check_name(rule: Rule) -> str:
 
 def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path | None = None, *,
                            start_date: str = "2024-01-01", report: str | Path = "retailflow-report.html",
-                           sender: str = "log") -> dg.Definitions:
-    """Dagster definitions of the whole loop on `db_url`, fed by the files landing in `landing`."""
+                           sender: str = "log", sources: str | Path | None = None) -> dg.Definitions:
+    """Dagster definitions of the whole loop on `db_url`, fed by the files landing in `landing` (read as the source
+    mapping `sources` says, if given)."""
     landing = Path(landing)
     rule_list = load_rules(Path(rules) if rules else None)
+    mapping = load_sources(Path(sources)) if sources else SourceMap()
     daily = dg.DailyPartitionsDefinition(start_date=start_date)
 
     @contextlib.contextmanager
@@ -56,9 +59,9 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
     def raw(context) -> dg.MaterializeResult:
         from retailflow.ingest import discover, ingest
 
-        files = landed_files(landing, context.partition_key)
+        files = landed_files(landing, context.partition_key, mapping)
         with database() as backend:
-            results = ingest(backend, discover(files)) if files else []
+            results = ingest(backend, discover(files, sources=mapping)) if files else []
         return dg.MaterializeResult(metadata={
             "files": len(files), "loaded": sum(r.status == "loaded" for r in results),
             "skipped as identical": sum(r.status == "skipped" for r in results),
@@ -143,9 +146,9 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
 
     @dg.sensor(job=job, minimum_interval_seconds=30, description="A run for each day whose files landed.")
     def landing_sensor(context):
-        for day in landed_days(landing):
+        for day in landed_days(landing, mapping):
             signature = ",".join(f"{path.name}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
-                                 for path in landed_files(landing, day))
+                                 for path in landed_files(landing, day, mapping))
             yield dg.RunRequest(run_key=f"{day}|{signature}", partition_key=day)
 
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], sensors=[landing_sensor])

@@ -7,19 +7,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from retailflow.backends import Backend
-from retailflow.ingest import is_input_file
-from retailflow.model import entity_for_file
+from retailflow.ingest import is_input_name
 from retailflow.quality.rules import Rule
+from retailflow.sources.mapping import SourceMap
 
 #: A business date in a file name.
 DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
 
 
-def landed_files(landing: Path, day: str | None = None) -> list[Path]:
-    """Input files in the landing folder: those named for `day` and the undated ones (every file when None)."""
+def landed_files(landing: Path, day: str | None = None, sources: SourceMap = SourceMap()) -> list[Path]:
+    """Input files in the landing folder (contract or mapped): those named for `day` and the undated ones (every
+    file when None)."""
     files = []
     for path in sorted(landing.iterdir()) if landing.is_dir() else []:
-        if not is_input_file(path) or not entity_for_file(path):
+        if not is_input_name(path.name) or not path.is_file() or not sources.source_for(path):
             continue
         found = DATE_IN_NAME.search(path.name)
         if day is None or found is None or found.group(1) == day:
@@ -27,9 +28,10 @@ def landed_files(landing: Path, day: str | None = None) -> list[Path]:
     return files
 
 
-def landed_days(landing: Path) -> list[str]:
+def landed_days(landing: Path, sources: SourceMap = SourceMap()) -> list[str]:
     """The business dates the landing folder holds files for."""
-    return sorted({found.group(1) for path in landed_files(landing) if (found := DATE_IN_NAME.search(path.name))})
+    return sorted({found.group(1) for path in landed_files(landing, sources=sources)
+                   if (found := DATE_IN_NAME.search(path.name))})
 
 
 def failure_rate(backend: Backend, rule_id: str, day: str) -> tuple[int, int]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
+from retailflow.yaml_file import parse_yaml, read_yaml
 
 RULE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,120}$")
 
@@ -114,32 +115,14 @@ class RuleFile:
 
 def _read_yaml(path: Path | None) -> RuleFile:
     if path is None:
-        name = str(resources.files("retailflow.quality").joinpath("default_rules.yaml"))
-        text = resources.files("retailflow.quality").joinpath("default_rules.yaml").read_text(encoding="utf-8")
+        shipped = resources.files("retailflow.quality").joinpath("default_rules.yaml")
+        document = parse_yaml(shipped.read_text(encoding="utf-8"), str(shipped), what="rules file")
     else:
-        name = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"{path}: cannot read the rules file ({error.strerror})") from None
-        except UnicodeDecodeError as error:
-            line = path.read_bytes()[:error.start].count(b"\n") + 1
-            raise UserError(f"{path}:{line}: not UTF-8 text; save the rules file as UTF-8") from None
-    try:
-        document = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        line = mark.line + 1 if mark else text[:getattr(error, "position", 0)].count("\n") + 1
-        problem = " ".join(str(getattr(error, "problem", None) or getattr(error, "reason", None) or error).split())
-        context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
-        if context and context_mark and context_mark.line + 1 != line:
-            problem += f", {context} started on line {context_mark.line + 1}"
-        raise UserError(f"{name}:{line}: not valid YAML ({problem}); fix the rules file") from None
-    entries = document.get("rules") if isinstance(document, dict) else None
+        document = read_yaml(path, what="rules file")
+    entries = document.data.get("rules") if isinstance(document.data, dict) else None
     if not isinstance(entries, list):
-        raise UserError(f"{name}:1: expected a top-level 'rules:' list of rules; see `retailflow rules`")
-    return RuleFile(name, entries, _entry_lines(root))
+        raise UserError(f"{document.name}:1: expected a top-level 'rules:' list of rules; see `retailflow rules`")
+    return RuleFile(document.name, entries, _entry_lines(document.root))
 
 
 def _entry_lines(root: yaml.Node | None) -> list[dict[str, int]]:
