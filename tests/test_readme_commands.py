@@ -24,6 +24,7 @@ import psycopg
 import pytest
 import typer
 
+from exports import write_online_shop
 from helpers import POSTGRES_ADMIN, POSTGRES_SKIP
 
 from retailflow.cli import app
@@ -110,12 +111,14 @@ def test_every_readme_command_runs_as_typed(tmp_path, postgres_database):
     data = tmp_path / "data"
     run(["generate", "--out", str(data), "--seed", "3", "--stores", "3", "--products", "30", "--customers", "300",
          "--days", "14"], tmp_path, env)
+    export = write_online_shop(tmp_path / "exports")
     erasures = tmp_path / "ids.csv"
     erasures.write_text("customer_id\nC0002\nC0003\n")
     placeholders = {"PATH": str(data), "DIR": str(tmp_path / "out"), "ENTITY": "store_sales_header",
                     "DATE": "2024-12-14", "TXN_ID": "", "CUSTOMER_ID": "C0001", "IDS.csv": str(erasures),
                     "TEXT": "erasure request", "POSTGRES_URL": postgres_database[0], "ROLE": postgres_database[1],
-                    "LANDING": str(tmp_path / "landing")}
+                    "LANDING": str(tmp_path / "landing"), "EXPORT.csv": str(export.files[0]),
+                    "EXPORTS": str(export.export)}
     (tmp_path / "landing").mkdir()
     for command in readme_commands():
         words = as_typed(command, placeholders)

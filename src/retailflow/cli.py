@@ -14,6 +14,7 @@ from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command
+from retailflow.commands.map import map_command
 from retailflow.commands.privacy import forget_command, grant_app
 from retailflow.commands.report import report_command
 from retailflow.commands.watch import watch_command
@@ -234,6 +235,7 @@ def rebuild_command(ctx: typer.Context) -> None:
 
 
 app.command("generate")(generate_command)
+app.command("map")(map_command)
 app.command("promotions")(promotions_command)
 app.command("inventory")(inventory_command)
 app.add_typer(loyalty_app, name="loyalty")

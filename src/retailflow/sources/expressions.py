@@ -76,7 +76,8 @@ def cell_sql(spec: ColumnSpec, read: ReadOptions, missing: frozenset[str] = froz
         return "NULL"
 
     def rewrite(node: sge.Expression) -> sge.Expression:
-        if isinstance(node, sge.Cast) and not isinstance(node, sge.TryCast):
+        # A cast of a cell must not fail on a bad cell; a cast of a constant is the author's and fails at start-up.
+        if isinstance(node, sge.Cast) and not isinstance(node, sge.TryCast) and not isinstance(node.this, sge.Literal):
             return sge.TryCast(this=node.this, to=node.to)
         if isinstance(node, sge.Column):
             text = cell(node.name.lower(), read)

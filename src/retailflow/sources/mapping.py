@@ -275,7 +275,8 @@ def compile_problem(spec: ColumnSpec) -> str | None:
     columns = spec.file_columns
     relation = ", ".join(f"NULL::VARCHAR AS {_identifier(name)}" for name in columns) or "NULL AS _none"
     try:
-        duckdb.sql(f"SELECT {cell_sql(spec, ReadOptions())} FROM (SELECT {relation}) LIMIT 0").fetchall()
+        # Evaluated on one row of empty cells: a constant that cannot be what it is cast to fails here, not nightly.
+        duckdb.sql(f"SELECT {cell_sql(spec, ReadOptions())} FROM (SELECT {relation})").fetchall()
     except duckdb.Error as error:
         return " ".join(str(error).split())[:200]
     return None

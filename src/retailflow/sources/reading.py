@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,9 +20,9 @@ import duckdb
 from retailflow.backends.csv_reader import FileRows, first_line, read_header, relation_sql
 from retailflow.config import anonymous_ids
 from retailflow.errors import UserError
-from retailflow.model import ENTITIES, LINEAGE_COLUMNS, Entity
+from retailflow.model import ENTITIES, LINEAGE_COLUMNS, TYPE_PATTERNS, TYPE_WORDS, Entity
 from retailflow.sources.expressions import cell_sql, literal, quote, target_sql, text_valued
-from retailflow.sources.mapping import SALES_LINES, ColumnSpec, Source
+from retailflow.sources.mapping import SALES_LINES, ColumnSpec, Source, SourceMap
 from retailflow.sources.mapping import HEADER as HEADER_ENTITY
 
 #: Rows of a file read to check that a given date format reads its values.
@@ -257,3 +257,51 @@ def _check_formats(plan: FilePlan) -> None:
         if values_seen and not values_read:
             raise UserError(f"{plan.source.where(target)}: the format {' or '.join(formats)} of {target} reads none "
                             f"of the first {FORMAT_SAMPLE_ROWS} values of {plan.path} (e.g. {example!r}); fix the format")
+
+
+#: Examples of a bad value `retailflow map --check` shows per column.
+CHECK_EXAMPLES = 3
+
+
+def check_files(sources: SourceMap, paths: Sequence[Path]) -> list[dict]:
+    """Read `paths` as `sources` says, loading nothing: per file and column of ours, what would be quarantined for
+    its type or a missing required value (count, first line, examples); [] when all is well."""
+    from retailflow.ingest import discover
+
+    problems: list[dict] = []
+    for path, source in discover(paths, sources=sources):
+        try:
+            plan = plan_file(path, source, "", None)
+        except UserError as error:
+            problems.append({"file": path.name, "column": "", "rows": None, "first_line": None, "problem": str(error),
+                             "examples": ""})
+            continue
+        with plan.rows() as feeds:
+            for feed, rows in feeds:
+                problems += _feed_problems(path, feed, rows)
+    return problems
+
+
+def _feed_problems(path: Path, feed: Feed, rows: FileRows) -> list[dict]:
+    checks = []
+    for target in feed.specs:
+        column = feed.entity.column(target)
+        value = f"trim({quote(target)})"
+        if not (column.nullable or column.optional):
+            checks.append((target, f"{value} IS NULL OR {value} = ''", "empty, and it is required"))
+        if column.type != "text":
+            checks.append((target, f"NOT regexp_full_match({value}, {literal(TYPE_PATTERNS[column.type])})",
+                           f"not {TYPE_WORDS[column.type]}"))
+    if not checks:
+        return []
+    measures = ", ".join(f"count(*) FILTER (WHERE {bad}), min(_source_line) FILTER (WHERE {bad}), "
+                         f"list(DISTINCT {quote(target)}) FILTER (WHERE {bad})" for target, bad, _ in checks)
+    found = duckdb.sql(f"SELECT {measures} FROM ({rows.select_sql(0, path.name)})").fetchone()
+    problems = []
+    for index, (target, _, words) in enumerate(checks):
+        count, line, examples = found[3 * index:3 * index + 3]
+        if count:
+            shown = ", ".join(repr(value) for value in (examples or [])[:CHECK_EXAMPLES])
+            problems.append({"file": path.name, "column": f"{feed.entity.name}.{target}", "rows": count,
+                             "first_line": line, "problem": words, "examples": shown})
+    return problems
