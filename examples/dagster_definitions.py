@@ -2,7 +2,8 @@
 
 The database and the landing folder come from the environment: RETAILFLOW_DB (default the DuckDB file
 ./retailflow.duckdb) and RETAILFLOW_LANDING (default ./landing); RETAILFLOW_RULES adds rules, e.g. with
-`max_failed_pct` thresholds that become blocking checks.
+`max_failed_pct` thresholds that become blocking checks; RETAILFLOW_SOURCES is a source mapping for exports
+not in our contract (docs/sources.md).
 """
 
 import os
@@ -12,4 +13,5 @@ from retailflow.integrations.dagster import retailflow_definitions
 
 defs = retailflow_definitions(os.environ.get("RETAILFLOW_DB", DEFAULT_DB), os.environ.get("RETAILFLOW_LANDING", "landing"),
                               rules=os.environ.get("RETAILFLOW_RULES") or None,
+                              sources=os.environ.get("RETAILFLOW_SOURCES") or None,
                               start_date=os.environ.get("RETAILFLOW_START_DATE", "2024-01-01"))
