@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from retailflow.backends import Backend
     from retailflow.pipeline import PipelineResult
     from retailflow.quality.engine import RouteOutcome
+    from retailflow.sources.mapping import SourceMap
     from retailflow.stages import StageListener
 
 # Start-up stays fast (`retailflow --help` is a fraction of a second): a command imports the
@@ -189,14 +190,15 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
-def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False, days=None) -> PipelineResult:
+def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False, days=None,
+         sources: SourceMap | None = None) -> PipelineResult:
     from retailflow.pipeline import run_pipeline
     from retailflow.quality.rules import load_rules
 
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
         result = run_pipeline(backend, paths, rules, listener, restate=restate, days=days,
-                              sources=settings.sources())
+                              sources=settings.sources() if sources is None else sources)
     _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
     if not settings.quiet:
@@ -219,7 +221,8 @@ def run_command(
     days = date_range(first, last)
     if not paths and days is None:
         raise UserError("give the files or folders to run, or --from/--to to recompute a range of days")
-    _run(open_backend(ctx, writes=True), paths or [], ctx.obj, restate, days)
+    sources = ctx.obj.sources()  # a bad mapping stops here, before the database is opened (or made)
+    _run(open_backend(ctx, writes=True), paths or [], ctx.obj, restate, days, sources)
 
 
 @app.command("rebuild")

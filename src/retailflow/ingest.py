@@ -83,15 +83,21 @@ def _entity_named(name: str) -> Entity:
     return ENTITIES[name]
 
 
-def _plan(backend: Backend, path: Path, source: Source | Entity) -> FilePlan:
+def _plan(backend: Backend, path: Path, source: Source | Entity, earlier: dict[str, list[list[str]]]) -> FilePlan:
+    """Plan one file; `earlier` holds the headers of the files of each source planned before it in this ingest,
+    which count as the source's earlier files as much as the loaded ones."""
     if isinstance(source, Entity):
         source = contract_source(source)
-    known = None
-    if not source.contract:
-        rows = backend.fetch_dicts(f"SELECT columns FROM audit.batches WHERE source = {backend.literal(source.name)} "
-                                   "AND mode <> 'derived'")
-        known = sorted({name for row in rows for name in str(row["columns"] or "").split(",") if name}) or None
-    return plan_file(path, source, csv_reader.sha256_of(path), known)
+    if source.contract:
+        return plan_file(path, source, csv_reader.sha256_of(path), None)
+    rows = backend.fetch_dicts(f"SELECT columns FROM audit.batches WHERE source = {backend.literal(source.name)} "
+                               "AND mode <> 'derived' ORDER BY batch_id")
+    headers = [[name for name in str(row["columns"] or "").split(",") if name] for row in rows]
+    headers += earlier.get(source.name, [])
+    known = sorted({name for header in headers for name in header}) or None
+    plan = plan_file(path, source, csv_reader.sha256_of(path), known, headers[0] if headers else None)
+    earlier.setdefault(source.name, []).append(plan.header)
+    return plan
 
 
 def ingest(backend: Backend, files: Iterable[tuple[Path, Source | Entity]],
@@ -103,7 +109,8 @@ def ingest(backend: Backend, files: Iterable[tuple[Path, Source | Entity]],
     validated (a corrected day re-sent); a master file replaces the staged rows of its keys either way.
     `on_loaded` hears about each file as it is done (a progress bar); nothing is committed until the end.
     """
-    planned = [_plan(backend, path, source) for path, source in files]
+    earlier: dict[str, list[list[str]]] = {}
+    planned = [_plan(backend, path, source, earlier) for path, source in files]
     results: list[IngestResult] = []
     with backend.transaction():
         for plan in planned:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import fnmatch
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,8 @@ SALES_LINES = "sales_lines"
 HEADER, LINES = "store_sales_header", "store_sales_line_items"
 #: Masters a source may derive from its rows, by the name `derive:` uses.
 DERIVABLE = {"products": "products", "customers": "customer_details", "stores": "stores"}
+#: sqlglot underlines the failing part of an expression with terminal colour codes.
+TERMINAL_CODES = re.compile(r"\x1b\[[0-9;]*m")
 SchemaMode = Literal["evolve", "freeze", "discard_value"]
 
 
@@ -127,6 +130,8 @@ class Source:
     derive: dict[str, dict[str, ColumnSpec]] = field(default_factory=dict)
     #: Where it is written, for messages: "sources.yaml:12".
     origin: str = ""
+    #: The mapping line of each `read:` option written, for messages.
+    read_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def contract(self) -> bool:
@@ -146,6 +151,11 @@ class Source:
         spec = (self.derive.get(master, {}) if master else self.columns or {}).get(target)
         file = self.origin.rsplit(":", 1)[0]
         return f"{file}:{spec.line}" if spec and spec.line else self.origin
+
+    def where_read(self, option: str) -> str:
+        """The mapping line of a `read:` option, for messages (the source's line when it is not written)."""
+        line = self.read_lines.get(option)
+        return f"{self.origin.rsplit(':', 1)[0]}:{line}" if line else self.origin
 
 
 def contract_source(entity: Entity) -> Source:
@@ -203,7 +213,7 @@ def _source(document: YamlFile, name: str, entry: Any) -> Source:
         keys = [("schema" if part == "schema_" else str(part)) for part in problem["loc"]]
         raise document.error(at + tuple(keys), f"source {name!r}: {'.'.join(keys)}: {problem['msg']}") from None
     if parsed.feeds != SALES_LINES and parsed.feeds not in ENTITIES:
-        raise document.error(at + ("feeds",), f"source {name!r}: unknown entity {parsed.feeds!r}; one of "
+        raise document.error(at + ("feeds",), f"source {name!r}: feeds: unknown entity {parsed.feeds!r}; one of "
                                               f"{', '.join([*ENTITIES, SALES_LINES])}")
     if not parsed.read.header and not parsed.read.names:
         raise document.error(at + ("read", "header"), f"source {name!r}: a file without a header row needs "
@@ -227,8 +237,9 @@ def _source(document: YamlFile, name: str, entry: Any) -> Source:
                                                others)
                                for target, spec in (specs or {}).items()}
     files = (parsed.files,) if isinstance(parsed.files, str) else tuple(parsed.files)
+    read_lines = {option: document.line(at + ("read", option)) for option in entry.get("read") or {}}
     return Source(name, files, parsed.feeds, parsed.schema_, parsed.read, columns, derive,
-                  f"{document.name}:{document.line(at)}")
+                  f"{document.name}:{document.line(at)}", read_lines)
 
 
 def _column(document: YamlFile, at: tuple[str, ...], source: str, target: str, spec: Any, known: dict) -> ColumnSpec:
@@ -255,7 +266,7 @@ def _column(document: YamlFile, at: tuple[str, ...], source: str, target: str, s
     try:
         expression = sqlglot.parse_one(text, read="duckdb")
     except sqlglot.errors.ParseError as error:
-        problem = " ".join(str(error).split())[:160]
+        problem = " ".join(TERMINAL_CODES.sub("", str(error)).split())[:160]
         raise document.error(at, f"{where}: {text!r} is not an SQL expression ({problem})") from None
     compiled = ColumnSpec(expression, formats=formats, line=line)
     problem = compile_problem(compiled)

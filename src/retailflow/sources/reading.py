@@ -115,7 +115,8 @@ def _utf8(path: Path, encoding: str) -> Iterator[Path]:
         yield copy
 
 
-def plan_file(path: Path, source: Source, sha256: str, known_columns: list[str] | None) -> FilePlan:
+def plan_file(path: Path, source: Source, sha256: str, known_columns: list[str] | None,
+              first_columns: list[str] | None = None) -> FilePlan:
     """Check `path` against `source` and plan its read; `known_columns` are the columns of the source's earlier
     files (None for its first). A UserError, before anything is written, for what cannot be read."""
     header = read_header(path, source.read)
@@ -149,9 +150,11 @@ def plan_file(path: Path, source: Source, sha256: str, known_columns: list[str] 
     if gone:
         plan.drift.append(f"gone: {', '.join(gone)}")
         plan.notes.append(f"column(s) of earlier files no longer sent: {', '.join(gone)}")
-    kept = [name for name in header if not (source.schema == "discard_value" and name in new)]
+    # discard_value keeps the columns of the source's first file (and those it maps): a column dropped once stays out.
+    baseline = set(header if first_columns is None else first_columns) | used
+    kept = [name for name in header if source.schema != "discard_value" or name in baseline]
     plan.feeds = _mapped_feeds(source, header, kept)
-    _check_formats(plan)
+    _check_formats(plan, known_columns is None)
     return plan
 
 
@@ -230,8 +233,9 @@ def _transformed(spec: ColumnSpec, entity: Entity, source: Source) -> bool:
     return target_sql(spec, column, source.read) != quote(spec.bare_column)
 
 
-def _check_formats(plan: FilePlan) -> None:
-    """Refuse a date format that reads none of the first rows' values (a wrong format, not a few bad cells)."""
+def _check_formats(plan: FilePlan, first_file: bool) -> None:
+    """Refuse a date format that reads none of the first rows' values of a source's first file (a wrong format, not
+    a few bad cells); in a later file it is drift, noted."""
     read = plan.source.read
     checks = []
     for feed in plan.feeds:
@@ -240,23 +244,38 @@ def _check_formats(plan: FilePlan) -> None:
             formats = spec.formats or read.date_format + read.timestamp_format if spec else ()
             if (column.type in ("date", "timestamp") and formats and spec.expression is not None
                     and not set(spec.file_columns) & plan.missing and text_valued(spec, read)):
-                checks.append((target, formats, cell_sql(spec, read)))
+                option = None if spec.formats else _format_option(column.type, read)
+                checks.append((target, formats, cell_sql(spec, read), option))
     if not checks:
         return
     parsed = ", ".join(f"count(v{index}), count(try_strptime(v{index}, [{', '.join(map(literal, formats))}])), "
-                       f"any_value(v{index})" for index, (_, formats, _) in enumerate(checks))
-    values = ", ".join(f"{value} AS v{index}" for index, (*_, value) in enumerate(checks))
+                       f"any_value(v{index})" for index, (_, formats, _, _) in enumerate(checks))
+    values = ", ".join(f"{value} AS v{index}" for index, (_, _, value, _) in enumerate(checks))
     with _utf8(plan.path, read.encoding) as readable:
         try:
             found = duckdb.sql(f"SELECT {parsed} FROM (SELECT {values} FROM {relation_sql(readable, plan.header, read)} "
                                f"LIMIT {FORMAT_SAMPLE_ROWS})").fetchone()
         except duckdb.Error:
             return  # the load itself names the line it cannot read
-    for index, (target, formats, _) in enumerate(checks):
+    for index, (target, formats, _, option) in enumerate(checks):
         values_seen, values_read, example = found[3 * index:3 * index + 3]
         if values_seen and not values_read:
-            raise UserError(f"{plan.source.where(target)}: the format {' or '.join(formats)} of {target} reads none "
-                            f"of the first {FORMAT_SAMPLE_ROWS} values of {plan.path} (e.g. {example!r}); fix the format")
+            where = plan.source.where(target) if option is None else plan.source.where_read(option)
+            named = f"{option} {' or '.join(formats)}" if option else f"the format {' or '.join(formats)}"
+            problem = (f"{named} reads none of the first {FORMAT_SAMPLE_ROWS} values of {target} in {plan.path} "
+                       f"(e.g. {example!r})")
+            if not first_file:
+                # Files of this source loaded with it: the export changed, not the mapping. The rows are quarantined.
+                plan.notes.append(f"{problem}; its rows are quarantined, add the new format to read it")
+                plan.drift.append(f"format: {target} (e.g. {example!r})")
+                continue
+            raise UserError(f"{where}: {problem}; fix the format")
+
+
+def _format_option(column_type: str, read) -> str:
+    """The `read:` option a date or date-time column's formats come from (the first of its list that is set)."""
+    first, second = ("date_format", "timestamp_format") if column_type == "date" else ("timestamp_format", "date_format")
+    return first if getattr(read, first) else second
 
 
 #: Examples of a bad value `retailflow map --check` shows per column.
