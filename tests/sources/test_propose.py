@@ -1,8 +1,10 @@
-"""`retailflow map`: the proposal for each export fixture loads it after at most two recorded edits, and what the
-values cannot decide is said with its reason."""
+"""`retailflow map`: the proposal for each export fixture loads it after at most two recorded edits, what the
+values cannot decide is said with its reason, and odd files (empty, UTF-16 past the sample, names SQL cannot read,
+two kinds of file with one stem) get a proposal that reads them or a message."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ from typer.testing import CliRunner
 
 from exports import write_grocery, write_online_shop, write_pos
 from retailflow.commands.map import map_command
+from retailflow.errors import UserError
 from retailflow.sources.mapping import Source, SourceMap, load_sources
+from retailflow.sources.profiles import SAMPLE_BYTES, sniff
 from retailflow.sources.propose import propose, render_yaml
 
 WRITERS = {"online_shop": write_online_shop, "pos": write_pos, "grocery": write_grocery}
@@ -112,3 +116,48 @@ def test_map_writes_a_mapping_that_parses_as_yaml(tmp_path):
     result = CliRunner().invoke(app, ["map", *map(str, fixture.files)])
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(result.stdout) == yaml.safe_load(out.read_text(encoding="utf-8"))
+
+
+def test_an_iso_timestamp_beside_a_time_column_keeps_its_own_time(tmp_path):
+    # The dates carry their time already: joining the time column would read '2024-01-02 10:00 10:00'.
+    path = _write(tmp_path, "sales.csv", "receipt,date,time,sku,qty,amount\n"
+                                         "R1,2024-01-02 10:00,10:00,A1,1,2.50\n"
+                                         "R2,2024-01-03 11:30,11:30,A2,1,2.50\n")
+    [source] = propose([path])
+    columns = {choice.target: choice.spec for choice in source.columns}
+    assert columns["transaction_date"] == "date"
+    assert not [choice for choice in source.read if choice.target.endswith("_format")]
+    assert dict(source.unplaced)["time"] == "a time, but date has its own"
+
+
+def test_a_utf16_export_larger_than_the_sample_is_cut_at_a_whole_line(tmp_path):
+    # 40,000 rows of 'R<n>,A<n>,1,2.50\n' (16-20 characters, 2 bytes each) pass the 1 MiB sample: the cut falls
+    # after a newline's first byte, which UTF-16LE cannot decode on its own.
+    rows = "".join(f"R{number},A{number},1,2.50\n" for number in range(40_000))
+    path = tmp_path / "sales.csv"
+    path.write_bytes(b"\xff\xfe" + ("receipt,sku,qty,amount\n" + rows).encode("utf-16-le"))
+    assert path.stat().st_size > SAMPLE_BYTES
+    sniffed = sniff(path)
+    assert (sniffed.encoding, sniffed.delimiter) == ("utf-16", ",")
+    assert re.fullmatch(r"R([0-9]+),A\1,1,2\.50", sniffed.text.splitlines()[-1])
+
+
+def test_an_empty_export_is_a_user_error_naming_the_file(tmp_path):
+    with pytest.raises(UserError, match=r"empty\.csv: empty"):
+        propose([_write(tmp_path, "empty.csv", "\n")])
+
+
+def test_two_kinds_of_file_with_one_stem_are_two_sources(tmp_path):
+    # sales*.csv and sales*.txt would both be named sales: YAML keeps the last of two equal keys.
+    lines = _write(tmp_path, "sales.csv", "receipt,sku,qty,amount,date\nR1,A1,1,2.50,2024-01-02\n")
+    products = _write(tmp_path, "sales.txt", "sku,description\nA1,Blue mug\n")
+    mapped = yaml.safe_load(render_yaml(propose([lines, products])))["sources"]
+    assert {name: source["feeds"] for name, source in mapped.items()} == {"sales": "sales_lines",
+                                                                          "sales_2": "products"}
+
+
+def test_a_column_name_sql_cannot_tokenize_is_taken_by_name(tmp_path):
+    # Order'ID says a transaction once its punctuation is set aside; as SQL its quote opens a string.
+    [source] = propose([_write(tmp_path, "orders.csv", "Order'ID,sku,qty,amount\nO1,A1,1,2.50\n")])
+    columns = {choice.target: choice.spec for choice in source.columns}
+    assert columns["transaction_id"] == '{column: "Order\'ID"}'

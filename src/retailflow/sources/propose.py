@@ -1,19 +1,15 @@
 """The proposer behind `retailflow map`: a source mapping guessed from the export files themselves.
 
-Each file's first megabyte is read: the encoding (UTF-8, else Windows-1252), the delimiter and any lines before
-the header are sniffed from the first lines, and DuckDB profiles every column of the sample in one query (whole
-numbers, decimals and their separator, ids written as 17850.0, dates and the order of their fields, times).
-Column names are matched to our columns by synonyms, the values confirm or refuse each match, and what follows
+It holds the decisions, made over the column profiles of each file's sample (profiles): file columns are given
+roles by their names (synonyms in several languages), the values confirm or refuse each role, and what follows
 from the file as a whole is written in: the entity it feeds, a constant store for a one-channel export, the
-amount as quantity × price, returns from C-prefixed invoice numbers, masters derived from the facts. Every
-choice carries its reason and every column left out says why, so a user edits a proposal instead of writing a
-mapping (docs/sources.md).
+amount as quantity × price, returns from C-prefixed invoice numbers, masters derived from the facts. The result
+is rendered as a commented mapping file: every choice carries its reason and every column left out says why, so
+a user edits a proposal instead of writing a mapping (docs/sources.md).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -28,12 +24,8 @@ import yaml
 from retailflow.model import ENTITIES, Entity, entity_for_file
 from retailflow.sources.expressions import quote
 from retailflow.sources.mapping import DERIVABLE, HEADER, LINES, SALES_LINES
+from retailflow.sources.profiles import DateShape, Profile, Sniffed, load_sample, profile_columns, sniff
 
-#: How much of a file is sampled: enough for thousands of rows, fast on any export.
-SAMPLE_BYTES = 1 << 20
-#: Lines the delimiter and the header position are sniffed from.
-SNIFF_LINES = 30
-DELIMITERS = (",", ";", "\t", "|")
 #: The placeholder of a start date the file does not give (a day-number column): it must be edited.
 START_PLACEHOLDER = "YYYY-MM-DD"
 
@@ -69,8 +61,7 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "email": ("email", "mail", "emailaddress"),
     "store": ("storeid", "store", "storeno", "storenumber", "storecode", "shop", "shopid", "filiale", "filialnr",
               "filialid", "markt", "branch", "branchid", "location", "locationid", "outlet", "outletid", "site",
-              "siteid",
-              "magasin"),
+              "siteid", "magasin"),
     "store_name": ("storename", "filialname", "shopname", "branchname", "locationname"),
     "store_city": ("city", "storecity", "stadt", "ort", "ville"),
     "store_region": ("region", "state", "storeregion", "bundesland"),
@@ -92,8 +83,8 @@ UNPLACED_ROLES = {
     "week": "a week number: weeks follow from the date",
     "country": "a country: no column of ours holds one",
 }
-#: The value shapes each role accepts (None: any).
-ROLE_SHAPES: dict[str, frozenset[str] | None] = {
+#: The value shapes each role accepts (a role not listed accepts any).
+ROLE_SHAPES: dict[str, frozenset[str]] = {
     **{role: frozenset({"whole", "float_id", "code", "empty"}) for role in (*ID_ROLES, "line_id")},
     "quantity": frozenset({"whole", "empty"}),
     "stock": frozenset({"whole", "empty"}),
@@ -119,7 +110,8 @@ FEED_TARGETS: dict[str, dict[str, str]] = {
                         "stock": "stock_on_hand"},
     "promotion_details": {"promotion": "promotion_id"},
 }
-FEED_TARGETS[SALES_LINES] = {**FEED_TARGETS[HEADER], **FEED_TARGETS[LINES], "total": "total_amount"}
+# A row of both: an amount is the line's, the transaction's total comes from a total column (else its lines).
+FEED_TARGETS[SALES_LINES] = {**FEED_TARGETS[HEADER], **FEED_TARGETS[LINES]}
 #: Masters a fact source may derive: the role of their key and the roles of their other columns.
 DERIVE_KEYS = {"products": "product", "customers": "customer", "stores": "store"}
 DERIVE_TARGETS = {
@@ -127,116 +119,10 @@ DERIVE_TARGETS = {
     "customers": {"first_name": "first_name", "email": "email"},
     "stores": {"store_name": "store_name", "store_city": "store_city", "store_region": "store_region"},
 }
+#: Entities whose rows name products, customers and stores: the sources masters may be derived from.
 FACTS = (HEADER, LINES, SALES_LINES, "inventory_daily")
 #: Every column name of ours: a file column named so is taken as it is when its entity is fed.
 OUR_COLUMNS = frozenset(column.name for entity in ENTITIES.values() for column in entity.columns)
-
-#: Shapes of cells, as RE2 patterns for DuckDB (MEASURES names them in braces).
-PATTERNS = {
-    # day/month/year (or year-month-day) with an optional time: groups 1, 3, 4 the fields, 2 the separator,
-    # 5 the time, 6 the character before it, 9 the seconds.
-    "DATE": r"([0-9]{1,4})([./-])([0-9]{1,2})[./-]([0-9]{1,4})"
-            r"(([ T])([0-9]{1,2}):([0-9]{2})(:([0-9]{2})(\.[0-9]+)?)?)?",
-    "POINT": r"[+-]?([0-9]{1,3}(,[0-9]{3})+|[0-9]*)\.[0-9]+",
-    "COMMA": r"[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]*),[0-9]+",
-    "TIME": r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?",
-}
-#: What the sample says about one column: SQL aggregates over the column {c}, one query for all columns.
-MEASURES = {
-    "filled": "count({c})",
-    "distinct": "count(DISTINCT {c})",
-    "whole": "count(*) FILTER (WHERE regexp_full_match({c}, '[+-]?[0-9]+'))",
-    "float_id": r"count(*) FILTER (WHERE regexp_full_match({c}, '[0-9]+\.0'))",
-    "point": "count(*) FILTER (WHERE regexp_full_match({c}, '{POINT}'))",
-    "comma": "count(*) FILTER (WHERE regexp_full_match({c}, '{COMMA}'))",
-    "dot_thousands": r"count(*) FILTER (WHERE regexp_full_match({c}, '[+-]?[0-9]{1,3}(\.[0-9]{3})+,[0-9]+'))",
-    "comma_thousands": r"count(*) FILTER (WHERE regexp_full_match({c}, '[+-]?[0-9]{1,3}(,[0-9]{3})+\.[0-9]+'))",
-    "grouped": r"min({c}) FILTER (WHERE regexp_full_match({c}, '[+-]?[0-9]{1,3}([.,][0-9]{3})+[.,][0-9]+'))",
-    "decimals": "max(length(regexp_extract({c}, '[.,]([0-9]+)$', 1))) "
-                "FILTER (WHERE regexp_full_match({c}, '{POINT}') OR regexp_full_match({c}, '{COMMA}'))",
-    "negative": "count(*) FILTER (WHERE starts_with({c}, '-'))",
-    "dates": "count(*) FILTER (WHERE regexp_full_match({c}, '{DATE}'))",
-    "first": "max(TRY_CAST(regexp_extract({c}, '^{DATE}$', 1) AS INTEGER))",
-    "second": "max(TRY_CAST(regexp_extract({c}, '^{DATE}$', 3) AS INTEGER))",
-    "first_digits": "max(length(regexp_extract({c}, '^{DATE}$', 1)))",
-    "third_digits": "min(length(regexp_extract({c}, '^{DATE}$', 4))) FILTER (WHERE regexp_full_match({c}, '{DATE}'))",
-    "separator": "min(regexp_extract({c}, '^{DATE}$', 2)) FILTER (WHERE regexp_full_match({c}, '{DATE}'))",
-    "timed": "count(*) FILTER (WHERE regexp_extract({c}, '^{DATE}$', 5) <> '')",
-    "seconds": "count(*) FILTER (WHERE regexp_extract({c}, '^{DATE}$', 9) <> '')",
-    "time_separator": "min(regexp_extract({c}, '^{DATE}$', 6)) FILTER (WHERE regexp_extract({c}, '^{DATE}$', 6) <> '')",
-    "day_first_proof": "min({c}) FILTER (WHERE TRY_CAST(regexp_extract({c}, '^{DATE}$', 1) AS INTEGER) "
-                       "BETWEEN 13 AND 31)",
-    "month_first_proof": "min({c}) FILTER (WHERE TRY_CAST(regexp_extract({c}, '^{DATE}$', 3) AS INTEGER) "
-                         "BETWEEN 13 AND 31)",
-    "times": "count(*) FILTER (WHERE regexp_full_match({c}, '{TIME}'))",
-    "hhmm": "count(*) FILTER (WHERE regexp_full_match({c}, '[0-9]{1,4}') AND TRY_CAST({c} AS INTEGER) < 2400 "
-            "AND TRY_CAST({c} AS INTEGER) % 100 < 60)",
-    "spaced": "count(*) FILTER (WHERE contains({c}, ' '))",
-    "longest": "max(length({c}))",
-    "low": "min({c})",
-    "high": "max({c})",
-}
-
-
-@dataclass(frozen=True)
-class Sniffed:
-    """How a file's text is written, as far as its first lines tell, and the decoded sample."""
-
-    encoding: str
-    encoding_why: str
-    delimiter: str
-    delimiter_why: str
-    skip: int
-    text: str
-
-
-@dataclass(frozen=True)
-class DateShape:
-    """How a column's dates are written: their strftime formats (none for ISO) and whether the values decide."""
-
-    formats: tuple[str, ...]
-    decided: bool
-    why: str
-
-    @property
-    def has_time(self) -> bool:
-        return any("%H" in text for text in self.formats)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """One file column as the sample shows it."""
-
-    name: str
-    distinct: int
-    #: empty, date, time, hhmm (whole numbers reading as HHMM), float_id (17850.0), whole, decimal, code or text.
-    shape: str
-    decimals: int
-    decimal_comma: bool
-    thousands: str
-    negatives: int
-    low: str | None
-    high: str | None
-    date: DateShape | None = None
-    #: A value with its thousands grouped (1.234,50), when there is one.
-    grouped: str | None = None
-
-    def describe(self) -> str:
-        """The values in a few words, for comments and the summary."""
-        example = f"{self.low!r}" if self.low == self.high else f"{self.low!r}, {self.high!r}"
-        words = {
-            "empty": "empty in the sample",
-            "date": "dates",
-            "time": "times of day",
-            "hhmm": "whole numbers (times HHMM?)",
-            "float_id": "whole numbers written with .0",
-            "whole": f"whole numbers, {self.distinct} distinct" + (", some negative" if self.negatives else ""),
-            "decimal": f"decimals (up to {self.decimals} after the {'comma' if self.decimal_comma else 'point'})"
-                       + (", some negative" if self.negatives else ""),
-            "code": f"words without spaces, {self.distinct} distinct",
-            "text": "text",
-        }[self.shape]
-        return words if self.shape == "empty" else f"{words}, e.g. {example}"
 
 
 @dataclass(frozen=True)
@@ -267,9 +153,11 @@ class SourceProposal:
     derive_why: dict[str, str] = field(default_factory=dict)
     #: (file column or our column, why) for what it could not place or decide.
     unplaced: list[tuple[str, str]] = field(default_factory=list)
+    #: The file column playing each role.
     roles: dict[str, Profile] = field(default_factory=dict)
     #: Columns whose names say no role: placed only when named exactly as a column of the entity fed.
     unknown: list[Profile] = field(default_factory=list)
+    #: Every file column's profile, by name, in the file's order.
     profiles: dict[str, Profile] = field(default_factory=dict)
     #: Whether the files are in our contract already (named and shaped as an entity): no source needed.
     contract: bool = False
@@ -281,6 +169,7 @@ def propose(paths: Sequence[Path]) -> list[SourceProposal]:
     for path in paths:
         groups.setdefault(file_pattern(path), []).append(path)
     proposals = [_propose_source(pattern, tuple(group)) for pattern, group in groups.items()]
+    _name_apart(proposals)
     _derive_masters(proposals)
     for proposal in proposals:
         _report_unused(proposal)
@@ -291,157 +180,6 @@ def file_pattern(path: Path) -> str:
     """The glob a file's source reads: its name without a trailing date or number (sales_2024-12.csv -> sales*.csv)."""
     stem = re.sub(r"[\s_.-]*[0-9][0-9\s_.-]*$", "", path.stem) or path.stem
     return f"{stem.lower()}*{path.suffix.lower()}"
-
-
-def sniff(path: Path) -> Sniffed:
-    """The encoding, delimiter and lines before the header of a file, from its first megabyte."""
-    with path.open("rb") as handle:
-        head = handle.read(SAMPLE_BYTES + 1)
-    if len(head) > SAMPLE_BYTES:
-        head = head[: head.rfind(b"\n", 0, SAMPLE_BYTES) + 1] or head[:SAMPLE_BYTES]
-    encoding, encoding_why, text = _decode(head)
-    lines = text.splitlines()[:SNIFF_LINES]
-    delimiter, skip, delimiter_why = _delimiter(lines)
-    return Sniffed(encoding, encoding_why, delimiter, delimiter_why, skip, text)
-
-
-def _decode(head: bytes) -> tuple[str, str, str]:
-    """The encoding, why, and the text: UTF-8 when it decodes, else Windows-1252 (what Excel and tills write)."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "utf-16", "a UTF-16 byte-order mark", head.decode("utf-16")
-    try:
-        return "utf-8", "", head.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = head[: error.start].count(b"\n") + 1
-        where = f"byte 0x{head[error.start]:02x} on line {line}"
-    try:
-        encoding, name, text = "cp1252", "Windows-1252", head.decode("cp1252")
-    except UnicodeDecodeError:
-        # Five bytes Windows-1252 leaves undefined: Latin-1 reads every byte.
-        encoding, name, text = "latin-1", "Latin-1", head.decode("latin-1")
-    word = re.search(r"\w*[^\x00-\x7f]\w*", text)
-    return encoding, f"not UTF-8 ({where}); {name} reads it" + (f": {word.group(0)!r}" if word else ""), text
-
-
-def _delimiter(lines: list[str]) -> tuple[str, int, str]:
-    """The delimiter splitting the most lines into the same number (> 1) of fields, and the lines before the first
-    of them (a title or banner above the header)."""
-    best = (0.0, 0, ",", 0)
-    for delimiter in DELIMITERS:
-        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
-        data = counts[len(counts) // 2:] or counts
-        width = max(set(data), key=data.count) if data else 0
-        if width < 2:
-            continue
-        # A banner above the header has fewer fields than the rows; a ragged row may have more.
-        skip = next(index for index, count in enumerate(counts) if count >= width)
-        share = sum(count >= width for count in counts[skip:]) / len(counts[skip:])
-        if (share, width) > best[:2]:
-            best = (share, width, delimiter, skip)
-    share, width, delimiter, skip = best
-    if not width:
-        return ",", 0, "one column: no delimiter splits the lines"
-    shown = {"\t": "tab", " ": "space"}.get(delimiter, repr(delimiter))
-    why = f"{shown} splits the first lines into {width} fields"
-    if skip:
-        why += f"; {skip} line{'s' if skip > 1 else ''} before the header"
-    return delimiter, skip, why
-
-
-def _sample(connection: duckdb.DuckDBPyConnection, sniffed: Sniffed) -> list[str]:
-    """Load the sample as the table `sample` (all text) and return its column names, as the header gives them."""
-    header_line = sniffed.text.splitlines()[sniffed.skip] if sniffed.text.strip() else ""
-    names: list[str] = []
-    for index, name in enumerate(next(csv.reader([header_line], delimiter=sniffed.delimiter), [])):
-        names.append(name if name and name not in names else f"{name or 'column'}_{index + 1}")
-    # A proposal is made from the rows that read: a ragged or broken row is the load's to report, not the sample's.
-    relation = connection.read_csv(io.StringIO(sniffed.text), sep=sniffed.delimiter, quotechar='"', escapechar='"',
-                                   skiprows=sniffed.skip, header=True, auto_detect=False,
-                                   columns={name: "VARCHAR" for name in names}, null_padding=True,
-                                   strict_mode=False, ignore_errors=True)
-    relation.to_table("sample")
-    return names
-
-
-def profile_columns(connection: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, Profile]:
-    """Every column of the table `sample` measured in one query."""
-    selects = [f"{_measure_sql(template, name)} AS {quote(f'{index}:{measure}')}"
-               for index, name in enumerate(names) for measure, template in MEASURES.items()]
-    cursor = connection.execute(f"SELECT {', '.join(selects)} FROM sample")
-    values = dict(zip((column[0] for column in cursor.description), cursor.fetchone(), strict=True))
-    return {name: _profile(name, {measure: values[f"{index}:{measure}"] for measure in MEASURES})
-            for index, name in enumerate(names)}
-
-
-def _measure_sql(template: str, name: str) -> str:
-    """One measure of MEASURES over the column `name`."""
-    for pattern, regex in PATTERNS.items():
-        template = template.replace("{" + pattern + "}", regex)
-    return template.replace("{c}", quote(name))
-
-
-def _profile(name: str, measured: dict) -> Profile:
-    """The shape of a column's values: the first that every filled cell has, in order of strictness."""
-    filled = measured["filled"]
-    numeric = measured["whole"] + measured["point"]
-    comma_numeric = measured["whole"] + measured["comma"]
-    date = None
-    if filled == 0:
-        shape = "empty"
-    elif measured["dates"] == filled:
-        shape, date = "date", _date_shape(measured)
-    elif measured["times"] == filled:
-        shape = "time"
-    elif measured["float_id"] == filled:
-        shape = "float_id"
-    elif measured["whole"] == filled:
-        shape = "hhmm" if measured["hhmm"] == filled and re.search("time|zeit|heure|hora", name, re.I) else "whole"
-    elif (numeric == filled and measured["point"]) or (comma_numeric == filled and measured["comma"]):
-        shape = "decimal"
-    elif not measured["spaced"] and (measured["longest"] or 0) <= 40:
-        shape = "code"
-    else:
-        shape = "text"
-    decimal_comma = shape == "decimal" and comma_numeric == filled and measured["comma"] > 0
-    thousands = ("." if measured["dot_thousands"] else "") if decimal_comma else (
-        "," if shape == "decimal" and measured["comma_thousands"] else "")
-    return Profile(name, measured["distinct"], shape, measured["decimals"] or 0, decimal_comma, thousands,
-                   measured["negative"], measured["low"], measured["high"], date, measured["grouped"])
-
-
-def _date_shape(measured: dict) -> DateShape:
-    """The formats of a column of dates, the order of day and month decided from the values when they can."""
-    separator = measured["separator"]
-    if measured["first_digits"] == 4:
-        order, decided, why = f"%Y{separator}%m{separator}%d", True, "year first"
-    else:
-        year = "%Y" if measured["third_digits"] == 4 else "%y"
-        day_first = f"%d{separator}%m{separator}{year}"
-        if measured["first"] > 12 and measured["second"] <= 12:
-            order, decided = day_first, True
-            why = f"day first: {measured['day_first_proof']!r} has a first field above 12"
-        elif measured["second"] > 12 and measured["first"] <= 12:
-            order, decided = f"%m{separator}%d{separator}{year}", True
-            why = f"month first: {measured['month_first_proof']!r} has a second field above 12"
-        elif measured["first"] > 12:
-            order, decided = day_first, False
-            why = (f"day and month first mixed: {measured['day_first_proof']!r} and {measured['month_first_proof']!r}"
-                   " each have a field above 12; day first assumed")
-        else:
-            order, decided = day_first, False
-            why = ("day or month first cannot be told from the values: no field is above 12 (e.g. "
-                   f"{measured['low']!r}); day first assumed")
-    time_separator = measured["time_separator"] or " "
-    with_time = f"{order}{time_separator}%H:%M" + (":%S" if measured["seconds"] else "")
-    if measured["timed"] == measured["filled"]:
-        formats: tuple[str, ...] = (with_time,)
-    elif measured["timed"]:
-        formats = (with_time, order)
-    else:
-        formats = (order,)
-    if formats in (("%Y-%m-%d",), ("%Y-%m-%d %H:%M",), ("%Y-%m-%d %H:%M:%S",), ("%Y-%m-%dT%H:%M:%S",)):
-        return DateShape((), True, "ISO dates, read as they are")
-    return DateShape(formats, decided, why)
 
 
 def _role_of(name: str) -> str | None:
@@ -475,10 +213,10 @@ def _place_roles(proposal: SourceProposal) -> None:
             continue
         accepted = ROLE_SHAPES.get(role)
         if accepted is not None and profile.shape not in accepted:
-            proposal.unplaced.append((name, f"named like {_a(role)}, but {profile.describe()}"))
+            proposal.unplaced.append((name, f"named like {_with_article(role)}, but {profile.describe()}"))
             continue
         if role in proposal.roles:
-            proposal.unplaced.append((name, f"also {_a(role)}: {proposal.roles[role].name} is used"))
+            proposal.unplaced.append((name, f"also {_with_article(role)}: {proposal.roles[role].name} is used"))
             continue
         proposal.roles[role] = profile
 
@@ -511,12 +249,27 @@ def _decide_feeds(roles: dict[str, Profile], names: Sequence[str]) -> tuple[str 
     return None, "could not tell: no transaction, product, customer or store column recognised; write the entity"
 
 
+def _name_apart(proposals: list[SourceProposal]) -> None:
+    """Number the sources whose patterns give one name (sales*.csv, sales*.txt): a mapping names each once, and
+    YAML would keep only the last of two."""
+    taken: set[str] = set()
+    for proposal in proposals:
+        if proposal.contract:
+            continue
+        name, number = proposal.name, 1
+        while name in taken:
+            number += 1
+            name = f"{proposal.name}_{number}"
+        proposal.name = name
+        taken.add(name)
+
+
 def _propose_source(pattern: str, paths: tuple[Path, ...]) -> SourceProposal:
     """The source of files sharing a name pattern, from the first file's sample."""
     sniffed = sniff(paths[0])
     connection = duckdb.connect()
     try:
-        names = _sample(connection, sniffed)
+        names = load_sample(connection, sniffed)
         rows = connection.execute("SELECT count(*) FROM sample").fetchone()[0]
         proposal = SourceProposal(re.sub(r"\W+", "_", pattern.split("*")[0]).strip("_") or "export", pattern,
                                   paths, rows, None, "")
@@ -530,7 +283,7 @@ def _propose_source(pattern: str, paths: tuple[Path, ...]) -> SourceProposal:
         proposal.feeds, proposal.feeds_why = _decide_feeds(proposal.roles, names)
         _read_options(proposal, sniffed)
         if proposal.feeds:
-            _columns(proposal, connection)
+            _choose_columns(proposal, connection)
     finally:
         connection.close()
     return proposal
@@ -545,7 +298,7 @@ def _read_options(proposal: SourceProposal, sniffed: Sniffed) -> None:
         read.append(Choice("encoding", sniffed.encoding, sniffed.encoding_why))
     if sniffed.skip:
         read.append(Choice("skip", str(sniffed.skip), sniffed.delimiter_why))
-    numbers = [profile for role, profile in proposal.roles.items() if profile.shape == "decimal"]
+    numbers = [profile for profile in proposal.roles.values() if profile.shape == "decimal"]
     comma = next((profile for profile in numbers if profile.decimal_comma), None)
     if comma:
         read.append(Choice("decimal", '","', f"{comma.name}: {comma.high!r}, a decimal comma"))
@@ -555,7 +308,7 @@ def _read_options(proposal: SourceProposal, sniffed: Sniffed) -> None:
                            f"{thousands.name}: {thousands.grouped!r} groups thousands"))
 
 
-def _columns(proposal: SourceProposal, connection: duckdb.DuckDBPyConnection) -> None:
+def _choose_columns(proposal: SourceProposal, connection: duckdb.DuckDBPyConnection) -> None:
     """Our columns of the entity fed, from the roles and what follows from them."""
     roles, feeds = proposal.roles, proposal.feeds
     targets = FEED_TARGETS.get(feeds, {})
@@ -571,32 +324,34 @@ def _columns(proposal: SourceProposal, connection: duckdb.DuckDBPyConnection) ->
         _line_columns(proposal, chosen)
     if feeds in (HEADER, SALES_LINES):
         _header_columns(proposal, chosen, connection)
-    order = [column.name for entity in _entities(feeds) for column in entity.columns]
+    order = [column.name for entity in _entities_fed(feeds) for column in entity.columns]
     for profile in proposal.unknown:
         if profile.name.lower() in order and profile.name.lower() not in chosen:
             chosen[profile.name.lower()] = Choice(profile.name.lower(), column_reference(profile.name),
                                                   f"our own column name; {profile.describe()}", (profile.name,))
     proposal.columns = sorted(chosen.values(), key=lambda choice: order.index(choice.target))
-    for entity in _entities(feeds):
+    for entity in _entities_fed(feeds):
         for column in entity.required_columns:
+            # Line ids and totals the load derives when absent: _line_columns and _header_columns said so.
             if column not in chosen and column not in ("line_item_id", "total_amount"):
                 proposal.unplaced.append((column, f"no column of the file gives {column}; map one"))
 
 
-def _entities(feeds: str) -> tuple[Entity, ...]:
+def _entities_fed(feeds: str) -> tuple[Entity, ...]:
     """The entities a source feeds, parents first."""
     return (ENTITIES[HEADER], ENTITIES[LINES]) if feeds == SALES_LINES else (ENTITIES[feeds],)
 
 
 def column_reference(name: str) -> str:
     """A file column as SQL: bare when SQL reads it as that column, else in double quotes."""
+    # Only a plain identifier is parsed: sqlglot cannot even tokenize some names (Order'ID).
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return quote(name)
     try:
         parsed = sqlglot.parse_one(name, read="duckdb")
     except sqlglot.errors.ParseError:
-        parsed = None
-    if isinstance(parsed, sge.Column) and parsed.name == name and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        return name
-    return quote(name)
+        return quote(name)
+    return name if isinstance(parsed, sge.Column) and parsed.name == name else quote(name)
 
 
 def _from_column(profile: Profile, role: str, target: str) -> Choice:
@@ -606,10 +361,11 @@ def _from_column(profile: Profile, role: str, target: str) -> Choice:
         return Choice(target, f"regexp_replace({reference}, '\\.0$', '')",
                       f"ids written as {profile.low}: the .0 removed", (profile.name,))
     spec = reference if reference == profile.name else f"{{column: {json.dumps(profile.name, ensure_ascii=False)}}}"
-    return Choice(target, spec, f"named like {_a(role)}; {profile.describe()}", (profile.name,))
+    return Choice(target, spec, f"named like {_with_article(role)}; {profile.describe()}", (profile.name,))
 
 
-def _a(role: str) -> str:
+def _with_article(role: str) -> str:
+    """A role in words with its article, for reasons: 'a unit price', 'an amount'."""
     words = role.replace("_", " ")
     return f"{'an' if words[0] in 'aeio' else 'a'} {words}"
 
@@ -634,7 +390,7 @@ def _date_column(proposal: SourceProposal, chosen: dict[str, Choice], target: st
     elif time:
         proposal.unplaced.append((time.name, f"a time, but {date.name} has its own"))
     if formats:
-        column_type = next(entity.column(target).type for entity in _entities(proposal.feeds)
+        column_type = next(entity.column(target).type for entity in _entities_fed(proposal.feeds)
                            if target in entity.column_names)
         value = json.dumps(formats[0]) if len(formats) == 1 else json.dumps(list(formats))
         proposal.read.append(Choice(f"{column_type}_format", value, why))
@@ -674,8 +430,8 @@ def _line_columns(proposal: SourceProposal, chosen: dict[str, Choice]) -> None:
     if "line_item_amount" not in chosen and price and quantity:
         chosen["line_item_amount"] = Choice(
             "line_item_amount", f"round({column_reference(quantity.name)} * {column_reference(price.name)}, 2)",
-            f"no amount column: {quantity.name} × {price.name}, signed like the quantity", (quantity.name,
-                                                                                           price.name))
+            f"no amount column: {quantity.name} × {price.name}, signed like the quantity",
+            (quantity.name, price.name))
 
 
 def _header_columns(proposal: SourceProposal, chosen: dict[str, Choice],
@@ -688,19 +444,20 @@ def _header_columns(proposal: SourceProposal, chosen: dict[str, Choice],
     if "total_amount" not in chosen:
         proposal.remarks.append("total_amount: not in the file: each transaction totals its lines")
     transaction = roles.get("transaction")
-    quantity = roles.get("quantity") or roles.get("total") or roles.get("amount")
-    if "transaction_type" not in chosen and transaction and quantity:
-        ids, amounts = quote(transaction.name), quote(quantity.name)
+    signed = roles.get("quantity") or roles.get("total") or roles.get("amount")
+    if "transaction_type" not in chosen and transaction and signed:
+        c_prefixed = f"{quote(transaction.name)} LIKE 'C%'"
+        signed_value = f"TRY_CAST(replace({quote(signed.name)}, ',', '.') AS DOUBLE)"
         prefixed, negative, others = connection.execute(
-            f"SELECT count(*) FILTER (WHERE {ids} LIKE 'C%'), count(*) FILTER (WHERE {ids} LIKE 'C%' AND "
-            f"TRY_CAST(replace({amounts}, ',', '.') AS DOUBLE) < 0), count(*) FILTER (WHERE {ids} NOT LIKE 'C%') "
-            "FROM sample").fetchone()
+            f"SELECT count(*) FILTER (WHERE {c_prefixed}), "
+            f"count(*) FILTER (WHERE {c_prefixed} AND {signed_value} < 0), "
+            f"count(*) FILTER (WHERE NOT {c_prefixed}) FROM sample").fetchone()
         if prefixed and prefixed == negative and others:
             reference = column_reference(transaction.name)
             chosen["transaction_type"] = Choice(
                 "transaction_type", f"CASE WHEN {reference} LIKE 'C%' THEN 'return' ELSE 'sale' END",
                 f"cancellations: the {prefixed} line(s) whose {transaction.name} starts with C have a negative "
-                f"{quantity.name}", (transaction.name,))
+                f"{signed.name}", (transaction.name,))
 
 
 def _derive_masters(proposals: list[SourceProposal]) -> None:
@@ -729,21 +486,22 @@ def _derive_masters(proposals: list[SourceProposal]) -> None:
 
 
 def _report_unused(proposal: SourceProposal) -> None:
-    """A recognised column nothing reads (a price beside an amount when products come from their own file)."""
-    read = {name for choice in [*proposal.columns, *(c for cs in proposal.derive.values() for c in cs)]
-            for name in choice.reads}
+    """Every column nothing reads, with why: its name says no role, or its role is not used (a price beside an
+    amount when products come from their own file)."""
+    derived = [choice for choices in proposal.derive.values() for choice in choices]
+    read = {name for choice in [*proposal.columns, *derived] for name in choice.reads}
     told = {column for column, _ in proposal.unplaced}
     proposal.unplaced += [(profile.name, f"name not recognised; {profile.describe()}")
                           for profile in proposal.unknown if profile.name not in read]
     for role, profile in proposal.roles.items():
         if profile.name not in read and profile.name not in told:
-            proposal.unplaced.append((profile.name, f"{_a(role)}: not used by "
+            proposal.unplaced.append((profile.name, f"{_with_article(role)}: not used by "
                                                     f"{proposal.feeds or 'an unknown entity'}"))
 
 
-def _scalar(text: str) -> str:
+def _yaml_scalar(text: str) -> str:
     """`text` as a YAML scalar: plain when YAML reads it back unchanged, else double-quoted."""
-    if text.startswith("{") or text.startswith("["):
+    if text.startswith(("{", "[")):
         return text
     try:
         plain = yaml.safe_load(f"key: {text}") == {"key": text} and " #" not in text
@@ -753,6 +511,7 @@ def _scalar(text: str) -> str:
 
 
 def _commented(line: str, why: str) -> str:
+    """A YAML line with its reason as a comment, the comments aligned."""
     return f"{line:<46}  # {why}" if why else line
 
 
@@ -774,7 +533,7 @@ def render_yaml(proposals: Sequence[SourceProposal]) -> str:
             lines += [_commented(f"      {choice.target}: {choice.spec}", choice.why) for choice in proposal.read]
         if proposal.columns:
             lines.append("    columns:")
-            lines += [_commented(f"      {choice.target}: {_scalar(choice.spec)}", choice.why)
+            lines += [_commented(f"      {choice.target}: {_yaml_scalar(choice.spec)}", choice.why)
                       for choice in proposal.columns]
             lines += [f"      # {remark}" for remark in proposal.remarks]
         if proposal.derive:
@@ -785,7 +544,7 @@ def render_yaml(proposals: Sequence[SourceProposal]) -> str:
                     lines.append(_commented(f"      {master}: {{}}", why))
                     continue
                 lines.append(_commented(f"      {master}:", why))
-                lines += [_commented(f"        {choice.target}: {_scalar(choice.spec)}", choice.why)
+                lines += [_commented(f"        {choice.target}: {_yaml_scalar(choice.spec)}", choice.why)
                           for choice in choices]
         if proposal.unplaced:
             lines.append("    # Not placed or not decided:")
