@@ -303,7 +303,9 @@ def check_files(sources: SourceMap, paths: Sequence[Path]) -> list[dict]:
 
 def _feed_problems(path: Path, feed: Feed, rows: FileRows) -> list[dict]:
     checks = []
-    for target in feed.specs:
+    # Ours as mapped, and ours the file has by name (a file in the contract maps nothing).
+    targets = dict.fromkeys([*feed.specs, *(name for name in feed.kept.values() if name in feed.entity.column_names)])
+    for target in targets:
         column = feed.entity.column(target)
         value = f"trim({quote(target)})"
         if not (column.nullable or column.optional):
@@ -320,7 +322,8 @@ def _feed_problems(path: Path, feed: Feed, rows: FileRows) -> list[dict]:
     for index, (target, _, words) in enumerate(checks):
         count, line, examples = found[3 * index:3 * index + 3]
         if count:
-            shown = ", ".join(repr(value) for value in (examples or [])[:CHECK_EXAMPLES])
+            shown = ", ".join("(empty)" if value is None else repr(value)
+                              for value in (examples or [])[:CHECK_EXAMPLES])
             problems.append({"file": path.name, "column": f"{feed.entity.name}.{target}", "rows": count,
                              "first_line": line, "problem": words, "examples": shown})
     return problems
