@@ -53,6 +53,9 @@ TYPE_WORDS = {
 LINEAGE_COLUMNS = ("_batch_id", "_source_file", "_source_line")
 #: The category of a product whose export gives none.
 UNCATEGORISED = "(uncategorised)"
+#: What separates the ids of a list cell (a promotion's products or stores): never part of an id, since a
+#: sale's product_id or store_id holding one is rejected as several values.
+LIST_SEPARATORS = ("|", ",", ";")
 
 
 @dataclass(frozen=True)
@@ -185,9 +188,16 @@ ENTITIES: dict[str, Entity] = {
                 _c(
                     "discount_percentage",
                     "percent",
-                    "Discount in percent (15.00 = 15%); a value below 1 is read as a fraction (0.15 = 15%).",
+                    "Discount in percent (15.00 = 15%); a value below 1 is read as a fraction (0.15 = 15%). Empty "
+                    "or absent = none advertised (a display or mailer placement: its lines carry the discount).",
+                    nullable=True, optional=True,
                 ),
-                _c("applicable_category", "text", "Product category it applies to; ALL = every category."),
+                _c("applicable_category", "text", "Product category it applies to; ALL = every category. A "
+                   "promotion names a category or products, not both.", nullable=True, optional=True),
+                _c("applicable_products", "text", "Product ids it applies to instead of a category: one, or a "
+                   "list separated by | (or , or ;) such as P1|P2.", nullable=True, optional=True),
+                _c("applicable_stores", "text", "Store ids it runs at, one or a list as applicable_products; "
+                   "empty = every store.", nullable=True, optional=True),
             ),
             ("promotion_id",),
             master=True,
@@ -245,6 +255,9 @@ ENTITIES: dict[str, Entity] = {
                 _c("quantity", "int", "Units sold; negative = units returned. Never 0."),
                 _c("line_item_amount", "money", "Amount charged for the line after discount: 0 for a free line, "
                    "negative (like its quantity) for a returned line."),
+                _c("discount_amount", "money", "Money off the line's price when the export says (a sold line's is "
+                   "positive, a returned line's negative, like the amount); empty or absent = list price × "
+                   "quantity − amount.", nullable=True, optional=True),
             ),
             ("line_item_id",),
             (

@@ -32,6 +32,8 @@ CASES = {
     "non_zero": ({"column": "current_stock_level"}, ["P1,A,Food,1,-1", "P2,B,Food,1,0"], "must not be 0, got '0'"),
     "same_sign": ({"column": "current_stock_level", "params": {"other": "unit_price"}},
                   ["P1,A,Food,0.00,-2", "P2,B,Food,1.00,-2"], "have opposite signs"),
+    "one_of": ({"params": {"columns": ["unit_price", "current_stock_level"]}}, ["P1,A,Food,,1", "P2,B,Food,1,1"],
+               "give one of unit_price, current_stock_level, not several: unit_price '1', current_stock_level '1'"),
     "sign_by_type": ({"column": "current_stock_level",
                       "params": {"by": "product_category", "non_negative": ["food"], "non_positive": ["Refund"]}},
                      ["P1,A,Refund,1,-1", "P2,B,FOOD,1,-1"], "'-1' has the wrong sign for a FOOD (product_category)"),

@@ -113,7 +113,7 @@ def test_a_bad_rules_file_stops_the_command_with_one_line_and_exit_code_2(tmp_pa
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: {path}:4: rule #1 (x): unknown kind 'nonsense'; one of compare, exists_in, free_line, in_range, "
-        "in_set, matches_regex, non_negative, non_zero, not_null, positive, promotion_applicable, same_sign, "
+        "in_set, matches_regex, non_negative, non_zero, not_null, one_of, positive, promotion_applicable, same_sign, "
         "sign_by_type, single_value, sums_to, unique, valid_type; fix the rules file"]
 
 

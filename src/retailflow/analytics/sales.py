@@ -23,10 +23,12 @@ ASSORTMENT_WINDOW_DAYS = 14
 
 def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> ir.Table:
     """One row per staged line of a counted transaction (not a void): store, day, weekday (0 = Monday), product,
-    category, units and revenue (negative for a returned line), list value.
+    category, units and revenue (negative for a returned line), list value, and whether the line gave its own
+    discount.
 
-    The list value is the list price × units, or the line's own amount where the product has no list price (an
-    export without prices): its discount is then unknown and counted as none, never invented.
+    The list value is the amount plus the line's own discount_amount where the export gives one (the price the
+    retailer itself says it took off), else the list price × units, else the line's own amount (an export without
+    prices or discounts): its discount is then unknown and counted as none, never invented.
     """
     joined = line_items.join(counted_transactions(headers), "transaction_id").join(products, "product_id")
     revenue = joined.line_item_amount.cast("decimal(18, 2)")
@@ -35,7 +37,9 @@ def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> 
         product_category=joined.product_category, promotion_id=joined.promotion_id,
         sale_date=joined.transaction_date.date(), weekday=joined.transaction_date.day_of_week.index(),
         units=joined.quantity, revenue=revenue,
-        list_value=(joined.unit_price * joined.quantity).cast("decimal(18, 2)").fill_null(revenue),
+        list_value=(revenue + joined.discount_amount).cast("decimal(18, 2)").fill_null(
+            (joined.unit_price * joined.quantity).cast("decimal(18, 2)")).fill_null(revenue),
+        own_discount=joined.discount_amount.notnull(),
     )
 
 

@@ -12,7 +12,7 @@ from retailflow.output import FORMAT_OPTION, Format, console, errors, render
 if TYPE_CHECKING:
     from retailflow.report.inputs import Missing
 
-PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "status", "days_observed", "promoted_units",
+PROMOTION_COLUMNS = ["rank", "promotion_id", "product_category", "product_id", "status", "days_observed", "promoted_units",
                      "expected_units", "lift_units_pct", "lift_revenue_pct", "incremental_revenue", "discount_cost",
                      "overlap_days", "promotion_lift_pct"]
 TOP_COLUMNS = ["rank", "product_id", "product_name", "product_category", "units", "revenue", "average_price"]

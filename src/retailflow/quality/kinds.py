@@ -17,6 +17,7 @@ from typing import Any, Callable
 import ibis
 import ibis.expr.types as ir
 
+from retailflow.id_lists import names
 from retailflow.model import ENTITIES, TYPE_WORDS
 from retailflow.quality.context import CheckContext
 from retailflow.quality.rules import Rule
@@ -241,18 +242,23 @@ def _sums_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
 
 
 def _promotion_prepare(ctx: CheckContext, rule: Rule | None = None) -> tuple[str, str, str]:
-    """Ask for the transaction's date, the promotion's window and category, and the product's category."""
-    return (ctx.reference("store_sales_header", "transaction_id", "transaction_id", ["transaction_date"]),
-            ctx.reference("promotion_details", "promotion_id", "promotion_id",
-                          ["start_date", "end_date", "applicable_category"]),
+    """Ask for the transaction's date and store, the promotion's window, category, products and stores, and the
+    product's category."""
+    return (ctx.reference("store_sales_header", "transaction_id", "transaction_id", ["transaction_date", "store_id"]),
+            ctx.reference("promotion_details", "promotion_id", "promotion_id", ["start_date", "end_date",
+                          "applicable_category", "applicable_products", "applicable_stores"]),
             ctx.reference("products", "product_id", "product_id", ["product_category"]))
 
 
 def _promotion_facts(ctx: CheckContext) -> dict[str, ir.Value]:
-    """The day, window and categories the promotion rule compares, once the references are joined."""
+    """The day, store, window, categories, products and stores the promotion rule compares, once the references
+    are joined."""
     header, promotion, product = _promotion_prepare(ctx)
-    return {"day": ctx.table[f"{header}_transaction_date"].date(), "start": ctx.table[f"{promotion}_start_date"],
-            "end": ctx.table[f"{promotion}_end_date"], "applies_to": ctx.table[f"{promotion}_applicable_category"],
+    return {"day": ctx.table[f"{header}_transaction_date"].date(), "store": ctx.table[f"{header}_store_id"],
+            "start": ctx.table[f"{promotion}_start_date"], "end": ctx.table[f"{promotion}_end_date"],
+            "applies_to": ctx.table[f"{promotion}_applicable_category"],
+            "products": ctx.table[f"{promotion}_applicable_products"],
+            "stores": ctx.table[f"{promotion}_applicable_stores"],
             "category": ctx.table[f"{product}_product_category"]}
 
 
@@ -260,18 +266,46 @@ def _promotion_fails(ctx: CheckContext, rule: Rule) -> ir.BooleanValue:
     found = _promotion_facts(ctx)
     outside = (found["day"] < found["start"]) | (found["day"] > found["end"])
     wrong_category = (found["applies_to"].upper() != "ALL") & (found["applies_to"] != found["category"])
+    wrong_product = found["products"].notnull() & ~names(found["products"], ctx.typed("product_id"))
+    wrong_store = found["stores"].notnull() & ~names(found["stores"], found["store"].fill_null(""))
     return (ctx.typed("promotion_id").notnull() & found["start"].notnull() & found["day"].notnull()
-            & (outside | wrong_category.fill_null(False)))
+            & (outside | wrong_category.fill_null(False) | wrong_product | wrong_store))
 
 
 def _promotion_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
     found = _promotion_facts(ctx)
+    stores = ibis.ifelse(found["stores"].isnull(), "", sentence(" at ", found["stores"]))
     return sentence(
-        "promotion ", shown(ctx.text("promotion_id")), " (", found["applies_to"].fill_null("?"),
+        "promotion ", shown(ctx.text("promotion_id")), " (",
+        found["applies_to"].fill_null(sentence("products ", found["products"].fill_null("?"))), stores,
         ", ", found["start"].cast("string"), " to ", found["end"].cast("string"),
         ") does not apply to product ", shown(ctx.text("product_id")), " (",
         found["category"].fill_null("unknown category"), ") on ", found["day"].cast("string"),
+        ibis.ifelse(found["stores"].isnull(), "", sentence(" at ", found["store"].fill_null("?"))),
     )
+
+
+def _one_of_params(rule: Rule) -> str | None:
+    columns = rule.params.get("columns")
+    entity = ENTITIES[rule.entity]
+    if (not isinstance(columns, list) or len(columns) < 2
+            or any(column not in entity.column_names for column in columns)):
+        return f"one_of needs params.columns, a list of two or more columns of {rule.entity}"
+    return None
+
+
+def _given(ctx: CheckContext, rule: Rule) -> ir.IntegerValue:
+    """How many of the rule's columns the row gives (not empty)."""
+    return sum((ctx.text(column).notnull().ifelse(1, 0) for column in rule.params["columns"]), ibis.literal(0))
+
+
+def _one_of_reason(ctx: CheckContext, rule: Rule) -> ir.StringValue:
+    named = ", ".join(rule.params["columns"])
+    # Each given column as ", name 'value'"; the first separator is cut.
+    given = sentence(*[ibis.ifelse(ctx.text(column).notnull(), sentence(f", {column} ", shown(ctx.text(column))), "")
+                       for column in rule.params["columns"]]).substr(2)
+    return ibis.ifelse(_given(ctx, rule) == 0, ibis.literal(f"none of {named} is given; give one"),
+                       sentence(f"give one of {named}, not several: ", given))
 
 
 def _other_numeric(rule: Rule) -> str | None:
@@ -426,6 +460,12 @@ KINDS: dict[str, Kind] = {
         reason=_sums_reason,
         check_params=_sums_params,
         prepare=_sums_prepare,
+    ),
+    "one_of": Kind(
+        fails=lambda ctx, rule: _given(ctx, rule) != 1,
+        reason=_one_of_reason,
+        needs_column=False,
+        check_params=_one_of_params,
     ),
     "promotion_applicable": Kind(
         fails=_promotion_fails,

@@ -187,11 +187,12 @@ def promotions(backend: Backend) -> Section:
         row["window"] = f"{label(row['start_date'])} to {label(row['end_date'])}"
     top = {row["promotion"] for row in ranked if row["rank"] is not None and row["rank"] <= 3}
     cells = backend.fetch_dicts(effect.filter(effect.status == "ok").select(
-        "promotion_id", "product_category", "promoted_units", "expected_units", "lift_units_pct", "rank")
-        .order_by([ibis.asc("rank", nulls_first=False), "promotion_id", "product_category"]).limit(PROMOTION_LIMIT))
+        "promotion_id", "product_category", "product_id", "promoted_units", "expected_units", "lift_units_pct", "rank")
+        .order_by([ibis.asc("rank", nulls_first=False), "promotion_id", "product_category", "product_id"])
+        .limit(PROMOTION_LIMIT))
     for row in cells:
         star = "★ " if row["rank"] is not None and row["rank"] <= 3 else ""
-        row["cell"] = f"{star}{row['promotion_id']} · {label(row['product_category'])}"
+        row["cell"] = f"{star}{row['promotion_id']} · {label(row['product_id'] or row['product_category'])}"
     ok = effect.filter(effect.status == "ok")
     by_category = backend.fetch_dicts(ok.group_by("product_category").aggregate(
         promoted_units=ok.promoted_units.sum(), expected_units=ok.expected_units.sum()).order_by("product_category"))
@@ -206,7 +207,8 @@ def promotions(backend: Backend) -> Section:
                            hover=["window", "discount_percentage", "promoted_units", "expected_units"]),
                 charts.bar(cells, "cell", {"expected_units": "baseline (expected) units",
                                            "promoted_units": "promoted units"},
-                           "Baseline vs promoted units by promotion × category (★ = top 3)", value_format=DECIMAL,
+                           "Baseline vs promoted units by promotion × category or product (★ = top 3)",
+                           value_format=DECIMAL,
                            colors={"expected_units": charts.GREY, "promoted_units": charts.BLUE},
                            hover=["lift_units_pct"]),
                 charts.bar(by_category, "product_category", {"lift_pct": "lift %"}, "Lift % by category",
@@ -214,7 +216,8 @@ def promotions(backend: Backend) -> Section:
         tables=[table("Ranking by % sales increase", ranked,
                       ["rank", "promotion_id", "promotion_name", "window", "discount_percentage", "promoted_units",
                        "expected_units", "lift_pct", "status"],
-                      note="Expected units: in-stock store-product-days × the category's weekday baseline rate.")])
+                      note="Expected units: in-stock store-product-days × the weekday baseline rate of the category "
+                           "(of the product, for a promotion of products).")])
     daily = _promotion_days(backend, [row["promotion_id"] for row in ranked[:DAILY_PROMOTION_LIMIT]])
     if daily:
         result.charts.append(charts.bars_by_choice(
@@ -222,21 +225,27 @@ def promotions(backend: Backend) -> Section:
             "Daily units per in-stock store-product-day around a promotion", names=("promoted day", "other day"),
             value_title="units per store-product-day",
             note=f"Pick a promotion from the menu; {DAILY_WINDOW_DAYS} days either side of its window, "
-                 "over the categories it covers."))
+                 "over the categories (or products) it covers."))
     return result
 
 
 def _promotion_days(backend: Backend, promotion_ids: list[str]) -> list[dict]:
-    """Per promotion and day around its window: units per in-stock cell over its categories, promoted or not."""
+    """Per promotion and day around its window: units per in-stock cell over its categories (its products, for a
+    promotion of products), promoted or not."""
     if not promotion_ids:
         return []
     effect, daily = stored("analytics.promotion_effectiveness"), stored("analytics.promotion_daily")
     windows = effect.filter(effect.promotion_id.isin(promotion_ids)).select(
-        "promotion_id", "promotion_name", "product_category", "start_date", "end_date")
-    days = daily.select("product_category", "sale_date", "units", "cells", applying=daily.promotion_id)
+        "promotion_id", "promotion_name", "product_category", "product_id", "start_date", "end_date")
+    days = daily.select("product_category", "product_id", "sale_date", "units", "cells", applying=daily.promotion_id)
+    # A category's day is the sum of its rows; a listed product's, the rows holding its cells.
+    by_category = windows.filter(windows.product_id.isnull()).join(days, "product_category")
+    by_product = windows.filter(windows.product_id.notnull()).join(days, "product_id")
+    columns = ["promotion_id", "promotion_name", "start_date", "end_date", "sale_date", "units", "cells", "applying"]
+    joined = by_category.select(*columns).union(by_product.select(*columns))
     margin = ibis.interval(days=DAILY_WINDOW_DAYS)
-    joined = windows.join(days, "product_category").filter(
-        lambda t: (t.sale_date >= t.start_date - margin) & (t.sale_date <= t.end_date + margin))
+    joined = joined.filter((joined.sale_date >= joined.start_date - margin)
+                           & (joined.sale_date <= joined.end_date + margin))
     rows = backend.fetch_dicts(joined.group_by(["promotion_id", "promotion_name", "sale_date"]).aggregate(
         units=joined.units.sum(), cells=joined.cells.sum(),
         applied=(joined.applying == joined.promotion_id).ifelse(1, 0).max()).order_by(["promotion_id", "sale_date"]))
