@@ -8,7 +8,8 @@ from pathlib import Path
 
 import duckdb
 
-from retailflow.backends import Backend, csv_reader
+from retailflow.backends import Backend
+from retailflow.sources import parsing
 from retailflow.model import ENTITIES, Entity, entity_for_file
 from retailflow.quality.context import with_typed
 
@@ -35,7 +36,7 @@ def create_floor_tables(backend: Backend, files: list[Path]) -> dict[str, list[t
     (extra, denormalised columns too) and a typed, keyed staging.floor_<entity>; returns (file, header) by entity."""
     by_entity: dict[str, list[tuple[Path, list[str]]]] = {}
     for path in files:
-        by_entity.setdefault(entity_for_file(path).name, []).append((path, csv_reader.read_header(path)))
+        by_entity.setdefault(entity_for_file(path).name, []).append((path, parsing.read_header(path)))
     for entity_name, entity_files in by_entity.items():
         entity = ENTITIES[entity_name]
         names = dict.fromkeys(column for _, header in entity_files for column in header)

@@ -13,7 +13,8 @@ import pytest
 
 from helpers import write_csv
 from retailflow import audit
-from retailflow.backends import connect, csv_reader
+from retailflow.backends import connect
+from retailflow.sources import parsing
 from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
 from retailflow.stages import load_and_validate
@@ -23,13 +24,13 @@ from retailflow.quality.rules import Rule, load_rules
 
 def test_each_file_is_parsed_once_and_every_row_lands(backend, sample_dir, monkeypatch):
     parsed = []
-    original = csv_reader.FileRows.select_sql
+    original = parsing.FileRows.select_sql
 
     def counting(rows, *args, **kwargs):
         parsed.append(rows.path.name)
         return original(rows, *args, **kwargs)
 
-    monkeypatch.setattr(csv_reader.FileRows, "select_sql", counting)
+    monkeypatch.setattr(parsing.FileRows, "select_sql", counting)
     ingested, outcome = load_and_validate(backend, discover([sample_dir]), load_rules())
     assert sorted(parsed) == sorted(result.path.name for result in ingested)
     assert outcome.checked == sum(result.rows for result in ingested) > 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from retailflow.backends import Backend
-from retailflow.backends import csv_reader
+from retailflow.sources import parsing
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, Entity
 from retailflow.privacy.pseudonyms import suppress_erased
@@ -89,13 +89,13 @@ def _plan(backend: Backend, path: Path, source: Source | Entity, earlier: dict[s
     if isinstance(source, Entity):
         source = contract_source(source)
     if source.contract:
-        return plan_file(path, source, csv_reader.sha256_of(path), None)
+        return plan_file(path, source, parsing.sha256_of(path), None)
     rows = backend.fetch_dicts(f"SELECT columns FROM audit.batches WHERE source = {backend.literal(source.name)} "
                                "AND mode <> 'derived' ORDER BY batch_id")
     headers = [[name for name in str(row["columns"] or "").split(",") if name] for row in rows]
     headers += earlier.get(source.name, [])
     known = sorted({name for header in headers for name in header}) or None
-    plan = plan_file(path, source, csv_reader.sha256_of(path), known, headers[0] if headers else None)
+    plan = plan_file(path, source, parsing.sha256_of(path), known, headers[0] if headers else None)
     earlier.setdefault(source.name, []).append(plan.header)
     return plan
 
@@ -132,7 +132,7 @@ def _load(backend: Backend, plan: FilePlan, restate: bool = False) -> list[Inges
     return results
 
 
-def _load_feed(backend: Backend, plan: FilePlan, feed: Feed, rows: csv_reader.FileRows,
+def _load_feed(backend: Backend, plan: FilePlan, feed: Feed, rows: parsing.FileRows,
                restate: bool) -> IngestResult:
     entity = feed.entity
     previous = backend.fetch_dicts(

@@ -13,7 +13,7 @@ import ibis
 import ibis.expr.types as ir
 import sqlglot.expressions as sge
 
-from retailflow.backends.csv_reader import FileRows
+from retailflow.sources.parsing import FileRows
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
 
@@ -461,8 +461,9 @@ class Backend(abc.ABC):
         # MariaDB: typing 100k line items 1.64 s -> 0.57 s.
         return ibis.ifelse((cell < "!") | (cell.right(1) < "!"), trimmed, cell)
 
-    def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
-        """Typed value of a trimmed text cell (NULL when empty), NULL when it is not a valid value of that type."""
+    def parse(self, trimmed: ir.StringValue, logical_type: str, column: str | None = None) -> ir.Value:
+        """Typed value of a trimmed text cell (NULL when empty), NULL when it is not a valid value of that type;
+        `column` names the model column it is of, for an engine that types some columns apart (MySQL's keys)."""
         if logical_type == "text":
             return trimmed
         ibis_type = IBIS_TYPES[logical_type]

@@ -11,7 +11,7 @@ import duckdb
 import ibis.expr.types as ir
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
-from retailflow.backends import csv_reader
+from retailflow.sources import parsing
 from retailflow.backends.base import Backend, IntegerSums
 from retailflow.errors import UserError
 
@@ -108,7 +108,7 @@ class DuckDBBackend(Backend):
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return value.try_cast(logical_type)
 
-    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+    def bulk_load(self, rows: parsing.FileRows, table: str, batch_id: int, source_name: str) -> int:
         columns = ", ".join(self.quote(name) for name in [*rows.columns, "_batch_id", "_source_file", "_source_line"])
         # Numbering the rows with a window in the same statement hands them on from one thread, and
         # the compressing insert after it then ran on that one thread too (1M line items: 2.2 s). The
@@ -119,7 +119,7 @@ class DuckDBBackend(Backend):
         try:
             loaded = self.execute(f"INSERT INTO {target} ({columns}) {select}")
         except duckdb.Error as error:
-            raise csv_reader.explain_read_error(rows.path, error) from None
+            raise parsing.explain_read_error(rows.path, error) from None
         if rows.numbers_itself:
             return loaded
         self.execute(f"UPDATE {target} SET _source_line = rowid - (SELECT min(rowid) FROM {target} "

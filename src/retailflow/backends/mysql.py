@@ -26,11 +26,10 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
-from retailflow.backends import csv_reader
+from retailflow.sources import parsing
 from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, IntegerSums, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
-from retailflow.quality.context import TRIMMED_PREFIX
 
 #: Key columns need a length in MySQL; 255 characters of utf8mb4 stay inside InnoDB's key limit.
 KEY_VARCHAR = "VARCHAR(255)"
@@ -326,12 +325,12 @@ class MySQLBackend(Backend):
     def grant_schema_read(self, role: str, schema: str) -> None:
         self.execute_built(f"GRANT SELECT ON {self.quote(self.catalog_schema(schema))}.* TO {self.quote(role)}")
 
-    def parse(self, trimmed: ir.StringValue, logical_type: str) -> ir.Value:
+    def parse(self, trimmed: ir.StringValue, logical_type: str, column: str | None = None) -> ir.Value:
         # Key cells become VARCHAR(255) (see TEXT_KEY_COLUMNS); ingest refuses longer keys, so nothing is cut.
-        if logical_type == "text" and trimmed.get_name().removeprefix(TRIMMED_PREFIX) in TEXT_KEY_COLUMNS:
+        if logical_type == "text" and column in TEXT_KEY_COLUMNS:
             # Typed as plain text for Ibis (unions with staging's keys), VARCHAR(255) in the SQL.
             return trimmed.cast(KEY_STRING).cast("string")
-        return super().parse(trimmed, logical_type)
+        return super().parse(trimmed, logical_type, column)
 
     def lock_for_writing(self) -> None:
         if not self.scalar(f"SELECT GET_LOCK({self.literal('retailflow:' + self.database)}, 0)"):
@@ -355,7 +354,7 @@ class MySQLBackend(Backend):
         finally:
             self.scalar(f"SELECT RELEASE_LOCK({self.literal('retailflow-schema:' + self.database)})")
 
-    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+    def bulk_load(self, rows: parsing.FileRows, table: str, batch_id: int, source_name: str) -> int:
         columns = [*rows.columns, "_batch_id", "_source_file", "_source_line"]
         keys = [name for name in rows.columns if name in TEXT_KEY_COLUMNS]
         select = _refusing_long_keys(rows.select_sql(batch_id, source_name), keys)
@@ -373,7 +372,7 @@ class MySQLBackend(Backend):
                     line, name, size = long_key.groups()
                     raise UserError(f"{path}:{line}: {name} is {size} characters long; keys on MySQL / MariaDB "
                                     f"hold at most {KEY_STRING.length}: shorten it, or use DuckDB or PostgreSQL") from None
-                raise csv_reader.explain_read_error(path, error) from None
+                raise parsing.explain_read_error(path, error) from None
             target = ", ".join(self.quote(name) for name in columns)
             return int(self.execute_built(
                 f"LOAD DATA LOCAL INFILE {self.literal(str(parsed))} INTO TABLE {self.qualified('raw', table)} "

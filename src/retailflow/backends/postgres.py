@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 import psycopg
 from psycopg import pq
 
-from retailflow.backends import csv_reader
+from retailflow.sources import parsing
 from retailflow.backends.base import Backend, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import TYPE_PATTERNS
@@ -331,7 +331,7 @@ class PostgresBackend(Backend):
                 f"{_SAFE_CAST_CHECKS[sql_type]}\n  RETURN value::{sql_type};\nEND $body$"
             )
 
-    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+    def bulk_load(self, rows: parsing.FileRows, table: str, batch_id: int, source_name: str) -> int:
         columns = [*rows.columns, "_batch_id", "_source_file", "_source_line"]
         select = rows.select_sql(batch_id, source_name)
         path = rows.path
@@ -342,7 +342,7 @@ class PostgresBackend(Backend):
                 # exactly how COPY ... CSV tells them apart.
                 self._csv_parser.execute(f"COPY ({select}) TO '{parsed}' (FORMAT csv, HEADER false)")
             except duckdb.Error as error:
-                raise csv_reader.explain_read_error(path, error) from None
+                raise parsing.explain_read_error(path, error) from None
             target = f"{self.qualified('raw', table)} ({', '.join(self.quote(name) for name in columns)})"
             try:
                 with self._raw.cursor() as cursor:

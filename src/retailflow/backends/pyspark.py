@@ -42,7 +42,7 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 from ibis.backends.sql.dialects import PySpark
 
-from retailflow.backends import csv_reader
+from retailflow.sources import parsing
 from retailflow.backends.base import Backend
 from retailflow.errors import UserError
 
@@ -431,7 +431,7 @@ class PySparkBackend(Backend):
         # Spark's TRY_CAST gives NULL for a day that does not exist (2024-02-30).
         return value.try_cast(logical_type)
 
-    def bulk_load(self, rows: csv_reader.FileRows, table: str, batch_id: int, source_name: str) -> int:
+    def bulk_load(self, rows: parsing.FileRows, table: str, batch_id: int, source_name: str) -> int:
         """DuckDB parses the file (as for every engine), Spark reads the rows it wrote as Parquet.
 
         That is Spark's native bulk path (spark.read) fed by the one parser every engine shares,
@@ -448,7 +448,7 @@ class PySparkBackend(Backend):
                 duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT parquet)")
                 return self._append(self._session.read.parquet(str(parsed)), "raw", table)
         except duckdb.Error as error:
-            raise csv_reader.explain_read_error(rows.path, error) from None
+            raise parsing.explain_read_error(rows.path, error) from None
 
 
 def _lock_warehouse(warehouse: Path) -> None:

@@ -35,7 +35,7 @@ def with_typed(backend: Backend, entity: Entity, candidates: ir.Table, names: Se
         return text
 
     def value(column: Column, trimmed: ir.Table) -> ir.Value:
-        parsed = backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type)
+        parsed = backend.parse(trimmed[TRIMMED_PREFIX + column.name], column.type, column.name)
         return parsed if column.default is None else parsed.fill_null(column.default)
 
     trimmed = candidates.mutate(**{TRIMMED_PREFIX + column.name: cell(column) for column in columns})

@@ -20,7 +20,7 @@ import ibis.expr.types as ir
 from retailflow.id_lists import names
 from retailflow.model import ENTITIES, TYPE_WORDS
 from retailflow.quality.context import CheckContext
-from retailflow.quality.rules import Rule
+from retailflow.quality.rule import Rule
 from retailflow.tables import matching
 
 MAX_SHOWN = 80

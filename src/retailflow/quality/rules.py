@@ -7,52 +7,21 @@ the finding in audit.warnings.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
+from retailflow.quality.kinds import KINDS
+from retailflow.quality.rule import Rule
 from retailflow.yaml_file import parse_yaml, read_yaml
 
-RULE_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,120}$")
-
-
-class Rule(BaseModel):
-    """One data-quality rule."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: str
-    entity: str
-    kind: str
-    column: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    severity: Literal["reject", "warn"] = "reject"
-    description: str = ""
-    #: Largest share of a day's rows (percent) that may fail before schedulers stop the day's downstream
-    #: stages (a blocking Dagster asset check); quarantine happens either way.
-    max_failed_pct: float | None = Field(None, ge=0, le=100)
-
-    @field_validator("id")
-    @classmethod
-    def _id_is_plain(cls, value: str) -> str:
-        if not RULE_ID.match(value):
-            raise ValueError("use letters, digits, '.', '_' or '-' (at most 120)")
-        return value
-
-    @field_validator("entity")
-    @classmethod
-    def _entity_known(cls, value: str) -> str:
-        if value not in ENTITIES:
-            raise ValueError(f"unknown entity {value!r}; one of {', '.join(ENTITIES)}")
-        return value
-
+__all__ = ["Rule", "load_rules", "model_rules"]
 
 def model_rules() -> list[Rule]:
     """Rules implied by the data model: required values, types, keys and references."""
@@ -142,8 +111,6 @@ def load_rules(path: Path | None = None) -> list[Rule]:
 
     Any problem stops with one line naming the file and the line of the rule (or its key).
     """
-    from retailflow.quality.kinds import KINDS
-
     rules = {rule.id: rule for rule in model_rules()}
     for source in [_read_yaml(None)] + ([_read_yaml(path)] if path else []):
         seen: dict[str, int] = {}

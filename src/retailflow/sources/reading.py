@@ -1,5 +1,5 @@
 """Planning the read of one received file: its header checked against its source, the drift found, and for
-each entity it feeds the columns raw receives and the SQL of each (backends.csv_reader.FileRows).
+each entity it feeds the columns raw receives and the SQL of each (backends.parsing.FileRows).
 
 Raw keeps the file's own columns as received (lower-case names) and, beside them, our columns as the mapping
 gives them. A file column whose name is one of ours that the mapping computes otherwise is kept as
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from retailflow.backends.csv_reader import FileRows, first_line, read_header, relation_sql
+from retailflow.sources.parsing import FileRows, first_line, read_header, relation_sql
 from retailflow.config import anonymous_ids
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, LINEAGE_COLUMNS, TYPE_PATTERNS, TYPE_WORDS, Entity
