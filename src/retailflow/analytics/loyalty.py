@@ -18,7 +18,6 @@ credited points).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 
 import ibis
@@ -29,6 +28,7 @@ from retailflow.analytics.purchases import PURCHASES
 from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
+from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
 
@@ -55,7 +55,7 @@ STAGE = "loyalty"
 
 def tiers_from_env() -> tuple[tuple[str, int], ...]:
     """Tier thresholds from RETAILFLOW_LOYALTY_TIERS ("Bronze:0,Silver:500,Gold:1500,Platinum:4000")."""
-    text = os.environ.get("RETAILFLOW_LOYALTY_TIERS")
+    text = env("RETAILFLOW_LOYALTY_TIERS")
     if not text:
         return DEFAULT_TIERS
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import duckdb
 import ibis.expr.types as ir
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
+from retailflow.config import env
 from retailflow.sources import parsing
 from retailflow.backends.base import Backend, IntegerSums
 from retailflow.errors import UserError
@@ -68,7 +68,7 @@ class DuckDBBackend(Backend):
         settings = [("TimeZone", "UTC"), ("python_enable_replacements", False), ("preserve_insertion_order", True)]
         for setting, variable, default in (("memory_limit", "RETAILFLOW_DUCKDB_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT),
                                            ("threads", "RETAILFLOW_DUCKDB_THREADS", None)):
-            value = os.environ.get(variable) or default
+            value = env(variable) or default
             if value:
                 settings.append((setting, value))
         for setting, value in settings:

@@ -9,7 +9,6 @@ parsed once with sqlglot and re-written for MySQL: schema names mapped, types si
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import tempfile
 import warnings
@@ -28,6 +27,7 @@ from sqlglot.dialects.mysql import MySQL
 
 from retailflow.sources import parsing
 from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, IntegerSums, hmac_pads
+from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
 
@@ -405,7 +405,7 @@ def _refusing_long_keys(select: str, keys: Sequence[str]) -> str:
 
 def _join_buffer_bytes() -> int:
     """The session's join buffer in bytes: RETAILFLOW_MYSQL_JOIN_BUFFER (e.g. 256M, 1G or bytes), else DEFAULT_JOIN_BUFFER."""
-    value = os.environ.get("RETAILFLOW_MYSQL_JOIN_BUFFER") or DEFAULT_JOIN_BUFFER
+    value = env("RETAILFLOW_MYSQL_JOIN_BUFFER") or DEFAULT_JOIN_BUFFER
     size = re.fullmatch(r"\s*([0-9]+)\s*([KMG]?)B?\s*", value, flags=re.IGNORECASE)
     if not size:
         raise UserError(f"RETAILFLOW_MYSQL_JOIN_BUFFER={value!r} is not a size: write bytes or a number with K, M or G "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,6 +16,7 @@ import ibis.expr.types as ir
 import psycopg
 from psycopg import pq
 
+from retailflow.config import env
 from retailflow.sources import parsing
 from retailflow.backends.base import Backend, hmac_pads
 from retailflow.errors import UserError
@@ -134,7 +134,7 @@ class PostgresBackend(Backend):
     def _with_session_settings(self, connection: ibis.BaseBackend) -> ibis.BaseBackend:
         for name, value in SESSION_SETTINGS.items():
             connection.con.execute(f"SET {name} = {self.literal(value)}")
-        work_mem = os.environ.get("RETAILFLOW_POSTGRES_WORK_MEM") or DEFAULT_WORK_MEM
+        work_mem = env("RETAILFLOW_POSTGRES_WORK_MEM") or DEFAULT_WORK_MEM
         try:
             connection.con.execute(f"SET work_mem = {self.literal(work_mem)}")
         except psycopg.Error as error:

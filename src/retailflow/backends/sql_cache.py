@@ -24,6 +24,8 @@ from pathlib import Path
 
 import ibis.expr.types as ir
 
+from retailflow.config import env
+
 MAX_ENTRIES = 4000
 _memory: dict[str, str] = {}
 
@@ -53,10 +55,10 @@ def fingerprint(expr: ir.Expr) -> str:
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("RETAILFLOW_CACHE_DIR")
+    configured = env("RETAILFLOW_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"  # the desktop standard's variable, not ours
     return Path(base) / "retailflow"
 
 

@@ -9,6 +9,7 @@ import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
+from retailflow.config import env, env_flag
 from retailflow.errors import UserError
 
 log = logging.getLogger("retailflow.notify")
@@ -68,16 +69,16 @@ class SmtpSender:
     name = "smtp"
 
     def __init__(self) -> None:
-        self.host = os.environ.get("RETAILFLOW_SMTP_HOST", "")
+        self.host = env("RETAILFLOW_SMTP_HOST") or ""
         if not self.host:
             raise UserError("set RETAILFLOW_SMTP_HOST (and _PORT, _STARTTLS, _USER, _PASSWORD) to send by SMTP")
-        port = os.environ.get("RETAILFLOW_SMTP_PORT", "25")
+        port = env("RETAILFLOW_SMTP_PORT") or "25"
         if not port.isdigit():
             raise UserError(f"RETAILFLOW_SMTP_PORT must be a port number such as 25 or 587, not {port!r}")
         self.port = int(port)
-        self.starttls = os.environ.get("RETAILFLOW_SMTP_STARTTLS", "").lower() in ("1", "true", "yes")
-        self.user = os.environ.get("RETAILFLOW_SMTP_USER")
-        self._password = os.environ.get("RETAILFLOW_SMTP_PASSWORD")
+        self.starttls = env_flag("RETAILFLOW_SMTP_STARTTLS")
+        self.user = env("RETAILFLOW_SMTP_USER")
+        self._password = env("RETAILFLOW_SMTP_PASSWORD")
         self._connection: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:

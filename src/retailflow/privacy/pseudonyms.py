@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 
 from retailflow.backends import Backend
+from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import Entity, person_references
 
@@ -24,7 +24,7 @@ MIN_KEY_LENGTH = 16
 
 def pii_key() -> bytes:
     """The pseudonym key from the environment; a clear error when it is missing or too short to be secret."""
-    value = os.environ.get(KEY_VARIABLE, "")
+    value = env(KEY_VARIABLE) or ""
     if not value:
         raise UserError(f"{KEY_VARIABLE} is not set: set it to a long random secret (e.g. the output of "
                         "`openssl rand -hex 32`), kept outside the database and the same for every run")
