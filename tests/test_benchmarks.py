@@ -1,4 +1,4 @@
-"""The benchmarks the README lists still run and print their JSON (on tiny inputs; the figures are not judged)."""
+"""The benchmarks docs/development.md lists still run and print their JSON (on tiny inputs; the figures are not judged)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     (["startup.py", "--runs", "1"], {"help_seconds", "reconcile_empty_seconds", "targets_met"}),
     (["generate.py", "20000", "--no-inventory"], {"line_items", "line_items_per_second"}),
     (["ingest_validate.py", "--line-items", "20000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
-    (["daily.py", "--line-items", "8000", "--days", "8", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
+    (["daily.py", "--line-items", "4000", "--days", "4", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
     (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
     (["no_inventory.py", "--stores", "3", "--products", "30", "--days", "10", "--line-items", "2000",
@@ -28,3 +28,14 @@ def test_benchmark_prints_its_json(arguments, fields, tmp_path):
                             text=True, cwd=BENCHMARKS, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert fields <= set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.slow
+def test_mapping_benchmark_stages_the_same_rows_from_the_export():
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "mapping.py"), "--line-items", "2000", "--days", "7",
+                             "--runs", "1"], capture_output=True, text=True, cwd=BENCHMARKS, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    assert output["staged_equal"] and output["unit_price_inexact_rows"] == 0
+    assert not any(count for differing in output["differing_rows"].values() for count in differing.values())
+    assert {"seconds", "ratio_mapped_to_contract", "ratios"} <= set(output)

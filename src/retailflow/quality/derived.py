@@ -29,10 +29,11 @@ from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX
 
 HEADER, LINES = "store_sales_header", "store_sales_line_items"
 #: Temporary tables this module may create (dropped with validation's other temporary tables).
-TEMPORARY_TABLES = (f"rf_derived_{LINES}", f"rf_derived_{HEADER}")
+TEMPORARY_TABLES = (f"rf_derived_{HEADER}",)
 
 
-def _lacking(backend: Backend, typed: ir.Table, column: str) -> bool:
+def lacking(backend: Backend, typed: ir.Table, column: str) -> bool:
+    """Whether some typed candidate has no value of `column` (one count)."""
     return bool(backend.scalar(backend.compile(typed.filter(typed[TRIMMED_PREFIX + column].isnull()).count())))
 
 
@@ -62,11 +63,10 @@ def header_totals(headers: ir.Table, lines: ir.Table) -> ir.Table:
 
 def derive_missing(backend: Backend, typed: dict[str, ir.Table],
                    indexes: Callable[[str], Sequence[Sequence[str]]]) -> None:
-    """Fill in `typed` (typed candidates by entity, updated in place) what the export left out; `indexes` gives an
-    entity's temporary-table indexes."""
-    if LINES in typed and _lacking(backend, typed[LINES], "line_item_id"):
-        typed[LINES] = backend.create_temp_table(f"rf_derived_{LINES}", line_ids(typed[LINES]), indexed=indexes(LINES))
-    if HEADER in typed and LINES in typed and _lacking(backend, typed[HEADER], "total_amount"):
+    """Fill in `typed` (typed candidates by entity, updated in place) the header totals the export left out, which
+    need both entities typed; `indexes` gives an entity's temporary-table indexes. (Line ids need only the lines:
+    quality.engine.typed_candidates derives them as it types them.)"""
+    if HEADER in typed and LINES in typed and lacking(backend, typed[HEADER], "total_amount"):
         typed[HEADER] = backend.create_temp_table(f"rf_derived_{HEADER}", header_totals(typed[HEADER], typed[LINES]),
                                                   indexed=indexes(HEADER))
 
