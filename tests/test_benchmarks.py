@@ -15,9 +15,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.slow
 @pytest.mark.parametrize("arguments, fields", [
     (["startup.py", "--runs", "1"], {"help_seconds", "reconcile_empty_seconds", "targets_met"}),
-    (["generate.py", "20000", "--no-inventory"], {"line_items", "line_items_per_second"}),
-    (["ingest_validate.py", "--line-items", "20000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
-    (["daily.py", "--line-items", "4000", "--days", "4", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
+    (["generate.py", "5000", "--no-inventory"], {"line_items", "line_items_per_second"}),
+    (["ingest_validate.py", "--line-items", "5000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
+    (["daily.py", "--line-items", "4000", "--days", "7", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
     (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
     (["no_inventory.py", "--stores", "3", "--products", "30", "--days", "10", "--line-items", "2000",

@@ -156,9 +156,14 @@ def test_every_shown_command_runs_as_typed(tmp_path, postgres_database):
                     "LANDING": str(tmp_path / "landing"), "EXPORT.csv": str(export.files[0]),
                     "EXPORTS": str(export.export), "FILE": str(export.files[0])}
     (tmp_path / "landing").mkdir()
+    # Each command's JSON is parsed once, at its first appearance: its variants (`promotions --top 3`) print
+    # through the same code, and every rerun is a process start (suite time).
+    json_checked: set[str] = set()
     for command in shown_commands():
         words = as_typed(command, placeholders)
-        run_as_shown(words, tmp_path, env)
+        listing = click_command(words)
+        run_as_shown(words, tmp_path, env, also_json=listing.name not in json_checked)
+        json_checked.add(listing.name)
         if not placeholders["TXN_ID"] and words[:1] == ["validate"]:
             with duckdb.connect(f"{tmp_path}/readme.duckdb", read_only=True) as database:
                 placeholders["TXN_ID"] = database.sql("SELECT min(transaction_id) FROM staging.store_sales_header"
