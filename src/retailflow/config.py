@@ -57,8 +57,9 @@ VARIABLES: dict[str, Variable] = {variable.name: variable for variable in (
 
 def env(name: str) -> str | None:
     """The value of a declared variable; None when unset (or empty, unless an empty value means something)."""
-    value = os.environ.get(VARIABLES[name].name)
-    return value if value or (value is not None and VARIABLES[name].keeps_empty) else None
+    variable = VARIABLES[name]
+    value = os.environ.get(name)
+    return value if value or (value is not None and variable.keeps_empty) else None
 
 
 def env_flag(name: str) -> bool:

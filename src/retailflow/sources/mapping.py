@@ -21,7 +21,7 @@ import sqlglot.expressions as sge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from retailflow.errors import UserError
-from retailflow.model import ENTITIES, Entity
+from retailflow.model import ENTITIES, Entity, entity_for_file
 from retailflow.yaml_file import YamlFile, read_yaml
 
 #: `feeds: sales_lines`: one row per line item that also carries its transaction's columns.
@@ -172,8 +172,6 @@ class SourceMap:
 
     def source_for(self, path: Path) -> Source | None:
         """The source that reads `path`: the first mapped one matching its name, else the contract's entity."""
-        from retailflow.model import entity_for_file
-
         mapped = next((source for source in self.sources if source.matches(path)), None)
         if mapped:
             return mapped

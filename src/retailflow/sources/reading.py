@@ -79,16 +79,12 @@ class FilePlan:
     def _file_rows(self, feed: Feed, relation: str, line: int) -> FileRows:
         values: dict[str, str] = {}
         for target, spec in feed.specs.items():
-            column = _column(feed.entity, target)
+            column = feed.entity.column(target)
             values[target] = quote(target) if spec is None else target_sql(spec, column, self.source.read,
                                                                            self.missing)
         for name, stored in feed.kept.items():
             values.setdefault(stored, quote(name))
         return FileRows(self.path, relation, tuple(values), tuple(values.values()), line, feed.key, feed.where)
-
-
-def _column(entity: Entity, name: str):
-    return entity.column(name)
 
 
 @contextlib.contextmanager
@@ -240,7 +236,7 @@ def _check_formats(plan: FilePlan, first_file: bool) -> None:
     checks = []
     for feed in plan.feeds:
         for target, spec in feed.specs.items():
-            column = _column(feed.entity, target)
+            column = feed.entity.column(target)
             formats = spec.formats or read.date_format + read.timestamp_format if spec else ()
             if (column.type in ("date", "timestamp") and formats and spec.expression is not None
                     and not set(spec.file_columns) & plan.missing and text_valued(spec, read)):
