@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from retailflow.pipeline import PipelineResult
     from retailflow.quality.engine import RouteOutcome
     from retailflow.sources.mapping import SourceMap
-    from retailflow.stages import StageListener
+    from retailflow.running import StageListener
 
 # Start-up stays fast (`retailflow --help` is a fraction of a second): a command imports the
 # engine, Ibis and the analytics it needs when it runs, not when the command line is parsed.
@@ -54,7 +54,7 @@ def main(
 
 def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
     """A live progress display for people, or silence with --quiet (a context manager either way)."""
-    from retailflow.stages import StageListener
+    from retailflow.running import StageListener
     from retailflow.progress import RichStageListener
 
     return contextlib.nullcontext(StageListener()) if settings.quiet else RichStageListener(console)
@@ -109,7 +109,7 @@ def ingest_command(
     """Load files into the raw layer as they are (no validation unless --validate); identical files are skipped."""
     from retailflow.ingest import discover, ingest
     from retailflow.quality.rules import load_rules
-    from retailflow.stages import load_and_validate, stage_timer
+    from retailflow.running import load_and_validate, stage_timer
 
     files = discover(paths, entity, ctx.obj.sources())
     backend = open_backend(ctx, writes=True)

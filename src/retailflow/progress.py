@@ -10,7 +10,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
                            TimeElapsedColumn)
 
 from retailflow.ingest import IngestResult
-from retailflow.stages import StageListener
+from retailflow.running import StageListener
 
 
 class RichStageListener(StageListener):

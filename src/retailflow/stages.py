@@ -1,62 +1,176 @@
-"""Running stages: what a progress display hears, timing, and the single pass (load and validate together).
+"""The stages of the loop, each declared once: what it reads and writes, what a run recomputes, how to run it.
 
-Kept apart from pipeline.py so that a command that only loads and validates does not import the analytics.
+`retailflow run` and `rebuild` (pipeline.py), the watch loop, Dagster's assets and Airflow's tasks
+(integrations/) are built from STAGES, in its order; tests/test_stages.py checks the declared tables
+against what a run writes. `ingest` and `validate` are the single pass (running.py): each caller feeds
+them its own files (a folder, a landing day), so they have no `run` here.
+
+Grain says what a run recomputes:
+- `file`: each new file once (identical files are skipped by checksum);
+- `batch`: each pending batch once;
+- `day`: the business days changed since the stage last ran (audit.batch_dates against the stage's
+  mark in audit.stage_marks, see dates.py), plus the days asked for (`--from/--to`, a partition);
+- `customer`: the customers of those days (purchases, balances), every customer's scores;
+- `run`: everything, each time (the outbox of the latest points, the report).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal
 
 from retailflow.backends import Backend
-from retailflow.ingest import IngestResult, ingest
-from retailflow.model import Entity
-from retailflow.quality.engine import RouteOutcome, route_all
-from retailflow.quality.rules import Rule
+from retailflow.dates import DateRange
 
-T = TypeVar("T")
+Grain = Literal["file", "batch", "day", "customer", "run"]
 
 
-class StageListener:
-    """Hears what a run is doing, for progress display; this base hears nothing (quiet runs, tests)."""
+@dataclass(frozen=True)
+class Recompute:
+    """What one stage run covers: the changed days plus `days` (a backfill or a partition), or every day with
+    `rebuild`. `sender` and `report` serve the schedulers' notify (which sends) and report stages."""
 
-    def stage_started(self, name: str, files: Sequence[Path] = ()) -> None:
-        """A stage begins; ingest names the files it will load."""
-
-    def file_loaded(self, result: IngestResult) -> None:
-        """Ingest finished one file."""
-
-    def stage_finished(self, name: str, seconds: float) -> None:
-        """A stage ended after `seconds`."""
+    days: DateRange | None = None
+    rebuild: bool = False
+    sender: str | None = None
+    report: Path | None = None
 
 
-def stage_timer(listener: StageListener, seconds: dict[str, float]) -> Callable[..., object]:
-    """A function running one stage, telling `listener` about it and keeping its seconds in `seconds`."""
-    def timed(name: str, stage: Callable[[], T], files: Sequence[Path] = ()) -> T:
-        listener.stage_started(name, files)
-        started = time.perf_counter()
-        outcome = stage()
-        seconds[name] = time.perf_counter() - started
-        listener.stage_finished(name, seconds[name])
-        return outcome
+@dataclass(frozen=True)
+class Stage:
+    """One stage. `name` is its CLI command, Airflow task id and timing label; `asset` names what it produces,
+    Dagster's asset; `after` the stages whose output it reads; `nightly` whether `retailflow run` runs it."""
 
-    return timed
+    name: str
+    asset: str
+    description: str
+    grain: Grain
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    after: tuple[str, ...] = ()
+    nightly: bool = True
+    run: Callable[[Backend, Recompute], object] | None = field(default=None, repr=False)
+    summary: Callable[[object], dict[str, object]] = field(default=lambda result: {}, repr=False)
 
 
-def load_and_validate(backend: Backend, files: Sequence[tuple[Path, Entity]], rules: Sequence[Rule], *,
-                      restate: bool = False, listener: StageListener = StageListener(),
-                      seconds: dict[str, float] | None = None) -> tuple[list[IngestResult], RouteOutcome]:
-    """The single pass: the files into raw, then every pending batch validated, as one transaction.
+# Each stage's function imports its module when it runs: the CLI's start-up does not pay for the analytics.
 
-    Each file is parsed once, into raw; the checks read those rows where they were stored and write
-    only the failing ones aside. A crash anywhere leaves the database as it was before the files.
-    `listener` hears each stage, whose seconds go to `seconds`.
-    """
-    timed = stage_timer(listener, {} if seconds is None else seconds)
-    with backend.transaction():
-        ingested = timed("ingest", lambda: ingest(backend, files, on_loaded=listener.file_loaded, restate=restate),
-                         [path for path, _ in files])
-        validated = timed("validate", lambda: route_all(backend, rules, "validate"))
-    return ingested, validated
+def _purchases(backend: Backend, scope: Recompute) -> None:
+    from retailflow.analytics import purchases
+
+    purchases.update(backend, scope.days, scope.rebuild)
+
+
+def _promotions(backend: Backend, scope: Recompute) -> list[dict]:
+    from retailflow.analytics.promotions import run_promotions
+
+    return run_promotions(backend, days=scope.days, rebuild=scope.rebuild)
+
+
+def _inventory(backend: Backend, scope: Recompute) -> dict[str, list[dict]]:
+    from retailflow.analytics.inventory import run_inventory
+
+    return run_inventory(backend, days=scope.days, rebuild=scope.rebuild)
+
+
+def _loyalty(backend: Backend, scope: Recompute) -> dict:
+    from retailflow.analytics.loyalty import run_loyalty
+
+    return run_loyalty(backend, days=scope.days, rebuild=scope.rebuild)
+
+
+def _segments(backend: Backend, scope: Recompute) -> list[dict]:
+    from retailflow.analytics.segmentation import run_segments
+
+    return run_segments(backend, refit=scope.rebuild)
+
+
+def _notify(backend: Backend, scope: Recompute) -> dict:
+    """Queue the e-mails of the latest points; the schedulers also send them (`retailflow run` only queues:
+    `retailflow notify` sends, with the sender and templates a person chose)."""
+    from retailflow.notify import outbox
+
+    queued = dict(outbox.queue(backend))
+    if scope.sender is not None:
+        from retailflow.notify.senders import make_sender
+
+        queued.update(outbox.send(backend, make_sender(scope.sender)))
+    return queued
+
+
+def _report(backend: Backend, scope: Recompute) -> dict:
+    from retailflow.report.dashboard import build_report
+
+    built = build_report(backend, scope.report or Path("retailflow-report.html"))
+    return {"path": str(built.path), "charts": built.charts}
+
+
+def _top_promotion(ranked: object) -> dict[str, object]:
+    top = ranked[0] if isinstance(ranked, list) and ranked else {}
+    return {"promotions": len(ranked) if isinstance(ranked, list) else 0,
+            "top promotion": str(top.get("promotion_id", "")), "top lift": top}
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "raw", "The files in the raw layer, as sent: every cell as text, with lineage.", "file",
+          reads=(), writes=("raw.*", "audit.batches")),
+    Stage("validate", "staging", "Validated rows in staging; the rest in quarantine with every reason.", "batch",
+          reads=("raw.*",), writes=("staging.*", "quarantine.*", "audit.rule_results", "audit.warnings",
+                                    "audit.batch_dates", "audit.master_changes"),
+          after=("ingest",)),
+    Stage("purchases", "purchases", "Each customer's purchases, day by day and in total (what balances, RFM and "
+          "churn read).", "customer",
+          reads=("staging.store_sales_header",), writes=("analytics.customer_daily", "analytics.customer_purchases"),
+          after=("validate",), run=_purchases),
+    Stage("promotions", "promotions", "Promotion lift for the changed days and the ranking over every day.", "day",
+          reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.promotion_details",
+                 "staging.products", "staging.inventory"),
+          writes=("analytics.promotion_daily", "analytics.promotion_discounts_daily",
+                  "analytics.promotion_effectiveness"),
+          after=("validate",), run=_promotions, summary=_top_promotion),
+    Stage("inventory", "inventory", "Out-of-stock days, lost sales and phantom stock for the changed days.", "day",
+          reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.products",
+                 "staging.inventory"),
+          writes=("analytics.product_daily", "analytics.store_product_daily", "analytics.returns",
+                  "analytics.top_products", "analytics.stockouts", "analytics.lost_sales",
+                  "analytics.phantom_inventory", "analytics.phantom_idle_runs", "analytics.phantom_rates",
+                  "analytics.phantom_log", "analytics.phantom_log_*"),
+          after=("validate",), run=_inventory,
+          summary=lambda result: {name: len(rows) for name, rows in result.items()}),
+    Stage("loyalty", "loyalty", "Points of the changed days' sales in the append-only ledger; balances.", "day",
+          reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.customers",
+                 "staging.loyalty_rules", "analytics.customer_purchases"),
+          writes=("loyalty.points_ledger", "loyalty.opening_balances", "loyalty.runs", "loyalty.balances"),
+          after=("purchases",), run=_loyalty,
+          summary=lambda result: {key: value for key, value in result.items()
+                                  if isinstance(value, (int, float, str))}),
+    Stage("segments", "segments", "RFM segments and churn probability per customer.", "customer",
+          reads=("analytics.customer_purchases", "analytics.customer_daily", "loyalty.balances"),
+          writes=("analytics.customer_rfm", "analytics.customer_churn", "analytics.churn_model"),
+          after=("loyalty",), run=_segments, summary=lambda counts: {"segments": counts}),
+    Stage("notify", "notify", "The loyalty e-mails of the latest points: queued in the outbox (the schedulers "
+          "also send them).", "run",
+          reads=("loyalty.runs", "loyalty.points_ledger", "loyalty.balances", "analytics.customer_rfm"),
+          writes=("notifications.outbox",), after=("loyalty", "segments"), run=_notify,
+          summary=lambda result: {key: int(value) for key, value in result.items() if isinstance(value, int)}),
+    Stage("report", "report", "The offline HTML dashboard.", "run",
+          reads=("analytics.*", "loyalty.*", "audit.*", "quarantine.*"), writes=(),
+          after=("promotions", "inventory", "segments", "notify"), nightly=False, run=_report,
+          summary=lambda result: result),
+)
+
+#: Tables written outside one stage's declaration: shared bookkeeping, and commands that are not stages.
+OTHER_WRITERS: dict[str, str] = {
+    "audit.stage_marks": "every day and customer stage: its own row, the last change it has processed",
+    "audit.erasures": "`retailflow forget` (privacy/forget.py); the table exists from the first run",
+    "audit.erasure_rows": "`retailflow forget` (privacy/forget.py); the table exists from the first run",
+}
+
+BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
+#: The stages after validation that `retailflow run` and `rebuild` bring up to date, in order.
+NIGHTLY: tuple[Stage, ...] = tuple(stage for stage in STAGES if stage.run is not None and stage.nightly)
+
+# Until every importer names running.py (this session's rename): the old home of the runner's names.
+from retailflow.running import StageListener, load_and_validate, stage_timer  # noqa: E402,F401

@@ -25,7 +25,7 @@ from retailflow.errors import UserError
 from retailflow.ingest import ingest, is_input_file, is_input_name
 from retailflow.sources.mapping import Source, SourceMap
 from retailflow.quality.rules import Rule
-from retailflow.stages import StageListener, load_and_validate
+from retailflow.running import StageListener, load_and_validate
 
 #: Folders under the landing folder the watcher itself writes to by default (skipped when scanning).
 FAILED_FOLDER = "_failed"

@@ -20,7 +20,7 @@ from retailflow.integrations.airflow import ingest_day, retailflow_dag, validate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "airflow_dag.py"
 AIRFLOW = Path(sys.executable).with_name("airflow")
-STAGES = ["ingest", "validate", "promotions", "inventory", "loyalty", "segments", "notify", "report"]
+STAGES = ["ingest", "validate", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"]
 
 
 def _airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

@@ -1,4 +1,4 @@
-"""retailflow as an Airflow DAG: one task per stage, the run's logical date as the business date.
+"""retailflow as an Airflow DAG: one task per stage of stages.STAGES, the run's logical date as the business date.
 
     from retailflow.integrations.airflow import retailflow_dag
     dag = retailflow_dag("retailflow", "postgresql://etl@db/shop", landing="/data/landing")
@@ -60,30 +60,23 @@ def validate_day(db_url: str, rules: str | None, day: dt.date) -> dict:
 
 def run_stage(db_url: str, stage: str, day: dt.date, report: str = "retailflow-report.html",
               sender: str = "log") -> str:
-    """One stage for the day: an analytics stage of the pipeline (segments are global), notify (queue and
-    send) or report; a one-line summary."""
-    from retailflow.pipeline import ANALYTICS_STAGES
+    """One stage of stages.STAGES after validation, for the day (the customer and run stages are global; notify
+    also sends); a one-line summary."""
+    from retailflow.stages import BY_NAME, Recompute
 
     backend = connect(db_url)
     try:
         backend.lock_for_writing()
-        if stage == "notify":
-            from retailflow.notify import outbox
-            from retailflow.notify.senders import make_sender
-
-            outbox.queue(backend)
-            return f"{outbox.send(backend, make_sender(sender))['sent']} sent"
-        if stage == "report":
-            from retailflow.report.dashboard import build_report
-
-            return str(build_report(backend, Path(report)).path)
-        return _summary(dict(ANALYTICS_STAGES)[stage](backend, DateRange(day, day), False))
+        return _summary(BY_NAME[stage].run(backend, Recompute(days=DateRange(day, day), sender=sender,
+                                                              report=Path(report))))
     finally:
         backend.close()
 
 
 def _summary(value: object) -> str:
     """A stage's summary in one line (Airflow keeps it as the task's return value)."""
+    if value is None:
+        return "up to date"
     if isinstance(value, list):
         return f"{len(value)} rows"
     if isinstance(value, dict):
@@ -98,6 +91,8 @@ def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: s
     """An Airflow DAG of the whole loop, a run per business day (the logical date)."""
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk import dag, task
+
+    from retailflow.stages import STAGES
 
     start = start_date or dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     landing, rules_path = str(landing), str(rules) if rules else None
@@ -126,7 +121,8 @@ def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: s
         # One after another: retailflow admits one writer per database (DuckDB's file lock, the server
         # engines' writer lock), so parallel stages would only wait for each other or be refused.
         upstream = validate(ingest())
-        for stage in ("promotions", "inventory", "loyalty", "segments", "notify", "report"):
-            upstream = analytics(stage)(upstream)
+        for stage in STAGES:
+            if stage.run is not None:
+                upstream = analytics(stage.name)(upstream)
 
     return loop()

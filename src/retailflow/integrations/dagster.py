@@ -7,11 +7,13 @@ A partition is a business day. `raw` loads that day's files from the landing fol
 date, e.g. store_sales_header_2024-12-13.csv) together with the undated master files (identical files are
 skipped by checksum); `staging` validates them. Every reject rule with `max_failed_pct` is a blocking check
 on `staging`: above the threshold the day's downstream assets do not run (its rows are quarantined either
-way). Warn rules are non-blocking checks. The analytics assets recompute that day; segments, notify and
-report are global. A sensor asks for a day's run when its files land. Needs `pip install 'retailflow[dagster]'`.
+way). Warn rules are non-blocking checks. The assets after `staging` are the stages of stages.STAGES, each
+named for what it produces: the per-day ones recompute that day; purchases, segments, notify and report are
+global. A sensor asks for a day's run when its files land. Needs `pip install 'retailflow[dagster]'`.
 """
 
 import contextlib
+import dataclasses
 import datetime as dt
 import re
 from collections.abc import Iterator, Sequence
@@ -24,6 +26,7 @@ from retailflow.dates import DateRange
 from retailflow.integrations.landing import failure_rate, landed_days, landed_files, threshold
 from retailflow.quality.rules import Rule, load_rules
 from retailflow.sources.mapping import SourceMap, load_sources
+from retailflow.stages import STAGES, Recompute, Stage
 
 GROUP = "retailflow"
 
@@ -51,10 +54,6 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
         finally:
             backend.close()
 
-    def day_range(context) -> DateRange:
-        day = dt.date.fromisoformat(context.partition_key)
-        return DateRange(day, day)
-
     @dg.asset(partitions_def=daily, group_name=GROUP, description="The day's files in the raw layer, as sent.")
     def raw(context) -> dg.MaterializeResult:
         from retailflow.ingest import discover, ingest
@@ -80,68 +79,14 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
     checks = [_rule_check(rule, staging, daily, database) for rule in rule_list
               if rule.severity == "warn" or rule.max_failed_pct is not None]
 
-    def analytics_asset(name: str, description: str, deps: Sequence[object]):
-        def decorate(function):
-            return dg.asset(name=name, partitions_def=daily, group_name=GROUP, deps=list(deps),
-                            description=description)(function)
-        return decorate
-
-    @analytics_asset("promotions", "Promotion lift for the day (and the ranking over every day).", [staging])
-    def promotions(context) -> dg.MaterializeResult:
-        from retailflow.analytics.promotions import run_promotions
-
-        with database() as backend:
-            ranked = run_promotions(backend, days=day_range(context))
-        top = ranked[0] if ranked else {}
-        return dg.MaterializeResult(metadata={"promotions": len(ranked), "top promotion": str(
-            top.get("promotion_id", "")), "top lift": dg.MetadataValue.json(_plain(top))})
-
-    @analytics_asset("inventory", "Out-of-stock days, lost sales and phantom stock for the day.", [staging])
-    def inventory(context) -> dg.MaterializeResult:
-        from retailflow.analytics.inventory import run_inventory
-
-        with database() as backend:
-            summary = run_inventory(backend, days=day_range(context))
-        return dg.MaterializeResult(metadata={name: len(rows) for name, rows in summary.items()})
-
-    @analytics_asset("loyalty", "Points of the day's transactions in the append-only ledger; balances.", [staging])
-    def loyalty(context) -> dg.MaterializeResult:
-        from retailflow.analytics.loyalty import run_loyalty
-
-        with database() as backend:
-            summary = run_loyalty(backend, days=day_range(context))
-        return dg.MaterializeResult(metadata={key: _plain(value) for key, value in summary.items()
-                                              if isinstance(value, (int, float, str))})
-
-    @analytics_asset("segments", "RFM segments and churn probability per customer (global).", [loyalty])
-    def segments(context) -> dg.MaterializeResult:
-        from retailflow.analytics.segmentation import run_segments
-
-        with database() as backend:
-            counts = run_segments(backend)
-        return dg.MaterializeResult(metadata={"segments": dg.MetadataValue.json(_plain(counts))})
-
-    @analytics_asset("notify", "The loyalty e-mails of the latest points (outbox, then sent).", [loyalty, segments])
-    def notify(context) -> dg.MaterializeResult:
-        from retailflow.notify import outbox
-        from retailflow.notify.senders import make_sender
-
-        with database() as backend:
-            queued = outbox.queue(backend)
-            sent = outbox.send(backend, make_sender(sender))
-        return dg.MaterializeResult(metadata={"queued": int(queued.get("queued", 0)), "sent": sent["sent"],
-                                              "failed": sent["failed"]})
-
-    @analytics_asset("report", "The offline HTML dashboard.", [promotions, inventory, segments, notify])
-    def dashboard(context) -> dg.MaterializeResult:
-        from retailflow.report.dashboard import build_report
-
-        with database() as backend:
-            built = build_report(backend, Path(report))
-        return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(built.path)),
-                                              "charts": built.charts})
-
-    assets = [raw, staging, promotions, inventory, loyalty, segments, notify, dashboard]
+    # Every stage after validation, from the registry: an asset named for what it produces, after the assets
+    # of the stages it reads. The customer and run stages are global; they run with each day's partition.
+    built: dict[str, dg.AssetsDefinition] = {"ingest": raw, "validate": staging}
+    for stage in STAGES:
+        if stage.run is not None:
+            built[stage.name] = _stage_asset(stage, [built[name] for name in stage.after], daily, database,
+                                             Recompute(sender=sender, report=Path(report)))
+    assets = list(built.values())
     job = dg.define_asset_job("retailflow_daily", selection=dg.AssetSelection.assets(*assets))
 
     @dg.sensor(job=job, minimum_interval_seconds=30, description="A run for each day whose files landed.")
@@ -152,6 +97,28 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
             yield dg.RunRequest(run_key=f"{day}|{signature}", partition_key=day)
 
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], sensors=[landing_sensor])
+
+
+def _stage_asset(stage: Stage, deps: Sequence[dg.AssetsDefinition], daily: dg.PartitionsDefinition, database,
+                 scope: Recompute) -> dg.AssetsDefinition:
+    """The asset of one registry stage: it runs the stage for the partition's day; its summary is the metadata."""
+
+    @dg.asset(name=stage.asset, partitions_def=daily, group_name=GROUP, deps=list(deps),
+              description=stage.description)
+    def asset(context) -> dg.MaterializeResult:
+        day = dt.date.fromisoformat(context.partition_key)
+        with database() as backend:
+            result = stage.run(backend, dataclasses.replace(scope, days=DateRange(day, day)))
+        return dg.MaterializeResult(metadata={key: _metadata(value) for key, value in stage.summary(result).items()})
+
+    return asset
+
+
+def _metadata(value):
+    """A metadata value Dagster shows: numbers and text as they are, the rest as JSON."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return dg.MetadataValue.json(_plain(value))
 
 
 def _rule_check(rule: Rule, staging: dg.AssetsDefinition, daily: dg.PartitionsDefinition,
