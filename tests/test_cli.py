@@ -117,3 +117,18 @@ def test_old_option_names_still_work_but_are_hidden(tmp_path):
     assert hidden == {"generate": ["--format"], "notify": ["--out-dir"], "demo": ["--workdir"]}
     for name in hidden:
         assert "--out" in [opt for param in command.commands[name].params for opt in param.opts]
+
+
+def test_tables_piped_to_a_log_keep_their_natural_width(tmp_path):
+    """Without a terminal or COLUMNS, a table is not wrapped at 80 columns: every rule id stays whole on one
+    line (greppable in a CI log), and no line ends in padding."""
+    from retailflow.quality.rules import load_rules
+
+    database = f"duckdb:///{tmp_path}/shop.duckdb"
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    listed = subprocess.run([sys.executable, "-m", "retailflow", "--db", database, "rules"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert all(any(rule.id in line for line in lines) for rule in load_rules(None))
+    assert not any(line != line.rstrip() for line in lines)

@@ -277,7 +277,7 @@ def test_inventory_command_shows_the_most_returned_products(tmp_path):
     assert runner.invoke(app, ["--db", db, "-q", "run", str(folder)]).exit_code == 0
     listed = runner.invoke(app, ["--db", db, "inventory", "--format", "json"])
     assert listed.exit_code == 0, listed.output
-    rows = [row for row in json.loads(listed.stdout) if row["table"] == "most_returned"]
+    rows = [row for row in [{**row, "table": name} for name, listed in json.loads(listed.stdout).items() for row in listed] if row["table"] == "most_returned"]
     # As in test_returns_by_store_product_and_day: P1 6 of 7 units, P2 2 of 8.
     assert [(row["product_id"], row["returned_units"], row["return_rate_pct"], row["status"]) for row in rows] == [
         ("P1", 6, 85.71, "ok"), ("P2", 2, 25.0, "ok")]

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import decimal
 import json
+import os
 import sys
 from collections.abc import Sequence
 from enum import Enum
@@ -52,4 +53,33 @@ def render(rows: Sequence[dict], output_format: Format, title: str = "", columns
             table.add_column(name, overflow="fold")
         for row in rows:
             table.add_row(*["" if row.get(name) is None else str(_plain(row.get(name))) for name in columns])
+        _show(table)
+
+
+def render_listings(listings: dict[str, tuple[Sequence[str], Sequence[dict]]], output_format: Format) -> None:
+    """Several tables for machines (`name -> (columns, rows)`): JSON gives one key per table, each row with its
+    own table's columns only; CSV, a flat file, gives one listing with a `table` column and every column."""
+    if output_format is Format.json:
+        json.dump({name: [{column: _plain(row.get(column)) for column in columns} for row in rows]
+                   for name, (columns, rows) in listings.items()}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    every = dict.fromkeys(["table", *(column for columns, _ in listings.values() for column in columns)])
+    render([{"table": name, **row} for name, (_, rows) in listings.items() for row in rows], output_format,
+           columns=list(every))
+
+
+def _show(table: Table) -> None:
+    """A table on a terminal fits the terminal; piped to a file or a CI log (and no COLUMNS set) it keeps its
+    natural width, so a rule id or a database URL is never broken across lines and logs stay greppable."""
+    if console.is_terminal or os.environ.get("COLUMNS"):
         console.print(table)
+    else:
+        wide = Console(width=_UNBOUNDED, color_system=None)
+        with wide.capture() as captured:
+            wide.print(table)
+        sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+
+
+#: Wide enough for any table we print: a table that does not expand is laid out at its natural width.
+_UNBOUNDED = 100_000

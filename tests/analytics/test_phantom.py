@@ -141,7 +141,7 @@ def test_settings_out_of_range_are_user_errors(options, message):
 def test_inventory_command_lists_the_runs(store):
     listing = CliRunner().invoke(app, ["--db", store.url, "inventory", "--format", "json"])
     assert listing.exit_code == 0, listing.output
-    phantom = [row for row in json.loads(listing.stdout) if row["table"] == "phantom_runs"]
+    phantom = [row for row in [{**row, "table": name} for name, listed in json.loads(listing.stdout).items() for row in listed] if row["table"] == "phantom_runs"]
     assert [(row["product_id"], row["first_day"], row["last_day"], row["days"]) for row in phantom] == [
         ("P7", "2024-12-11", "2024-12-20", 10), ("P1", "2024-12-15", "2024-12-20", 6)]
     table = CliRunner().invoke(app, ["--db", store.url, "inventory", "--phantom-min-days", "2"])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
-from retailflow.output import FORMAT_OPTION, Format, console, errors, render
+from retailflow.output import FORMAT_OPTION, Format, console, errors, render, render_listings
 
 if TYPE_CHECKING:
     from retailflow.report.inputs import Missing
@@ -23,6 +23,10 @@ PHANTOM_COLUMNS = ["store_id", "product_id", "first_day", "last_day", "days", "m
 PHANTOM_ROWS_SHOWN = 10
 RETURN_COLUMNS = ["product_id", "product_name", "product_category", "sold_units", "returned_units", "returned_amount",
                   "return_rate_pct"]
+#: The columns of each table `retailflow inventory` lists, by its name in run_inventory's result.
+TABLE_COLUMNS = {"top_products": TOP_COLUMNS, "most_returned": RETURN_COLUMNS, "stockouts": STOCKOUT_COLUMNS,
+                 "lost_by_product": LOST_COLUMNS, "lost_total": ["lost_units", "lost_revenue"],
+                 "phantom_runs": PHANTOM_COLUMNS}
 
 
 def promotions_command(
@@ -82,12 +86,10 @@ def inventory_command(
     missing = missing_inputs(backend, "inventory")
     statuses = output_statuses(missing, list(result))
     if output_format is not Format.table:
-        rows = [{"table": name, "status": status, **row} for name, status in statuses.items()
-                for row in (result[name] if status == OK else [{}])]
-        # One listing of tables with different columns: name them all (same header even when a table is empty).
-        columns = dict.fromkeys(["table", "status", *TOP_COLUMNS, *STOCKOUT_COLUMNS, *LOST_COLUMNS,
-                                 *PHANTOM_COLUMNS, *RETURN_COLUMNS, *(name for row in rows for name in row)])
-        render(rows, output_format, columns=list(columns))
+        # Each table with its status: "ok", or the line saying which input is missing (then one row of nulls).
+        render_listings({name: (["status", *TABLE_COLUMNS.get(name, _columns_of(result[name]))],
+                                [{"status": status, **row} for row in (result[name] if status == OK else [{}])])
+                         for name, status in statuses.items()}, output_format)
         say_missing(missing, output_format)
         return
     render(result["top_products"], output_format, title=f"Top {top} products", columns=TOP_COLUMNS)
@@ -103,6 +105,11 @@ def inventory_command(
                       "stock-outs")
     if statuses["phantom_runs"] == OK:
         _show_phantom(result["phantom_runs"], output_format, phantom_threshold, phantom_min_days)
+
+
+def _columns_of(rows: list[dict]) -> list[str]:
+    """The columns of a table this command has no list for: those of its rows."""
+    return list(dict.fromkeys(name for row in rows for name in row))
 
 
 def say_missing(missing: list[Missing], output_format: Format) -> None:
