@@ -31,3 +31,25 @@ def test_an_empty_value_is_unset_unless_it_means_something(monkeypatch):
     assert env("RETAILFLOW_DB") is None and env("RETAILFLOW_ANONYMOUS_IDS") == "" and env_flag("RETAILFLOW_QUIET")
     with pytest.raises(KeyError):
         env("RETAILFLOW_UNDECLARED")
+
+
+def test_the_settings_command_lists_every_variable_and_hides_secrets(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from retailflow.config import VARIABLES
+
+    env = {**os.environ, "RETAILFLOW_PII_KEY": "a-secret-key-of-some-length",
+           "RETAILFLOW_DB": "postgresql://etl:hunter2@db.example/shop", "RETAILFLOW_QUIET": "1"}
+    listed = subprocess.run([sys.executable, "-m", "retailflow", "--db", f"duckdb:///{tmp_path}/x.duckdb", "settings",
+                             "--format", "json"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["variable"]: row for row in json.loads(listed.stdout)}
+    assert set(rows) == set(VARIABLES)
+    assert "a-secret" not in listed.stdout and "hunter2" not in listed.stdout
+    assert rows["RETAILFLOW_PII_KEY"]["value"] == "(set, hidden)"
+    # --db wins over the environment; the environment's quiet is in effect.
+    assert rows["RETAILFLOW_DB"]["in effect"] == f"duckdb:///{tmp_path}/x.duckdb"
+    assert rows["RETAILFLOW_QUIET"]["in effect"] == "yes"

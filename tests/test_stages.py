@@ -47,3 +47,18 @@ def test_a_run_writes_what_the_stages_declare_and_nothing_else(tmp_path):
         assert set(run_analytics(backend)) == {stage.name for stage in NIGHTLY}
     finally:
         backend.close()
+
+
+def test_the_stages_command_lists_the_registry():
+    import json
+
+    from typer.testing import CliRunner
+
+    from retailflow.cli import app
+
+    listed = CliRunner().invoke(app, ["stages", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [row["stage"] for row in rows] == [stage.name for stage in STAGES]
+    assert {row["stage"]: row["in run"] for row in rows}["report"] == "no"
+    assert {row["stage"]: row["grain"] for row in rows}["loyalty"] == "day"

@@ -190,6 +190,35 @@ def rules_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> 
            columns=["id", "entity", "kind", "column", "severity", "description"])
 
 
+@app.command("settings")
+def settings_command(ctx: typer.Context, output_format: Format = FORMAT_OPTION) -> None:
+    """List every environment variable retailflow reads, its value here (secrets hidden) and the settings in
+    effect for this command line (options first, then the environment, then defaults)."""
+    from retailflow.backends import mask_url
+    from retailflow.config import VARIABLES, env
+
+    effective = {"RETAILFLOW_DB": mask_url(ctx.obj.db_url), "RETAILFLOW_RULES": ctx.obj.rules_path,
+                 "RETAILFLOW_SOURCES": ctx.obj.sources_path, "RETAILFLOW_QUIET": "yes" if ctx.obj.quiet else "no"}
+    rows = []
+    for variable in VARIABLES.values():
+        value = env(variable.name)
+        shown = "(set, hidden)" if value is not None and variable.secret else (
+            mask_url(value) if variable.name == "RETAILFLOW_DB" and value else value)
+        rows.append({"variable": variable.name, "value": shown, "in effect": effective.get(variable.name, shown),
+                     "description": variable.description})
+    render(rows, output_format, title="Settings", columns=["variable", "value", "in effect", "description"])
+
+
+@app.command("stages")
+def stages_command(output_format: Format = FORMAT_OPTION) -> None:
+    """List the stages of the loop in order: what each recomputes, after which stages, and the tables it writes."""
+    from retailflow.stages import STAGES
+
+    render([{"stage": stage.name, "grain": stage.grain, "after": ", ".join(stage.after),
+             "in run": "yes" if stage.run is None or stage.nightly else "no", "writes": ", ".join(stage.writes),
+             "description": stage.description} for stage in STAGES], output_format, title="Stages")
+
+
 def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False, days=None,
          sources: SourceMap | None = None) -> PipelineResult:
     from retailflow.pipeline import run_pipeline
