@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from retailflow.backends import Backend
+from retailflow import catalog
+from retailflow.backends import NOW, Backend
 from retailflow.sources import parsing
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, Entity
@@ -152,14 +153,11 @@ def _load_feed(backend: Backend, plan: FilePlan, feed: Feed, rows: parsing.FileR
     suppressed = suppress_erased(backend, entity, batch_id)
     seconds = time.perf_counter() - started
     source = None if plan.source.contract else plan.source.name
-    backend.execute(
-        "INSERT INTO audit.batches (batch_id, entity, source_file, sha256, size_bytes, rows, columns, extra_columns, "
-        "status, loaded_at, load_seconds, mode, source, drift) VALUES ("
-        f"{batch_id}, {backend.literal(entity.name)}, {backend.literal(str(plan.path))}, {backend.literal(plan.sha256)}, "
-        f"{plan.path.stat().st_size}, {loaded}, {backend.literal(','.join(plan.header))}, "
-        f"{backend.literal(','.join(extra))}, 'loaded', CURRENT_TIMESTAMP, {seconds:.4f}, {backend.literal(mode)}, "
-        f"{'NULL' if source is None else backend.literal(source)}, "
-        f"{backend.literal('; '.join(plan.drift)) if plan.drift else 'NULL'})")
+    backend.append_values(catalog.table("audit.batches"), [(
+        batch_id, entity.name, str(plan.path), plan.sha256, plan.path.stat().st_size, loaded, ",".join(plan.header),
+        ",".join(extra), "loaded", NOW, round(seconds, 4), mode, source, "; ".join(plan.drift) or None)],
+        columns=["batch_id", "entity", "source_file", "sha256", "size_bytes", "rows", "columns", "extra_columns",
+                 "status", "loaded_at", "load_seconds", "mode", "source", "drift"])
     notes = []
     if feed.derived_master:
         notes.append(f"derived from {plan.path.name} ({plan.source.name})")

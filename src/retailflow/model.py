@@ -10,26 +10,40 @@ import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Logical column types and the SQL type each becomes in staging.
-SQL_TYPES = {
-    "text": "VARCHAR",
-    "int": "BIGINT",
-    "money": "DECIMAL(10,2)",
-    "rate": "DECIMAL(12,4)",
-    "percent": "DECIMAL(7,2)",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
+
+@dataclass(frozen=True)
+class LogicalType:
+    """A column type as retailflow declares it: the SQL type its DDL writes and the Ibis type its expressions have."""
+
+    sql: str
+    ibis: str
+    description: str
+
+
+#: Every logical column type, declared once: the input entities use the first seven (each with a TYPE_PATTERNS
+#: entry), the stored tables of retailflow.catalog the others too (sums, measures and flags the stages compute).
+TYPES = {
+    "text": LogicalType("VARCHAR", "string", "text"),
+    "int": LogicalType("BIGINT", "int64", "a 64-bit whole number"),
+    "money": LogicalType("DECIMAL(10,2)", "decimal(10, 2)", "an amount of money, 8 digits and 2 decimals"),
+    "rate": LogicalType("DECIMAL(12,4)", "decimal(12, 4)", "a rate, 8 digits and 4 decimals"),
+    "percent": LogicalType("DECIMAL(7,2)", "decimal(7, 2)", "a percentage, 15.00 = 15%"),
+    "date": LogicalType("DATE", "date", "a calendar day"),
+    "timestamp": LogicalType("TIMESTAMP", "timestamp", "a date and time, without a zone (UTC)"),
+    "small_int": LogicalType("SMALLINT", "int16", "a 16-bit whole number"),
+    "float": LogicalType("DOUBLE PRECISION", "float64", "a double-precision number"),
+    "boolean": LogicalType("BOOLEAN", "boolean", "true or false"),
+    "money_sum": LogicalType("DECIMAL(18,2)", "decimal(18, 2)", "a day's or a customer's sum of amounts, 16 digits "
+                           "and 2 decimals"),
+    "money_total": LogicalType("DECIMAL(38,2)", "decimal(38, 2)", "a sum of amounts as the engine sums them"),
+    "count_sum": LogicalType("DECIMAL(38,0)", "decimal(38, 0)", "a count summed night by night "
+                           "(phantom_state.day_rates says why)"),
 }
+#: The SQL type of each logical type.
+SQL_TYPES = {name: logical.sql for name, logical in TYPES.items()}
 #: The Ibis dtype of each logical type.
-IBIS_TYPES = {
-    "text": "string",
-    "int": "int64",
-    "money": "decimal(10, 2)",
-    "rate": "decimal(12, 4)",
-    "percent": "decimal(7, 2)",
-    "date": "date",
-    "timestamp": "timestamp",
-}
+IBIS_TYPES = {name: logical.ibis for name, logical in TYPES.items()}
+
 #: Text a value must match before it is cast, so every engine accepts the same inputs.
 #: The digit limits make the numeric casts total (a value that matches always fits its
 #: type), so only dates and timestamps need the engine's error-free cast.

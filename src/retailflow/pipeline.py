@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retailflow.backends import Backend
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 from retailflow.ingest import IngestResult, discover
 from retailflow.quality.engine import RouteOutcome
 from retailflow.quality.rules import Rule

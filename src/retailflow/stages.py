@@ -9,7 +9,7 @@ Grain says what a run recomputes:
 - `file`: each new file once (identical files are skipped by checksum);
 - `batch`: each pending batch once;
 - `day`: the business days changed since the stage last ran (audit.batch_dates against the stage's
-  mark in audit.stage_marks, see dates.py), plus the days asked for (`--from/--to`, a partition);
+  mark in audit.stage_marks, see incremental.py), plus the days asked for (`--from/--to`, a partition);
 - `customer`: the customers of those days (purchases, balances), every customer's scores;
 - `run`: everything, each time (the outbox of the latest points, the report).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from retailflow.backends import Backend
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 
 Grain = Literal["file", "batch", "day", "customer", "run"]
 

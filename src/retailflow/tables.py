@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import catalog
 from retailflow.model import ENTITIES, IBIS_TYPES
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def staging_table(entity_name: str) -> ir.Table:
     return ibis.table({**schema, "_batch_id": "int64", "_source_line": "int64"}, name=entity.name, database="staging")
 
 
-RULE_RESULTS = ibis.table({"entity": "string", "rule_id": "string"}, name="rule_results", database="audit")
+RULE_RESULTS = catalog.table("audit.rule_results")
 
 
 def per_rule_id(table: ir.Table, ids_column: str, entity: ir.StringValue) -> ir.Table:
@@ -44,13 +45,13 @@ def matching(backend: Backend, table: ir.Table, keys: ir.Table, on: Sequence[tup
     """Rows of `table` that have (`keep`) or have not a match in `keys`, which is unique on its `on` columns.
 
     A semi- or anti-join (EXISTS / NOT EXISTS, DuckDB's and Spark's SEMI / ANTI JOIN), except where the
-    engine runs EXISTS as a subquery per row (`Backend.joins_exists_per_row`: MariaDB, with its semi-join
+    engine runs EXISTS as a subquery per row (`Capabilities.joins_exists_per_row`: MariaDB, with its semi-join
     rewrites off, see backends/mysql.py, took 40 s for 30k staged customers against 52k candidate keys):
     there a LEFT JOIN keeping the unmatched (or matched) rows, which it hashes. PostgreSQL must not get the
     LEFT JOIN form: it estimates the IS NULL filter of an anti-join at 0.5 % of the rows, and planned
     nested loops of index probes over the million clean line items the staging insert reads (7.7 s).
     """
-    if not backend.joins_exists_per_row:
+    if not backend.capabilities.joins_exists_per_row:
         predicates = [table[left] == keys[right] for left, right in on]
         return table.semi_join(keys, predicates) if keep else table.anti_join(keys, predicates)
     marked = keys.select(*[keys[right].name(f"_m_{right}") for _, right in on], _matched=ibis.literal(True))

@@ -48,12 +48,15 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln
 
+from retailflow import catalog
 from retailflow.analytics.loyalty import OPENING
 from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
-from retailflow.backends import Backend
+from retailflow.backends import NOW, Backend
 from retailflow.tables import staging_table
 
+CHURN = catalog.table("analytics.customer_churn")
+MODEL = catalog.stored("analytics.churn_model")
 #: Model name -> dropout chances before the first repeat purchase (0: BG/NBD, 1: MBG/NBD).
 MODELS = {"BG/NBD": 0, "MBG/NBD": 1}
 DEFAULT_MODEL = "MBG/NBD"
@@ -308,14 +311,6 @@ def customer_churn(customers: ir.Table, summary: ir.Table, fit: ChurnFit) -> ir.
                        churn_status=ibis.ifelse(bought, fit.status, NO_PURCHASE))
 
 
-def churn_table() -> ir.Table:
-    """An unbound table over analytics.customer_churn as run_churn writes it."""
-    customers = staging_table("customer_details")
-    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers)
-    return ibis.table(customer_churn(customers, summary, _unfitted(DEFAULT_MODEL, "")).schema(), name="customer_churn",
-                      database="analytics")
-
-
 def as_of_day(backend: Backend, as_of: dt.date | None) -> dt.date | None:
     """The as-of date given, or the last staged sale day (what customer_rfm measures recency to)."""
     if as_of:
@@ -365,32 +360,11 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
     return fit
 
 
-def _unfitted(model: str, status: str) -> ChurnFit:
-    return ChurnFit(model=model, status=status, customers=0, repeat_buyers=0, history_days=0)
-
-
-MODEL_COLUMNS = (("model", "VARCHAR"), ("status", "VARCHAR"), ("customers", "BIGINT"), ("repeat_buyers", "BIGINT"),
-                 ("history_days", "BIGINT"), ("r", "DOUBLE PRECISION"), ("alpha", "DOUBLE PRECISION"),
-                 ("a", "DOUBLE PRECISION"), ("b", "DOUBLE PRECISION"), ("log_likelihood", "DOUBLE PRECISION"),
-                 ("as_of", "DATE"), ("fitted_at", "TIMESTAMP"))
-
-
 def _write_model(backend: Backend, fit: ChurnFit, as_of: dt.date | None) -> None:
     """Replace analytics.churn_model with this fit's one row."""
-    def sql_value(value: object) -> str:
-        if value is None:
-            return "NULL"
-        if isinstance(value, (str, dt.date)):
-            return f"CAST({backend.literal(str(value))} AS {'DATE' if isinstance(value, dt.date) else 'VARCHAR'})"
-        return repr(value)
-
-    values = [fit.model, fit.status, fit.customers, fit.repeat_buyers, fit.history_days, fit.r, fit.alpha, fit.a,
-              fit.b, fit.log_likelihood, as_of]
-    columns = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in MODEL_COLUMNS)
-    backend.execute("DROP TABLE IF EXISTS analytics.churn_model")
-    backend.execute(f"CREATE TABLE analytics.churn_model ({columns})")
-    backend.execute(f"INSERT INTO analytics.churn_model VALUES ({', '.join(map(sql_value, values))}, "
-                    "CURRENT_TIMESTAMP)")
+    backend.create_table(MODEL)
+    backend.append_values(MODEL.table(), [(fit.model, fit.status, fit.customers, fit.repeat_buyers, fit.history_days,
+                                           fit.r, fit.alpha, fit.a, fit.b, fit.log_likelihood, as_of, NOW)])
 
 
 def stored_fit(backend: Backend) -> ChurnFit | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.analytics import phantom_state
 from retailflow.analytics.phantom_state import PHANTOM_ORDER, phantom_inventory  # noqa: F401 (the stage's outputs)
 from retailflow.analytics.returns import RETURNS, return_rates, returns_daily
@@ -135,15 +135,15 @@ STAGE = "inventory"
 MASTERS = ("products", "stores")
 
 
-def _lines(days: ir.Table | dates.DateRange | None) -> ir.Table:
-    """sales_lines of the staged sales of `days` (every day for None)."""
+def _lines(days: incremental.Days) -> ir.Table:
+    """sales_lines of the staged sales of `days`."""
     headers = staging_table("store_sales_header")
-    return sales_lines(staging_table("store_sales_line_items"), dates.on_days(headers, headers.transaction_date, days),
-                       staging_table("products"))
+    return sales_lines(staging_table("store_sales_line_items"),
+                       incremental.on_days(headers, headers.transaction_date, days), staging_table("products"))
 
 
-def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table]:
-    """The stage's inputs over staging: daily_sales of `days` (every day for None), products, stores, inventory."""
+def inputs(days: incremental.Days = incremental.EVERY_DAY) -> dict[str, ir.Table]:
+    """The stage's inputs over staging: daily_sales of `days`, products, stores, inventory."""
     products = staging_table("products")
     lines = daily_sales(_lines(days))
     return dict(lines=lines, product_days=product_daily(lines), products=products, stores=staging_table("stores"),
@@ -152,31 +152,28 @@ def inputs(days: ir.Table | dates.DateRange | None = None) -> dict[str, ir.Table
 
 def stored_inputs() -> dict[str, ir.Table]:
     """inputs() with the sales as the stage keeps them (analytics.store_product_daily and product_daily)."""
-    tables = inputs()
-    return {**tables, "lines": ibis.table(tables["lines"].schema(), name="store_product_daily", database="analytics"),
-            "product_days": ibis.table(tables["product_days"].schema(), name="product_daily", database="analytics")}
+    return {**inputs(), "lines": catalog.table("analytics.store_product_daily"),
+            "product_days": catalog.table("analytics.product_daily")}
 
 
 def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001, phantom_min_days: int = 3,
-                  days: dates.DateRange | None = None, rebuild: bool = False) -> dict[str, list[dict]]:
+                  days: incremental.DateRange | None = None, rebuild: bool = False) -> dict[str, list[dict]]:
     """Bring store_product_daily up to date for the changed days (`days`; every day on the first run, with `rebuild`
     or after a master change), materialise top products, stock-outs, lost sales and phantom runs; return them."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    with backend.transaction():
-        latest = dates.latest_change(backend)
-        changed = dates.days_to_recompute(backend, STAGE, days, rebuild, MASTERS)
-        dates.replace_days(backend, "analytics", "store_product_daily", "sale_date", inputs(changed)["lines"],
-                           changed)
+    with incremental.window(backend, STAGE, days=days, rebuild=rebuild, masters=MASTERS) as changed:
+        incremental.replace_days(backend, "analytics", "store_product_daily", "sale_date", inputs(changed)["lines"],
+                                 changed)
         tables = stored_inputs()
         # From the stored store-days of the changed days (all of them where the table is new: an older database).
-        products_changed = changed if backend.has_table("analytics", "product_daily") else None
-        stored_lines = dates.on_days(tables["lines"], tables["lines"].sale_date, products_changed)
-        dates.replace_days(backend, "analytics", "product_daily", "sale_date", product_daily(stored_lines),
-                           products_changed)
-        returns_changed = changed if backend.has_table("analytics", "returns") else None
-        dates.replace_days(backend, "analytics", "returns", "sale_date", returns_daily(_lines(returns_changed)),
-                           returns_changed)
+        products_changed = changed if backend.has_table("analytics", "product_daily") else incremental.EVERY_DAY
+        stored_lines = incremental.on_days(tables["lines"], tables["lines"].sale_date, products_changed)
+        incremental.replace_days(backend, "analytics", "product_daily", "sale_date", product_daily(stored_lines),
+                                 products_changed)
+        returns_changed = changed if backend.has_table("analytics", "returns") else incremental.EVERY_DAY
+        incremental.replace_days(backend, "analytics", "returns", "sale_date", returns_daily(_lines(returns_changed)),
+                                 returns_changed)
         phantom_state.update(backend, tables["lines"], tables["inventory"], changed)
         phantom = phantom_state.stored_phantom(tables["lines"], threshold=phantom_threshold,
                                                min_days=phantom_min_days)
@@ -186,17 +183,13 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         cells = backend.create_temp_table("rf_top_cells", _top_cells(**tables, top=top))
         backend.replace_table("analytics", "stockouts", stockouts(**tables, top=top, cells=cells))
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top, cells=cells))
-        backend.execute("DROP TABLE IF EXISTS rf_top_cells")
+        backend.drop_temp_tables("rf_top_cells")
         backend.replace_table("analytics", "phantom_inventory", phantom)
-        dates.set_mark(backend, STAGE, latest, days, changed)
-    lost = ibis.table(lost_sales(**tables, top=top).schema(), name="lost_sales", database="analytics")
+    lost, outs = catalog.table("analytics.lost_sales"), catalog.table("analytics.stockouts")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),
         lost_revenue=lost.lost_revenue.sum().round(2)).order_by("rank")
-    outs = ibis.table(stockouts(**tables, top=top).schema(), name="stockouts", database="analytics")
-    top_table = ibis.table(top_products(tables["product_days"], tables["products"], top=top).schema(),
-                           name="top_products", database="analytics")
-    stored_phantom = ibis.table(phantom.schema(), name="phantom_inventory", database="analytics")
+    top_table, stored_phantom = catalog.table("analytics.top_products"), catalog.table("analytics.phantom_inventory")
     return {
         "top_products": backend.fetch_dicts(top_table.order_by("rank")),
         "stockouts": backend.fetch_dicts(outs.order_by(["rank", "store_id"])),

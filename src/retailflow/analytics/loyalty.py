@@ -23,11 +23,11 @@ import uuid
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.analytics.purchases import PURCHASES
 from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.analytics.purchases import update as update_purchases
-from retailflow.backends import Backend
+from retailflow.backends import NOW, Backend
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
@@ -36,18 +36,6 @@ POLICIES = ("best", "stack")
 DEFAULT_TIERS = (("Bronze", 0), ("Silver", 500), ("Gold", 1500), ("Platinum", 4000))
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-LEDGER_COLUMNS = (
-    ("transaction_id", "VARCHAR NOT NULL"), ("rule_id", "VARCHAR NOT NULL"), ("customer_id", "VARCHAR NOT NULL"),
-    ("transaction_date", "TIMESTAMP NOT NULL"), ("total_amount", "DECIMAL(10,2) NOT NULL"),
-    ("base_points", "BIGINT NOT NULL"), ("bonus_points", "BIGINT NOT NULL"), ("points", "BIGINT NOT NULL"),
-    ("policy", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"), ("recorded_at", "TIMESTAMP NOT NULL"),
-    # 'earned' (points credited), 'returned' (negative: points a return takes back) or 'restated' (a reversal
-    # of points a restated day changed).
-    ("reason", "VARCHAR NOT NULL"),
-    # A return's row: the sale it names (its points depend on it; a night that changes that sale or its other
-    # returns recomputes this one).
-    ("original_transaction_id", "VARCHAR"),
-)
 EARNED, RESTATED, RETURNED = "earned", "restated", "returned"
 #: The stage's name in audit.stage_marks.
 STAGE = "loyalty"
@@ -257,32 +245,20 @@ def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, purchases
                        run_points=rows.run_points.fill_null(0))
 
 
+#: The tables the stage writes row by row (balances is replaced from its expression).
+DECLARED = tuple(catalog.stored(f"loyalty.{name}") for name in ("points_ledger", "opening_balances", "runs"))
+LEDGER, OPENING, RUNS = (declared.table() for declared in DECLARED)
+BALANCES = catalog.table("loyalty.balances")
+
+
 def _ensure_tables(backend: Backend) -> None:
+    # A ledger from before restatement lacks reason and original_transaction_id, opening balances from the first
+    # release last_purchase_date: ensure_tables adds them.
     with backend.transaction():
-        ledger = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in LEDGER_COLUMNS)
-        # A fact table: keyed where the engine declares fact keys (on DuckDB the key's index made the
-        # insert 14 of 27 s at 9M line items); ledger_changes keeps it unique either way.
-        key = ", PRIMARY KEY (transaction_id, rule_id, run_id, reason)" if backend.declares_fact_keys else ""
-        backend.execute(f"CREATE TABLE IF NOT EXISTS loyalty.points_ledger ({ledger}{key})")
-        # Added with restatement: ledgers from before it hold earned points only.
-        backend.execute("ALTER TABLE loyalty.points_ledger ADD COLUMN IF NOT EXISTS reason VARCHAR")
-        backend.execute("ALTER TABLE loyalty.points_ledger ADD COLUMN IF NOT EXISTS original_transaction_id VARCHAR")
-        backend.execute("CREATE TABLE IF NOT EXISTS loyalty.opening_balances (customer_id VARCHAR PRIMARY KEY, "
-                        "opening_points BIGINT NOT NULL, recorded_at TIMESTAMP NOT NULL)")
-        # Added after the first release: databases from before it gain the column here.
-        backend.execute("ALTER TABLE loyalty.opening_balances ADD COLUMN IF NOT EXISTS last_purchase_date DATE")
-        backend.execute("CREATE TABLE IF NOT EXISTS loyalty.runs (run_id VARCHAR PRIMARY KEY, policy VARCHAR NOT NULL, "
-                        "started_at TIMESTAMP NOT NULL, transactions BIGINT NOT NULL, points BIGINT NOT NULL)")
+        backend.ensure_tables(DECLARED)
 
 
-LEDGER = ibis.table({name: {"VARCHAR NOT NULL": "string", "VARCHAR": "string", "TIMESTAMP NOT NULL": "timestamp",
-                            "DECIMAL(10,2) NOT NULL": "decimal(10, 2)", "BIGINT NOT NULL": "int64"}[kind]
-                     for name, kind in LEDGER_COLUMNS}, name="points_ledger", database="loyalty")
-OPENING = ibis.table({"customer_id": "string", "opening_points": "int64", "recorded_at": "timestamp",
-                      "last_purchase_date": "date"}, name="opening_balances", database="loyalty")
-
-
-def _affected(headers: ir.Table, changed: dates.DateRange | None) -> tuple[ir.Table, ir.Table, ir.Table]:
+def _affected(headers: ir.Table, changed: incremental.Days) -> tuple[ir.Table, ir.Table, ir.Table]:
     """The staged headers whose ledger rows a change of `changed` days may alter, their booked ledger rows, and the
     line items the rules read (those transactions' and their sales').
 
@@ -291,10 +267,10 @@ def _affected(headers: ir.Table, changed: dates.DateRange | None) -> tuple[ir.Ta
     removed the sale or one of its returns): a return's points depend on its sale and on the returns before it.
     """
     lines = staging_table("store_sales_line_items")
-    if changed is None:
+    if changed is incremental.EVERY_DAY:
         return headers, LEDGER, lines
-    on_days = dates.on_days(headers, headers.transaction_date, changed)
-    booked_on_days = dates.on_days(LEDGER, LEDGER.transaction_date, changed)
+    on_days = incremental.on_days(headers, headers.transaction_date, changed)
+    booked_on_days = incremental.on_days(LEDGER, LEDGER.transaction_date, changed)
     touched = (on_days.select(_sale=on_days.transaction_id)
                .union(on_days.select(_sale=on_days.original_transaction_id))
                .union(booked_on_days.select(_sale=booked_on_days.transaction_id))
@@ -309,7 +285,7 @@ def _affected(headers: ir.Table, changed: dates.DateRange | None) -> tuple[ir.Ta
 
 
 def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[str, int], ...] | None = None,
-                days: dates.DateRange | None = None, rebuild: bool = False) -> dict:
+                days: incremental.DateRange | None = None, rebuild: bool = False) -> dict:
     """Bring the ledger in line with the staged transactions of the changed days, refresh balances, write them back.
 
     The days are those of the changes validated since the last run (audit.batch_dates), `days` when given (a
@@ -319,9 +295,7 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
     _ensure_tables(backend)
     headers, customers = staging_table("store_sales_header"), staging_table("customer_details")
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    with backend.transaction():
-        latest_change = dates.latest_change(backend)
-        changed = dates.days_to_recompute(backend, STAGE, days, rebuild)
+    with incremental.window(backend, STAGE, days=days, rebuild=rebuild) as changed:
         # Opening balances are the first staged export's points, kept so re-runs never compound,
         # and its last purchase date, which the write-back below replaces (the churn model needs it).
         new_customers = customers.anti_join(OPENING, "customer_id")
@@ -336,23 +310,20 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
-        dates.set_mark(backend, STAGE, latest_change, days, changed)
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no
         # trace: runs and run_points keep pointing at the latest run that credited points, the one
         # `notify` announces, so re-running converges to the state of a single run.
         if inserted:
-            backend.execute(
-                f"INSERT INTO loyalty.runs VALUES ({backend.literal(run_id)}, {backend.literal(policy)}, "
-                f"CURRENT_TIMESTAMP, {int(summary['transactions'] or 0)}, {int(summary['points'] or 0)})")
+            backend.append_values(RUNS, [(run_id, policy, NOW, int(summary["transactions"] or 0),
+                                          int(summary["points"] or 0))])
         latest = backend.scalar("SELECT run_id FROM loyalty.runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
         update_purchases(backend, days, rebuild)
         backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, PURCHASES, tiers, latest))
-        backend.execute(
-            "UPDATE staging.customer_details SET total_loyalty_points = b.balance, loyalty_status = b.tier, "
-            "last_purchase_date = b.last_purchase_date FROM loyalty.balances b "
-            "WHERE staging.customer_details.customer_id = b.customer_id")
+        backend.update_from(customers, BALANCES, [("customer_id", "customer_id")], lambda _, balance: {
+            "total_loyalty_points": balance.balance, "loyalty_status": balance.tier,
+            "last_purchase_date": balance.last_purchase_date})
     return {"run_id": run_id if inserted else None, "policy": policy, "ledger_rows": inserted,
             "transactions": int(summary["transactions"] or 0), "points": int(summary["points"] or 0)}
 

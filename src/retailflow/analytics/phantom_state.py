@@ -13,21 +13,23 @@ from every snapshot.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.backends import Backend
 from retailflow.errors import UserError
+from retailflow.model import IBIS_TYPES
 
 #: Least likely phantom runs first.
 PHANTOM_ORDER = ["probability", ibis.desc("expected_units"), "store_id", "product_id", "first_day"]
 #: Nights whose extension can be undone: a correction of one of them costs about its own days.
 LOG_NIGHTS = 31
 #: The type of the rates' counts (see day_rates).
-COUNT_TYPE = "decimal(38, 0)"
+COUNT_TYPE = IBIS_TYPES["count_sum"]
 
 
 def trading_days(lines: ir.Table) -> ir.Table:
@@ -111,21 +113,11 @@ def phantom_inventory(lines: ir.Table, inventory: ir.Table, *,
 
 
 KEY = ["store_id", "product_id", "first_number"]
-RUN_COLUMNS = {"store_id": "string", "product_id": "string", "first_day": "date", "last_day": "date",
-               "first_number": "int64", "last_number": "int64", "days": "int64", "min_stock_on_hand": "int64",
-               "max_stock_on_hand": "int64"}
-RATE_COLUMNS = {"store_id": "string", "product_id": "string", "counted_days": COUNT_TYPE, "sales": COUNT_TYPE,
-                "units": COUNT_TYPE}
-RUNS = ibis.table(RUN_COLUMNS, name="phantom_idle_runs", database="analytics")
-RATES = ibis.table(RATE_COLUMNS, name="phantom_rates", database="analytics")
-LOG = ibis.table({"append_id": "int64", "horizon_before": "date", "horizon_after": "date"}, name="phantom_log",
-                 database="analytics")
-LOG_REMOVED = ibis.table({**RUN_COLUMNS, "append_id": "int64"}, name="phantom_log_removed", database="analytics")
-LOG_ADDED = ibis.table({name: RUN_COLUMNS[name] for name in KEY} | {"append_id": "int64"}, name="phantom_log_added",
-                       database="analytics")
-LOG_RATES = ibis.table({**RATE_COLUMNS, "append_id": "int64"}, name="phantom_log_rates", database="analytics")
 STATE_TABLES = ("phantom_idle_runs", "phantom_rates", "phantom_log", "phantom_log_removed", "phantom_log_added",
                 "phantom_log_rates")
+RUNS, RATES, LOG, LOG_REMOVED, LOG_ADDED, LOG_RATES = (catalog.table(f"analytics.{name}") for name in STATE_TABLES)
+#: The extension log's tables, each with the append_id of the extension that wrote a row.
+LOGS = (LOG, LOG_REMOVED, LOG_ADDED, LOG_RATES)
 SCRATCH = ("rf_counted_days", "rf_phantom_rates", "rf_phantom_islands", "rf_phantom_merged")
 
 
@@ -139,19 +131,29 @@ def rebuild(backend: Backend, lines: ir.Table, inventory: ir.Table) -> None:
     counted = backend.create_temp_table("rf_counted_days", counted_days(lines, inventory, trading_days(lines)))
     backend.replace_table("analytics", "phantom_idle_runs", idle_runs(counted))
     backend.replace_table("analytics", "phantom_rates", day_rates(counted))
-    stamp = {"append_id": ibis.literal(0, "int64")}
-    for name, empty in (("phantom_log_removed", RUNS), ("phantom_log_added", RUNS.select(*KEY)),
-                        ("phantom_log_rates", RATES)):
-        backend.replace_table("analytics", name, empty.limit(0).mutate(**stamp))
-    horizon = lines.aggregate(horizon_after=lines.sale_date.max())
-    backend.replace_table("analytics", "phantom_log", horizon.select(
-        append_id=ibis.literal(0, "int64"), horizon_before=ibis.null("date"), horizon_after=horizon.horizon_after))
+    for name, empty in empty_logs().items():
+        backend.replace_table("analytics", name, empty)
+    backend.replace_table("analytics", "phantom_log", log_entry(lines, 0, None))
     _drop_scratch(backend)
 
 
+def empty_logs() -> dict[str, ir.Table]:
+    """The extension log's detail tables as a rebuild starts them: empty, with the append_id of each row."""
+    stamp = {"append_id": ibis.literal(0, "int64")}
+    return {name: empty.limit(0).mutate(**stamp) for name, empty in (
+        ("phantom_log_removed", RUNS), ("phantom_log_added", RUNS.select(*KEY)), ("phantom_log_rates", RATES))}
+
+
+def log_entry(lines: ir.Table, append_id: int, horizon_before: dt.date | None) -> ir.Table:
+    """phantom_log's row of extension `append_id` (0: a rebuild, whose state had no days before it: None)."""
+    horizon = lines.aggregate(horizon_after=lines.sale_date.max())
+    before = ibis.null("date") if horizon_before is None else ibis.literal(horizon_before, "date")
+    return horizon.select(append_id=ibis.literal(append_id, "int64"), horizon_before=before,
+                          horizon_after=horizon.horizon_after)
+
+
 def _drop_scratch(backend: Backend) -> None:
-    for name in SCRATCH:
-        backend.execute(f"DROP TABLE IF EXISTS {name}")
+    backend.drop_temp_tables(*SCRATCH)
 
 
 def _replace_rates(backend: Backend, rows: ir.Table) -> None:
@@ -192,39 +194,32 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
     # Two statements: MySQL cannot read one temporary table twice in a statement.
     backend.insert("analytics", "phantom_log_added", merged.select(*KEY), constants=stamp)
     backend.insert("analytics", "phantom_log_added", fresh.select(*KEY), constants=stamp)
-    backend.execute(f"DELETE FROM analytics.phantom_idle_runs WHERE ({', '.join(KEY)}) IN "
-                    f"(SELECT {', '.join(KEY)} FROM rf_phantom_merged)")
+    backend.delete_matching(RUNS, merged.select(*KEY))
     backend.insert("analytics", "phantom_idle_runs", merged)
     backend.insert("analytics", "phantom_idle_runs", fresh)
-    backend.insert("analytics", "phantom_log", lines.aggregate(horizon_after=lines.sale_date.max()).select(
-        append_id=ibis.literal(append_id, "int64"), horizon_before=ibis.literal(horizon, "date"),
-        horizon_after="horizon_after"))
-    for table in ("phantom_log", "phantom_log_removed", "phantom_log_added", "phantom_log_rates"):
-        backend.execute(f"DELETE FROM analytics.{table} WHERE append_id <= {append_id - LOG_NIGHTS} "
-                        "AND append_id > 0")
+    backend.insert("analytics", "phantom_log", log_entry(lines, append_id, horizon))
+    for table in LOGS:
+        backend.delete_where(table, (table.append_id <= append_id - LOG_NIGHTS) & (table.append_id > 0))
     _drop_scratch(backend)
 
 
 def undo(backend: Backend, append_id: int) -> None:
     """Take the extension `append_id` (the latest one) back out of the state."""
-    where = f"WHERE append_id = {append_id}"
-    backend.execute(f"DELETE FROM analytics.phantom_idle_runs WHERE ({', '.join(KEY)}) IN "
-                    f"(SELECT {', '.join(KEY)} FROM analytics.phantom_log_added {where})")
+    backend.delete_matching(RUNS, LOG_ADDED.filter(LOG_ADDED.append_id == append_id).select(*KEY))
     backend.insert("analytics", "phantom_idle_runs", LOG_REMOVED.filter(LOG_REMOVED.append_id == append_id)
                    .select(*RUNS.columns))
     taken = LOG_RATES.filter(LOG_RATES.append_id == append_id)
     _replace_rates(backend, RATES.union(taken.select(
         "store_id", "product_id", counted_days=-taken.counted_days, sales=-taken.sales, units=-taken.units)))
-    for table in ("phantom_log", "phantom_log_removed", "phantom_log_added", "phantom_log_rates"):
-        backend.execute(f"DELETE FROM analytics.{table} {where}")
+    for table in LOGS:
+        backend.delete_where(table, {"append_id": append_id})
     _drop_scratch(backend)
 
 
-def update(backend: Backend, lines: ir.Table, inventory: ir.Table,
-           changed: ir.Table | dates.DateRange | None) -> None:
+def update(backend: Backend, lines: ir.Table, inventory: ir.Table, changed: incremental.Days) -> None:
     """Bring the state in line with `lines` (store_product_daily, already updated) and `inventory` after the
-    `changed` days (None: every day)."""
-    if changed is None or isinstance(changed, dates.DateRange) or not all(
+    `changed` days."""
+    if not isinstance(changed, ir.Table) or not all(
             backend.has_table("analytics", name) for name in STATE_TABLES):
         rebuild(backend, lines, inventory)
         return

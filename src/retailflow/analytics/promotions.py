@@ -38,7 +38,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.analytics.sales import ASSORTMENT_WINDOW_DAYS, safe_ratio, sales_lines, shifted, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -303,20 +303,18 @@ MASTERS = ("products", "stores", "promotion_details")
 RECOMPUTED_DAYS, COVERED_CELLS = "rf_promotion_days", "rf_promotion_cells"
 
 
-def within(days: ir.Table | dates.DateRange | None, window_days: int) -> ir.Table | dates.DateRange | None:
-    """The dates at most `window_days` from one of `days` (a DateRange, or a table of business_date; None: every
-    date)."""
-    if days is None:
-        return None
-    if isinstance(days, dates.DateRange):
+def within(days: incremental.Days, window_days: int) -> incremental.Days:
+    """The dates at most `window_days` from one of `days`."""
+    if days is incremental.EVERY_DAY:
+        return days
+    if isinstance(days, incremental.DateRange):
         reach = dt.timedelta(days=window_days)
-        return dates.DateRange(days.first and days.first - reach, days.last and days.last + reach)
+        return incremental.DateRange(days.first and days.first - reach, days.last and days.last + reach)
     return ibis.union(*(days.select(business_date=shifted(days.business_date, offset))
                         for offset in range(-window_days, window_days + 1)), distinct=True)
 
 
-def affected_days(changed: ir.Table | dates.DateRange | None, *,
-                  window_days: int = ASSORTMENT_WINDOW_DAYS) -> ir.Table | dates.DateRange | None:
+def affected_days(changed: incremental.Days, *, window_days: int = ASSORTMENT_WINDOW_DAYS) -> incremental.Days:
     """The dates whose cells a change of `changed` reaches: those, and the dates within `window_days` on which a
     store had no snapshot (its observed assortment reads the sales around it); all of a backfill's window."""
     if not isinstance(changed, ir.Table):
@@ -328,30 +326,30 @@ def affected_days(changed: ir.Table | dates.DateRange | None, *,
     return changed.select("business_date").union(uncounted.select("business_date"), distinct=True)
 
 
-def _sales(days: ir.Table | dates.DateRange | None) -> ir.Table:
-    """sales_lines of the staged sales of `days` (every day for None)."""
+def _sales(days: incremental.Days) -> ir.Table:
+    """sales_lines of the staged sales of `days`."""
     headers = staging_table("store_sales_header")
-    return sales_lines(staging_table("store_sales_line_items"), dates.on_days(headers, headers.transaction_date, days),
-                       staging_table("products"))
+    return sales_lines(staging_table("store_sales_line_items"),
+                       incremental.on_days(headers, headers.transaction_date, days), staging_table("products"))
 
 
-def _covered(days: ir.Table | dates.DateRange | None) -> ir.Table:
-    """covered_cells over staging, on the trading days of `days` (every day for None)."""
+def _covered(days: incremental.Days) -> ir.Table:
+    """covered_cells over staging, on the trading days of `days`."""
     return covered_cells(staging_table("promotion_details"), staging_table("products"), staging_table("stores"),
                          _sales(days).select("sale_date").distinct())
 
 
-def inputs(days: ir.Table | dates.DateRange | None = None, *, window_days: int = ASSORTMENT_WINDOW_DAYS,
+def inputs(days: incremental.Days = incremental.EVERY_DAY, *, window_days: int = ASSORTMENT_WINDOW_DAYS,
            covered: ir.Table | None = None) -> dict[str, ir.Table]:
-    """The stage's inputs over staging, the sales and snapshots of `days` only (every day for None; the
-    assortments read the sales within `window_days` as well): credited_days, discounts_daily, sales_lines,
-    products, promotions; `covered` holds covered_cells when the caller made them."""
+    """The stage's inputs over staging, the sales and snapshots of `days` only (the assortments read the sales
+    within `window_days` as well): credited_days, discounts_daily, sales_lines, products, promotions; `covered`
+    holds covered_cells when the caller made them."""
     products, promotions = staging_table("products"), staging_table("promotion_details")
     stores, inventory = staging_table("stores"), staging_table("inventory_daily")
     lines = _sales(days)
-    around = None if days is None else _sales(within(days, window_days))
+    around = None if days is incremental.EVERY_DAY else _sales(within(days, window_days))
     covered = _covered(days) if covered is None else covered
-    inventory = dates.on_days(inventory, inventory.snapshot_date, days)
+    inventory = incremental.on_days(inventory, inventory.snapshot_date, days)
     return dict(days=credited_days(lines, products, promotions, stores, inventory, covered, around=around,
                                    window_days=window_days),
                 discounts=discounts_daily(lines, promotions, products, covered), lines=lines, products=products,
@@ -365,10 +363,8 @@ DAILY_TABLES = {"promotion_daily": ("days", lambda tables: promotion_daily(table
 
 def stored_inputs() -> dict[str, ir.Table]:
     """promotion_effectiveness's inputs as the stage stores them: the two daily tables, products, promotions."""
-    tables = inputs()
-    return {**{key: ibis.table(write(tables).schema(), name=name, database="analytics")
-               for name, (key, write) in DAILY_TABLES.items()},
-            "products": tables["products"], "promotions": tables["promotions"]}
+    return {**{key: catalog.table(f"analytics.{name}") for name, (key, _) in DAILY_TABLES.items()},
+            "products": staging_table("products"), "promotions": staging_table("promotion_details")}
 
 
 def _made_before(backend: Backend, stored: dict[str, ir.Table]) -> bool:
@@ -382,7 +378,7 @@ def _made_before(backend: Backend, stored: dict[str, ir.Table]) -> bool:
 
 
 def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5,
-                   days: dates.DateRange | None = None, rebuild: bool = False,
+                   days: incremental.DateRange | None = None, rebuild: bool = False,
                    window_days: int = ASSORTMENT_WINDOW_DAYS) -> list[dict]:
     """Bring the daily tables up to date for the changed days (`days`; every day on the first run, with `rebuild`,
     after a master change or when an earlier release made them) and those their sales reach (module docstring),
@@ -390,9 +386,8 @@ def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
     stored = stored_inputs()
-    with backend.transaction():
-        latest = dates.latest_change(backend)
-        changed = dates.days_to_recompute(backend, STAGE, days, rebuild or _made_before(backend, stored), MASTERS)
+    with incremental.window(backend, STAGE, days=days, rebuild=rebuild or _made_before(backend, stored),
+                            masters=MASTERS) as changed:
         recomputed = affected_days(changed, window_days=window_days)
         if isinstance(recomputed, ir.Table):
             # Read by every statement below, and widened again for the sales around them: computed once.
@@ -403,13 +398,11 @@ def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5
                                             indexed=[("store_id", "product_id", "sale_date")])
         tables = inputs(recomputed, window_days=window_days, covered=covered)
         for name, (_, write) in DAILY_TABLES.items():
-            dates.replace_days(backend, "analytics", name, "sale_date", write(tables), recomputed)
-        for name in (RECOMPUTED_DAYS, COVERED_CELLS):
-            backend.execute(f"DROP TABLE IF EXISTS {name}")
-        effectiveness = promotion_effectiveness(**stored, min_baseline_days=min_baseline_days)
-        backend.replace_table("analytics", "promotion_effectiveness", effectiveness)
-        dates.set_mark(backend, STAGE, latest, days, changed)
-    table = ibis.table(effectiveness.schema(), name="promotion_effectiveness", database="analytics")
+            incremental.replace_days(backend, "analytics", name, "sale_date", write(tables), recomputed)
+        backend.drop_temp_tables(RECOMPUTED_DAYS, COVERED_CELLS)
+        backend.replace_table("analytics", "promotion_effectiveness",
+                              promotion_effectiveness(**stored, min_baseline_days=min_baseline_days))
+    table = catalog.table("analytics.promotion_effectiveness")
     return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())
                                .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category",
                                           "product_id"]))

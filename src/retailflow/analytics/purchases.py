@@ -14,17 +14,14 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.analytics.transactions import counted_transactions
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
 
 STAGE = "purchases"
-DAILY = ibis.table({"customer_id": "string", "sale_date": "date", "transactions": "int64",
-                    "spend": "decimal(18, 2)"}, name="customer_daily", database="analytics")
-PURCHASES = ibis.table({"customer_id": "string", "frequency": "int64", "monetary": "decimal(18, 2)",
-                        "purchase_days": "int64", "first_day": "date", "last_day": "date"},
-                       name="customer_purchases", database="analytics")
+DAILY = catalog.table("analytics.customer_daily")
+PURCHASES = catalog.table("analytics.customer_purchases")
 TOUCHED = "rf_touched_customers"
 
 
@@ -54,29 +51,32 @@ def purchases(daily: ir.Table) -> ir.Table:
         last_day=bought.ifelse(daily.sale_date, ibis.null("date")).max())
 
 
-def update(backend: Backend, days: dates.DateRange | None = None, rebuild: bool = False) -> None:
+def update(backend: Backend, days: incremental.DateRange | None = None, rebuild: bool = False) -> None:
     """Bring customer_daily and customer_purchases in line with the staged headers, in the caller's transaction:
     the changed days (`days` when given, every day on the first run or with `rebuild`)."""
-    latest = dates.latest_change(backend)
     kept = backend.has_table("analytics", "customer_purchases")
-    if kept and days is None and not rebuild and dates.mark(backend, STAGE) == latest:
+    if kept and days is None and not rebuild and incremental.up_to_date(backend, STAGE):
         return
-    changed = dates.days_to_recompute(backend, STAGE, days, rebuild)
-    headers = staging_table("store_sales_header")
-    if changed is None or not kept:
-        backend.replace_table("analytics", "customer_daily", customer_days(headers))
-        backend.replace_table("analytics", "customer_purchases", purchases(DAILY))
-    else:
-        def on_changed_days() -> ir.Table:
-            return dates.on_days(DAILY, DAILY.sale_date, changed).select("customer_id")
+    with incremental.window(backend, STAGE, days=days, rebuild=rebuild) as changed:
+        if changed is incremental.EVERY_DAY or not kept:
+            headers = staging_table("store_sales_header")
+            backend.replace_table("analytics", "customer_daily", customer_days(headers))
+            backend.replace_table("analytics", "customer_purchases", purchases(DAILY))
+        else:
+            _recompute(backend, changed)
 
-        # The customers of the changed days as they were (kept aside) and as they are now.
-        before = backend.create_temp_table(TOUCHED, on_changed_days())
-        dates.replace_days(backend, "analytics", "customer_daily", "sale_date",
-                           customer_days(dates.on_days(headers, headers.transaction_date, changed)), changed)
-        touched = before.union(on_changed_days(), distinct=True)
-        backend.execute(f"DELETE FROM {backend.qualified('analytics', 'customer_purchases')} WHERE customer_id IN "
-                        f"({backend.compile(touched)})")
-        backend.insert("analytics", "customer_purchases", purchases(DAILY.semi_join(touched, "customer_id")))
-        backend.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
-    dates.set_mark(backend, STAGE, latest, days, changed)
+
+def _recompute(backend: Backend, changed: incremental.Days) -> None:
+    """Replace the changed days' customer_daily rows and the purchases of every customer they touch."""
+    def on_changed_days() -> ir.Table:
+        return incremental.on_days(DAILY, DAILY.sale_date, changed).select("customer_id")
+
+    headers = staging_table("store_sales_header")
+    # The customers of the changed days as they were (kept aside) and as they are now.
+    before = backend.create_temp_table(TOUCHED, on_changed_days())
+    incremental.replace_days(backend, "analytics", "customer_daily", "sale_date",
+                             customer_days(incremental.on_days(headers, headers.transaction_date, changed)), changed)
+    touched = before.union(on_changed_days(), distinct=True)
+    backend.delete_matching(PURCHASES, touched)
+    backend.insert("analytics", "customer_purchases", purchases(DAILY.semi_join(touched, "customer_id")))
+    backend.drop_temp_tables(TOUCHED)

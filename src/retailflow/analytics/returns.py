@@ -11,14 +11,12 @@ The inventory stage keeps analytics.returns day by day, like store_product_daily
 
 from __future__ import annotations
 
-import ibis
 import ibis.expr.types as ir
 
+from retailflow import catalog
 from retailflow.analytics.sales import safe_ratio
 
-RETURNS = ibis.table({"store_id": "string", "product_id": "string", "product_category": "string", "sale_date": "date",
-                      "returned_units": "int64", "returned_amount": "decimal(18, 2)", "sold_units": "int64"},
-                     name="returns", database="analytics")
+RETURNS = catalog.table("analytics.returns")
 
 
 def returns_daily(lines: ir.Table) -> ir.Table:

@@ -24,12 +24,15 @@ from importlib import resources
 import ibis
 import ibis.expr.types as ir
 
-from retailflow.analytics.churn import churn_table, run_churn
+from retailflow import catalog
+from retailflow.analytics.churn import CHURN, run_churn
 from retailflow.analytics.purchases import PURCHASES
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.tables import staging_table
+
+RFM = catalog.table("analytics.customer_rfm")
 
 
 def segment_map() -> list[dict]:
@@ -95,7 +98,7 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_header"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
     if backend.has_table("loyalty", "balances"):
-        balances = ibis.table({"customer_id": "string", "balance": "int64"}, name="balances", database="loyalty")
+        balances = catalog.table("loyalty.balances")
     else:
         customers = staging_table("customer_details")
         balances = customers.select("customer_id", balance=customers.total_loyalty_points)
@@ -104,11 +107,10 @@ def run_segments(backend: Backend, *, as_of: dt.date | None = None, at_risk_days
     with backend.transaction():
         update_purchases(backend)
         backend.replace_table("analytics", "customer_rfm", expr)
-        backend.execute("UPDATE staging.customer_details SET segment_id = r.segment_id FROM analytics.customer_rfm r "
-                        "WHERE staging.customer_details.customer_id = r.customer_id")
+        backend.update_from(staging_table("customer_details"), RFM, [("customer_id", "customer_id")],
+                            lambda _, rfm: {"segment_id": rfm.segment_id})
         run_churn(backend, as_of=as_of, refit=refit)
-    rfm = ibis.table(expr.schema(), name="customer_rfm", database="analytics")
-    table = rfm.left_join(churn_table(), "customer_id")
+    table = RFM.left_join(CHURN, "customer_id")
     # Mean churn probability over the segment and over its At-Risk customers, to set the rule beside the model.
     at_risk_churn = table.is_at_risk.ifelse(table.churn_probability, ibis.null("float64"))
     counts = table.group_by("segment").aggregate(customers=table.count(), revenue=table.monetary.sum(),

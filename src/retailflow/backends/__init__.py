@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from retailflow.backends.base import Backend
+from retailflow.backends.base import NOW, Backend, Capabilities
 from retailflow.errors import UserError
 
-__all__ = ["Backend", "connect", "mask_url"]
+__all__ = ["NOW", "Backend", "Capabilities", "connect", "mask_url"]
 
 
 def mask_url(url: str) -> str:

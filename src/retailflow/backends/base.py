@@ -1,116 +1,108 @@
-"""The interface every engine implements, and the DDL derived from the data model."""
+"""The interface every engine implements: capabilities, execution, DDL derived from the data model and the
+catalog, and the row changes stages make (delete_where, delete_matching, update_where, update_from, append_values)."""
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import datetime as dt
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Union
 from urllib.parse import unquote, urlsplit
 
 import ibis
+import ibis.expr.datatypes as datatypes
+import ibis.expr.operations as ops
+import ibis.expr.rules as rlz
 import ibis.expr.types as ir
+import sqlglot
 import sqlglot.expressions as sge
 
+from retailflow.catalog import ALWAYS, FACT, StoredTable, existing_table, in_schema
 from retailflow.sources.parsing import FileRows
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
 
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
 
-AUDIT_TABLES = {
-    "batches": (
-        ("batch_id", "BIGINT PRIMARY KEY"),
-        ("entity", "VARCHAR NOT NULL"),
-        ("source_file", "VARCHAR NOT NULL"),
-        ("sha256", "VARCHAR NOT NULL"),
-        ("size_bytes", "BIGINT"),
-        ("rows", "BIGINT"),
-        ("columns", "VARCHAR"),
-        ("extra_columns", "VARCHAR"),
-        ("status", "VARCHAR NOT NULL"),
-        ("loaded_at", "TIMESTAMP"),
-        ("load_seconds", "DOUBLE PRECISION"),
-        ("validated_at", "TIMESTAMP"),
-        ("validate_seconds", "DOUBLE PRECISION"),
-        ("staged_rows", "BIGINT"),
-        ("quarantined_rows", "BIGINT"),
-        ("superseded_rows", "BIGINT"),
-        ("warned_rows", "BIGINT"),
-        # 'append' (a new day), 'restate' (replaces what was staged for the entity and its dates) or 'derived'
-        # (a master made from a file's facts, by a source mapping's derive:).
-        ("mode", "VARCHAR"),
-        # The mapped source that read the file (NULL: the contract), and the drift found in its header.
-        ("source", "VARCHAR"),
-        ("drift", "VARCHAR"),
-    ),
-    # The business dates each fact batch covers (sales: the transaction's day; inventory: the
-    # snapshot day), as staged by one validate, replay or restate run (change_id, increasing):
-    # the incremental stages recompute the dates of the changes they have not seen yet.
-    "batch_dates": (
-        ("change_id", "BIGINT NOT NULL"),
-        ("batch_id", "BIGINT NOT NULL"),
-        ("entity", "VARCHAR NOT NULL"),
-        ("business_date", "DATE NOT NULL"),
-        ("staged_rows", "BIGINT NOT NULL"),
-        ("superseded_rows", "BIGINT NOT NULL"),
-    ),
-    # Per incremental stage, the last change id of batch_dates it has processed.
-    "stage_marks": (
-        ("stage", "VARCHAR NOT NULL"),
-        ("change_id", "BIGINT NOT NULL"),
-    ),
-    # Masters staged by a validate or replay run (change_id as in batch_dates): a stage whose per-day
-    # tables are built from that master recomputes every day.
-    "master_changes": (
-        ("change_id", "BIGINT NOT NULL"),
-        ("entity", "VARCHAR NOT NULL"),
-        ("staged_rows", "BIGINT NOT NULL"),
-    ),
-    "rule_results": (
-        ("batch_id", "BIGINT NOT NULL"),
-        ("entity", "VARCHAR NOT NULL"),
-        ("rule_id", "VARCHAR NOT NULL"),
-        ("severity", "VARCHAR NOT NULL"),
-        ("phase", "VARCHAR NOT NULL"),
-        ("checked", "BIGINT NOT NULL"),
-        ("failed", "BIGINT NOT NULL"),
-        ("recorded_at", "TIMESTAMP"),
-    ),
-    # One row per erased person and request (`retailflow forget`): no personal data, only the pseudonym.
-    # The pseudonyms here are also the suppression list that ingest applies to every later file.
-    "erasures": (
-        ("erasure_id", "BIGINT NOT NULL"),
-        ("pseudonym", "VARCHAR NOT NULL"),
-        ("erased_at", "TIMESTAMP NOT NULL"),
-        ("reason", "VARCHAR"),
-        # A fingerprint of RETAILFLOW_PII_KEY: a later run with another key would not recognise the pseudonyms.
-        ("key_check", "VARCHAR NOT NULL"),
-    ),
-    # Rows an erasure changed, per person and table.
-    "erasure_rows": (
-        ("erasure_id", "BIGINT NOT NULL"),
-        ("pseudonym", "VARCHAR NOT NULL"),
-        ("table_name", "VARCHAR NOT NULL"),
-        ("rows", "BIGINT NOT NULL"),
-    ),
-    "warnings": (
-        ("entity", "VARCHAR NOT NULL"),
-        ("row_key", "VARCHAR"),
-        ("rule_ids", "VARCHAR NOT NULL"),
-        ("reasons", "VARCHAR NOT NULL"),
-        ("_batch_id", "BIGINT NOT NULL"),
-        ("_source_line", "BIGINT NOT NULL"),
-    ),
-}
-
 QUARANTINE_COLUMNS = (("_rule_ids", "VARCHAR"), ("_reasons", "VARCHAR"), ("_quarantined_at", "TIMESTAMP"))
 
 
-#: A value quoted in a reason, and what erase_quoted_values puts in its place.
-QUOTED_VALUE = "'[^']*'"
-ERASED_VALUE = "'[erased]'"
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do and how it behaves, where retailflow's code must choose; one per backend class.
+
+    Every difference between engines outside backends/ is one of these flags (or a Backend method an engine
+    overrides), so that no module asks which engine it is on.
+    """
+
+    #: Staging tables declare FOREIGN KEY constraints (their references); the rules guarantee them either way.
+    supports_foreign_keys: bool = True
+    #: Fact tables (sales, line items, inventory, the points ledger) declare their primary keys (and foreign keys
+    #: where supports_foreign_keys). The rules guarantee both either way.
+    declares_fact_keys: bool = True
+    #: Master tables declare their primary keys (the upsert of Backend needs them; an engine without them
+    #: overrides upsert).
+    declares_master_keys: bool = True
+    #: Text compares byte for byte (a binary collation), so that `<` on text orders by code point.
+    compares_text_bytewise: bool = False
+    #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
+    joins_exists_per_row: bool = False
+    #: try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
+    temporal_cast_checks_pattern: bool = False
+    #: Rows are updated in place inside a transaction, so that an erasure is all or nothing (an engine without it
+    #: rewrites a whole table for a row change).
+    updates_in_place: bool = True
+    #: The engine has roles and grants (`retailflow grant analyst`).
+    supports_roles: bool = False
+    #: String literals follow the SQL standard (only a quote is escaped, by doubling it), so that literal() need
+    #: not ask sqlglot (60 µs a value: 10,000 ids of a `forget` request took 1.3 s).
+    standard_string_literals: bool = True
+
+
+class _Now:
+    """The statement's time, as a value of append_values and update_where (CURRENT_TIMESTAMP)."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+#: CURRENT_TIMESTAMP among the plain values a row change writes.
+NOW = _Now()
+#: A value a row change writes: a plain value (None is NULL), NOW, or an Ibis expression over the target table.
+Value = Union[ir.Value, str, int, float, bool, dt.date, dt.datetime, _Now, None]
+#: Which rows a row change touches: an Ibis condition over the target table, {column: value} (equal; a list or
+#: set: one of; None: NULL), or None for every row.
+Where = Union[ir.BooleanValue, Mapping[str, Any], None]
+#: How a source joins its target: (target column, source column) pairs, or a function of (target, source) giving
+#: the join conditions.
+JoinOn = Union[Sequence[tuple[str, str]], Callable[[ir.Table, ir.Table], Sequence[ir.BooleanValue]]]
+
+
+class EngineScalar(ops.Value):
+    """Text computed by SQL of the engine's own (Backend.engine_scalar): `template`, {value} standing for `arg`;
+    `secret` when the template holds one (an HMAC's key pads)."""
+
+    arg: ops.Value
+    template: str
+    secret: bool = False
+
+    dtype = datatypes.string
+    shape = rlz.shape_like("arg")
+
+
+#: What stands for the value while a template is parsed.
+_VALUE_SLOT = "rf0engine0value"
+
+
+class EngineScalars:
+    """A compiler mixin: an EngineScalar is its template, parsed in the engine's dialect, around the value."""
+
+    def visit_EngineScalar(self, op, *, arg, template, secret):
+        tree = sqlglot.parse_one(template.replace("{value}", _VALUE_SLOT), dialect=self.dialect)
+        return tree.transform(lambda node: arg.copy() if isinstance(node, sge.Column) and node.name == _VALUE_SLOT
+                              else node)
 
 
 class IntegerSums:
@@ -144,18 +136,22 @@ class Backend(abc.ABC):
 
     #: sqlglot/Ibis dialect name used to compile expressions.
     dialect: str
-    #: Whether staging tables declare FOREIGN KEY constraints.
-    supports_foreign_keys = True
-    #: Whether fact tables (sales, line items, inventory) declare their primary and foreign keys.
-    #: The rules guarantee both either way.
-    declares_fact_keys = True
-    #: Whether master tables declare their primary keys (the upsert below needs them; an engine
-    #: without them overrides upsert).
-    declares_master_keys = True
-    #: Whether text compares byte for byte (a binary collation), so that `<` on text orders by code point.
-    compares_text_bytewise = False
-    #: Whether EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
-    joins_exists_per_row = False
+    #: What the engine can do and how it behaves (each engine sets its own).
+    capabilities = Capabilities()
+
+    # The capability flags by their former names, for callers outside the package not yet reading
+    # `capabilities` (tables.matching, tests/quality/test_engine.py).
+    @property
+    def joins_exists_per_row(self) -> bool:
+        return self.capabilities.joins_exists_per_row
+
+    @property
+    def declares_fact_keys(self) -> bool:
+        return self.capabilities.declares_fact_keys
+
+    @property
+    def declares_master_keys(self) -> bool:
+        return self.capabilities.declares_master_keys
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -233,17 +229,9 @@ class Backend(abc.ABC):
     def bulk_load(self, rows: FileRows, table: str, batch_id: int, source_name: str) -> int:
         """Append one entity's rows of a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
 
-    #: Whether try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
-    temporal_cast_checks_pattern = False
-
     @abc.abstractmethod
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         """Cast well-formed text to a date or timestamp, NULL where the value does not exist (2024-02-30)."""
-
-    #: Whether rows are updated in place inside a transaction, so that an erasure is all or nothing.
-    updates_in_place = True
-    #: Whether the engine has roles and grants (`retailflow grant analyst`).
-    supports_roles = False
 
     def ensure_schema(self, schema: str) -> None:
         """Create a schema (a namespace for tables and views) if it is missing."""
@@ -279,9 +267,16 @@ class Backend(abc.ABC):
 
     def compile(self, expr: ir.Expr) -> str:
         """The engine's SQL for expr; compiled once, then kept by the expression's fingerprint (sql_cache)."""
+        return self._compiled(expr, "", self.compile_uncached)
+
+    def _compiled(self, expr: ir.Expr, kind: str, build: Callable[[ir.Expr], str]) -> str:
+        """build(expr) (SQL of the `kind` of statement made from expr), kept by expr's fingerprint (sql_cache)."""
         from retailflow.backends import sql_cache
 
-        return sql_cache.compiled(expr, self.compile_key, self.compile_uncached)
+        if any(node.secret for node in expr.op().find(EngineScalar)):
+            # The cache is a plain folder: SQL holding a secret (the pseudonym key's HMAC pads) is never kept.
+            return build(expr)
+        return sql_cache.compiled(expr, f"{self.compile_key}{kind}", build)
 
     @property
     def compile_key(self) -> str:
@@ -289,7 +284,19 @@ class Backend(abc.ABC):
         return f"{type(self).__name__} {self.dialect}"
 
     def compile_uncached(self, expr: ir.Expr) -> str:
-        return ibis.to_sql(expr, dialect=self.dialect)
+        return self._render(self._sql_tree(expr))
+
+    def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
+        """expr as the engine's Ibis compiler builds it: a sqlglot tree, before it is written as text."""
+        import ibis.backends.sql.compilers as compilers
+
+        return getattr(compilers, self.dialect).compiler.to_sqlglot(expr.unbind())
+
+    def _render(self, tree: sge.Expression) -> str:
+        """A sqlglot tree written as the engine's SQL."""
+        import ibis.backends.sql.compilers as compilers
+
+        return tree.sql(dialect=getattr(compilers, self.dialect).compiler.dialect)
 
     def fetch_dicts(self, sql_or_expr: str | ir.Expr) -> list[dict[str, Any]]:
         if isinstance(sql_or_expr, str):
@@ -310,12 +317,8 @@ class Backend(abc.ABC):
     def quote(self, identifier: str) -> str:
         return sge.to_identifier(identifier, quoted=True).sql(self.dialect)
 
-    #: Whether string literals follow the SQL standard (only a quote is escaped, by doubling it), so that
-    #: literal() need not ask sqlglot (60 µs a value: 10,000 ids of a `forget` request took 1.3 s).
-    standard_string_literals = True
-
     def literal(self, value: str) -> str:
-        if self.standard_string_literals:
+        if self.capabilities.standard_string_literals:
             return "'" + value.replace("'", "''") + "'"
         return sge.Literal.string(value).sql(self.dialect)
 
@@ -360,9 +363,7 @@ class Backend(abc.ABC):
     def raw_table(self, schema: str, table: str, columns: Sequence[str] | None = None) -> ir.Table:
         """An Ibis table over a raw or quarantine table (whose `columns` are known, or looked up): every column
         text, lineage typed."""
-        types = {"_batch_id": "int64", "_source_line": "int64", "_quarantined_at": "timestamp"}
-        columns = columns or self.table_columns(schema, table)
-        return ibis.table({name: types.get(name, "string") for name in columns}, name=table, database=schema)
+        return existing_table(schema, table, columns or self.table_columns(schema, table))
 
     def insert(self, schema: str, table: str, expr: ir.Table, constants: Mapping[str, int] | None = None) -> int:
         """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted.
@@ -420,14 +421,159 @@ class Backend(abc.ABC):
             self.execute(f"CREATE TABLE {target} AS {self.compile(expr)}")
             return int(self.scalar(f"SELECT count(*) FROM {target}"))
 
+    # -- row changes ---------------------------------------------------------------
+    #
+    # Stages change stored rows through these methods, never through UPDATE or DELETE text: each engine does it
+    # its own way below (Spark has no UPDATE or DELETE of plain tables and rewrites the table). The target is an
+    # unbound Ibis table (catalog.table, tables.staging_table, raw_table, or a temporary table's), conditions and
+    # new values Ibis expressions over it or plain values. Plain values and {column: value} conditions are written
+    # as SQL at once; a statement with Ibis expressions is compiled once and kept (sql_cache), like a query.
+
+    def delete_where(self, table: ir.Table, where: Where = None) -> int:
+        """Delete the rows of `table` that `where` holds for (every row for None); returns how many.
+
+        Cost: one DELETE on DuckDB, PostgreSQL and MySQL. Spark rewrites the whole table when a row matches
+        (every row read, the kept ones written back), so delete a night's rows in one call.
+        """
+        if where is None or isinstance(where, Mapping):
+            condition = self._plain_condition(where)
+            return self.execute_built(f"DELETE FROM {self._target(table)}{f' WHERE {condition}' if condition else ''}")
+        statement = table.filter(where)
+        return self.execute_built(self._compiled(statement, " delete", self._delete_statement))
+
+    def delete_matching(self, table: ir.Table, keys: ir.Table, columns: Sequence[str] | None = None) -> int:
+        """Delete the rows of `table` whose `columns` (default: keys' column names) equal a row of `keys`, column
+        for column: (columns) IN (SELECT keys); returns how many.
+
+        Cost: one DELETE with an IN subquery on DuckDB, PostgreSQL and MySQL; Spark rewrites the table through a
+        LEFT JOIN with the distinct keys when a row matches.
+        """
+        names = list(columns or keys.columns)
+        if len(names) != len(keys.columns):
+            raise ValueError(f"{len(names)} columns of {self._target(table)} against {len(keys.columns)} key columns")
+        tuple_sql = ", ".join(map(self.quote, names))
+        if len(names) > 1:
+            tuple_sql = f"({tuple_sql})"
+        return self.execute_built(f"DELETE FROM {self._target(table)} WHERE {tuple_sql} IN ({self.compile(keys)})")
+
+    def update_where(self, table: ir.Table, values: Mapping[str, Value], where: Where = None) -> int:
+        """Set `values` (column: new value) in the rows of `table` that `where` holds for; returns how many.
+
+        Cost: one UPDATE in place on DuckDB, PostgreSQL and MySQL (MySQL counts the rows it changed, not the rows
+        matched). Spark rewrites the whole table when a row matches: give one call all the rows of a change
+        (conditional values such as Ibis cases rather than a call per row).
+        """
+        if (where is None or isinstance(where, Mapping)) and not any(
+                isinstance(value, ir.Expr) for value in values.values()):
+            assignments = ", ".join(f"{self.quote(name)} = {self.sql_value(value)}" for name, value in values.items())
+            condition = self._plain_condition(where)
+            return self.execute_built(f"UPDATE {self._target(table)} SET {assignments}"
+                                      f"{f' WHERE {condition}' if condition else ''}")
+        condition, new = row_condition(table, where), typed_values(table, values)
+        # Compiled apart: Ibis nests a filter under a projection of CASE expressions instead of fusing them.
+        statement = _filtered(table, condition).select(**new)
+        return self.execute_built(self._compiled(statement, " update", lambda _: self._update_statement(
+            table.select(**new), None if condition is None else table.filter(condition))))
+
+    def update_from(self, table: ir.Table, source: ir.Table, on: JoinOn,
+                    values: Callable[[ir.Table, ir.Table], Mapping[str, Value]], where: Where = None) -> int:
+        """Set, in the rows of `table` that a row of `source` joins `on` (and `where` holds for), the `values`
+        that function gives for the target and the source table (column: new value); returns how many.
+
+        `source` must join each row of `table` at most once. Cost: DuckDB and PostgreSQL run UPDATE … FROM,
+        MySQL a multi-table UPDATE … JOIN, each a join of the source with the table. Spark rewrites the whole table
+        through a LEFT JOIN with the source, however few rows change.
+        """
+        condition = row_condition(table, where)
+        # The target's own condition joins with the source's: for an inner join ON a AND b is WHERE a AND b.
+        joined = table.join(source, [*join_conditions(on, table, source), *([condition] if condition is not None
+                                                                             else [])])
+        statement = joined.select(**typed_values(table, values(table, source)))
+        return self.execute_built(self._compiled(statement, " update from", self._update_from_statement))
+
+    def append_values(self, table: ir.Table, rows: Sequence[Sequence[Value]],
+                      columns: Sequence[str] | None = None) -> int:
+        """INSERT the `rows` of plain values (in `columns` order, default the table's) into `table`; returns how
+        many. For the few rows a run records about itself, not for data: those are INSERT … SELECT (insert())."""
+        if not rows:
+            return 0
+        names = list(columns or table.columns)
+        values = ", ".join(f"({', '.join(self.sql_value(value) for value in row)})" for row in rows)
+        self.execute_built(f"INSERT INTO {self._target(table)} ({', '.join(map(self.quote, names))}) VALUES {values}")
+        return len(rows)
+
+    def drop_temp_tables(self, *names: str) -> None:
+        """Drop the temporary tables (create_temp_table) of these names that exist."""
+        for name in names:
+            self.execute_built(f"DROP TABLE IF EXISTS {self.quote(name)}")
+
+    def sql_value(self, value: Value) -> str:
+        """A plain value as an SQL literal: NULL, CURRENT_TIMESTAMP (NOW), a number, text, a date or a date-time."""
+        if value is None:
+            return "NULL"
+        if value is NOW:
+            return "CURRENT_TIMESTAMP"
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float):
+            return repr(value)
+        if isinstance(value, str):
+            return self.literal(value)
+        if isinstance(value, dt.datetime):
+            return self.literal(value.isoformat(sep=" "))
+        if isinstance(value, dt.date):
+            return f"CAST({self.literal(value.isoformat())} AS DATE)"
+        raise TypeError(f"{value!r} ({type(value).__name__}) is no plain SQL value")
+
+    def _target(self, table: ir.Table) -> str:
+        """The qualified name of the table an unbound Ibis table stands for."""
+        schema, name = _table_name(table)
+        return self.qualified(schema, name) if schema else self.quote(name)
+
+    def _plain_condition(self, where: Mapping[str, Any] | None) -> str:
+        """{column: value} as SQL: each column equal to its value (one of a list or set; NULL for None), ANDed."""
+        parts = []
+        for name, value in (where or {}).items():
+            column = self.quote(name)
+            if value is None:
+                parts.append(f"{column} IS NULL")
+            elif isinstance(value, (list, tuple, set, frozenset)):
+                parts.append(f"{column} IN ({', '.join(self.sql_value(item) for item in value)})" if value
+                             else "1 = 0")
+            else:
+                parts.append(f"{column} = {self.sql_value(value)}")
+        return " AND ".join(parts)
+
+    def _delete_statement(self, statement: ir.Table) -> str:
+        select = self._sql_tree(statement)
+        target, where = _only_from(select), select.args.get("where")
+        return self._render(sge.Delete(this=target, where=where, with_=select.args.get("with_")))
+
+    def _update_statement(self, values: ir.Table, rows: ir.Table | None) -> str:
+        """UPDATE from the compiled projection of new `values` and filter of the `rows` to change (None: all)."""
+        select = self._sql_tree(values)
+        where = self._sql_tree(rows).args.get("where") if rows is not None else None
+        return self._render(sge.Update(this=_only_from(select), expressions=_assignments(select), where=where,
+                                       with_=select.args.get("with_")))
+
+    def _update_from_statement(self, statement: ir.Table) -> str:
+        select = self._sql_tree(statement)
+        target, (join,) = _only_from(select), select.args["joins"]
+        return self._render(sge.Update(this=target, expressions=_assignments(select), from_=sge.From(this=join.this),
+                                       where=sge.Where(this=join.args["on"]), with_=select.args.get("with_")))
+
     def hmac_sha256(self, text_sql: str, key: bytes) -> str:
         """SQL for the HMAC-SHA256 of a text value's UTF-8 bytes under `key`, as lower-case hex (RFC 2104)."""
         inner, outer = hmac_pads(key)
         return f"sha256(unhex('{outer}') || unhex(sha256(unhex('{inner}') || encode({text_sql}))))"
 
-    def erase_quoted_values(self, text_sql: str) -> str:
-        """SQL for the text with every value quoted in it (as reasons quote cells: 'x') replaced by '[erased]'."""
-        return f"regexp_replace({text_sql}, {self.literal(QUOTED_VALUE)}, {self.literal(ERASED_VALUE)}, 'g')"
+    def engine_scalar(self, value: ir.Value, template: str, *, secret: bool = False) -> ir.StringValue:
+        """Text the engine computes from `value` with SQL of its own, `template` ({value} standing for the value):
+        for what Ibis has no operation for, such as an HMAC (hmac_sha256). A `secret` template (a key in it) keeps
+        the statements holding it out of the compiled-SQL cache."""
+        return EngineScalar(value, template, secret).to_expr()
 
     @staticmethod
     def calendar_checked_cast(value: ir.StringValue, logical_type: str) -> ir.Value:
@@ -451,7 +597,7 @@ class Backend(abc.ABC):
     def trimmed(self, cell: ir.StringValue) -> ir.StringValue:
         """The cell without leading and trailing white space, NULL when nothing is left."""
         trimmed = cell.strip().nullif("")
-        if not self.compares_text_bytewise:
+        if not self.capabilities.compares_text_bytewise:
             return trimmed
         # Most cells have nothing to trim, and trimming is dear: DuckDB's TRIM with a character set
         # under NULLIF (which evaluates it twice) cost 0.13 µs a cell, MySQL's strip is six nested
@@ -469,7 +615,7 @@ class Backend(abc.ABC):
         ibis_type = IBIS_TYPES[logical_type]
         if logical_type in ("date", "timestamp"):
             typed = self.try_cast_temporal(trimmed, logical_type)
-            if self.temporal_cast_checks_pattern:
+            if self.capabilities.temporal_cast_checks_pattern:
                 return typed
         elif logical_type == "percent":
             # Exports write 15% as 15.00 or as 0.15; staging keeps percent.
@@ -488,9 +634,7 @@ class Backend(abc.ABC):
             for schema in SCHEMAS:
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
             self._create_support_functions()
-            for name, columns in AUDIT_TABLES.items():
-                self._create_table("audit", name, columns)
-                self._add_missing_columns("audit", name, columns)
+            self.ensure_tables(in_schema("audit"))
             for entity in ENTITIES.values():
                 text_columns = [(name, "VARCHAR") for name in entity.column_names]
                 lineage = [("_batch_id", "BIGINT NOT NULL"), ("_source_file", "VARCHAR NOT NULL"),
@@ -545,13 +689,38 @@ class Backend(abc.ABC):
         body = ", ".join(f"{self.quote(name)} {sql_type}" for name, sql_type in columns)
         self.execute(f"CREATE TABLE IF NOT EXISTS {self.qualified(schema, table)} ({body})")
 
-    def _add_missing_columns(self, schema: str, table: str, columns: Sequence[tuple[str, str]]) -> None:
-        """Columns added by a later release, added to a database made by an earlier one (nullable)."""
-        existing = set(self.table_columns(schema, table))
-        for name, sql_type in columns:
-            if name not in existing:
-                nullable = sql_type.replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
-                self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(name)} {nullable}")
+    def ensure_tables(self, tables: Sequence[StoredTable]) -> None:
+        """Create the declared tables (catalog) that are missing; add to the others the columns a later release
+        declared, nullable (their old rows have none). One catalog query per schema."""
+        for table in tables:
+            self.execute(self.table_ddl(table))
+        for schema in dict.fromkeys(table.schema for table in tables):
+            existing = self.schema_columns(schema)
+            for table in (table for table in tables if table.schema == schema):
+                for column in table.columns:
+                    if column.name not in existing.get(table.name, []):
+                        self.execute(f"ALTER TABLE {self.qualified(schema, table.name)} "
+                                     f"ADD COLUMN {self.quote(column.name)} {column.sql_type}")
+
+    def create_table(self, table: StoredTable) -> None:
+        """Create a declared table (catalog) afresh, dropping the one there."""
+        self.execute(f"DROP TABLE IF EXISTS {self.qualified(table.schema, table.name)}")
+        self.execute(self.table_ddl(table, if_not_exists=False))
+
+    def table_ddl(self, table: StoredTable, *, if_not_exists: bool = True) -> str:
+        """CREATE TABLE for a declared table: its columns' SQL types, NOT NULL, and its key where declared."""
+        keyed = table.key_constraint == ALWAYS or (table.key_constraint == FACT
+                                                   and self.capabilities.declares_fact_keys)
+        inline = keyed and len(table.key) == 1
+        parts = []
+        for column in table.columns:
+            constraint = (" PRIMARY KEY" if inline and column.name == table.key[0]
+                          else " NOT NULL" if column.not_null else "")
+            parts.append(f"{self.quote(column.name)} {column.sql_type}{constraint}")
+        if keyed and not inline:
+            parts.append(f"PRIMARY KEY ({', '.join(map(self.quote, table.key))})")
+        exists = "IF NOT EXISTS " if if_not_exists else ""
+        return f"CREATE TABLE {exists}{self.qualified(table.schema, table.name)} ({', '.join(parts)})"
 
     def staging_ddl(self, entity: Entity) -> str:
         """CREATE TABLE for staging.<entity>: typed columns, lineage, primary and foreign keys."""
@@ -560,10 +729,10 @@ class Backend(abc.ABC):
             for column in entity.columns
         ]
         parts += ['"_batch_id" BIGINT NOT NULL', '"_source_line" BIGINT NOT NULL']
-        if not (self.declares_master_keys if entity.master else self.declares_fact_keys):
+        if not (self.capabilities.declares_master_keys if entity.master else self.capabilities.declares_fact_keys):
             return f"CREATE TABLE {self.qualified('staging', entity.name)} ({', '.join(parts)})"
         parts.append(f"PRIMARY KEY ({', '.join(self.quote(name) for name in entity.primary_key)})")
-        if self.supports_foreign_keys:
+        if self.capabilities.supports_foreign_keys:
             for foreign_key in entity.foreign_keys:
                 target = ENTITIES[foreign_key.references]
                 parts.append(
@@ -580,3 +749,64 @@ class Backend(abc.ABC):
                 if name not in existing:
                     self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(name)} VARCHAR")
 
+
+def _table_name(table: ir.Table) -> tuple[str | None, str]:
+    """(schema, name) of an unbound Ibis table (schema None: a temporary table)."""
+    op = table.op()
+    if not isinstance(op, ops.PhysicalTable):
+        raise TypeError(f"a row change needs a table to change, not an expression ({type(op).__name__})")
+    return op.namespace.database, op.name
+
+
+def row_condition(table: ir.Table, where: Where) -> ir.BooleanValue | None:
+    """`where` as an Ibis condition over `table` (None: every row)."""
+    if where is None or isinstance(where, ir.Expr):
+        return where
+    parts = []
+    for name, value in where.items():
+        column = table[name]
+        if value is None:
+            parts.append(column.isnull())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            parts.append(column.isin(list(value)) if value else ibis.literal(False))
+        else:
+            parts.append(column == value)
+    return ibis.and_(*parts) if parts else None
+
+
+def _filtered(table: ir.Table, condition: ir.BooleanValue | None) -> ir.Table:
+    return table if condition is None else table.filter(condition)
+
+
+def typed_values(table: ir.Table, values: Mapping[str, Value]) -> dict[str, ir.Value]:
+    """The new values as Ibis expressions, each of its column's type."""
+    new = {}
+    for name, value in values.items():
+        dtype = table[name].type()
+        if value is NOW:
+            new[name] = ibis.now().cast(dtype)
+        elif isinstance(value, ir.Expr):
+            new[name] = value
+        else:
+            new[name] = ibis.literal(value, type=dtype) if value is not None else ibis.null(dtype)
+    return new
+
+
+def join_conditions(on: JoinOn, table: ir.Table, source: ir.Table) -> list[ir.BooleanValue]:
+    if callable(on):
+        return list(on(table, source))
+    return [table[left] == source[right] for left, right in on]
+
+
+def _only_from(select: sge.Select) -> sge.Expression:
+    """The one table a compiled row change reads from: its target (with Ibis's alias)."""
+    target = select.args["from_"].this
+    if not isinstance(target, sge.Table):
+        raise ValueError(f"a row change must read its target table directly, not {target.sql()}")
+    return target
+
+
+def _assignments(select: sge.Select) -> list[sge.EQ]:
+    """SET items from a compiled SELECT of new values, one per output column."""
+    return [sge.EQ(this=sge.column(item.alias_or_name, quoted=True), expression=item.unalias())
+            for item in select.expressions]

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import duckdb
 import ibis.expr.types as ir
+import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
 from retailflow.config import env
 from retailflow.sources import parsing
-from retailflow.backends.base import Backend, IntegerSums
+from retailflow.backends.base import Backend, Capabilities, EngineScalars, IntegerSums
 from retailflow.errors import UserError
 
 
@@ -24,8 +25,8 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 UPSERTED = "rf_upserted"
 
 
-class _Compiler(IntegerSums, DuckDBCompiler):
-    """Ibis's DuckDB compiler, with integer sums kept BIGINT (IntegerSums)."""
+class _Compiler(EngineScalars, IntegerSums, DuckDBCompiler):
+    """Ibis's DuckDB compiler, with integer sums kept BIGINT (IntegerSums) and engine scalars (EngineScalars)."""
 
 
 _COMPILER = _Compiler()
@@ -41,17 +42,22 @@ class DuckDBBackend(Backend):
     """An embedded DuckDB database file; reads CSV natively."""
 
     dialect = "duckdb"
-    # DuckDB keeps an ART index per key and checks it row by row: on fact tables that made
-    # staging inserts 8-15x slower and held gigabytes of memory (measured on 9M inventory rows),
-    # while the unique and exists rules already guarantee the keys before a row is staged.
-    declares_fact_keys = False
-    # Masters too: the upsert of 309k customers into a keyed table took 1.05 s, a third of it
-    # maintaining the index; a delete of the keys sent again plus a plain insert takes 0.3 s.
-    declares_master_keys = False
-    compares_text_bytewise = True
+    capabilities = Capabilities(
+        # DuckDB keeps an ART index per key and checks it row by row: on fact tables that made
+        # staging inserts 8-15x slower and held gigabytes of memory (measured on 9M inventory rows),
+        # while the unique and exists rules already guarantee the keys before a row is staged.
+        declares_fact_keys=False,
+        # Masters too: the upsert of 309k customers into a keyed table took 1.05 s, a third of it
+        # maintaining the index; a delete of the keys sent again plus a plain insert takes 0.3 s.
+        declares_master_keys=False,
+        compares_text_bytewise=True,
+    )
 
-    def compile_uncached(self, expr: ir.Expr) -> str:
-        return _COMPILER.to_sqlglot(expr.unbind()).sql(self.dialect)
+    def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
+        return _COMPILER.to_sqlglot(expr.unbind())
+
+    def _render(self, tree: sge.Expression) -> str:
+        return tree.sql(self.dialect)
 
     def _connect(self) -> "_Connection":
         path = database_path(self.url) or ":memory:"

@@ -2,8 +2,11 @@
 
 MySQL has no schemas inside a database: a schema *is* a database. retailflow's schemas become
 databases named after the URL's database (`mysql://root@host/shop` keeps staging in
-`shop_staging`), so two retailflow databases on one server never meet. Every statement is
-parsed once with sqlglot and re-written for MySQL: schema names mapped, types sized.
+`shop_staging`), so two retailflow databases on one server never meet. Compiled statements name
+those databases (Ibis's trees are mapped before they are written); a statement given as text is
+parsed once with sqlglot and re-written for MySQL: schema names mapped, types sized. Row changes
+are built as MySQL writes them: DELETE alias FROM, multi-table UPDATE … JOIN (MySQL has no
+UPDATE … FROM), DROP TEMPORARY TABLE (a plain DROP would commit the transaction).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
 from retailflow.sources import parsing
-from retailflow.backends.base import ERASED_VALUE, QUOTED_VALUE, SCHEMAS, Backend, IntegerSums, hmac_pads
+from retailflow.backends.base import SCHEMAS, Backend, Capabilities, EngineScalars, IntegerSums, hmac_pads
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
@@ -76,7 +79,7 @@ class _Written(MySQL):
         IDENTIFIERS = ["`", '"']
 
 
-class _Compiler(IntegerSums, MySQLCompiler):
+class _Compiler(EngineScalars, IntegerSums, MySQLCompiler):
     """Ibis's MySQL compiler with the result types the other engines give.
 
     MySQL sums integers into DECIMAL, and averages and divides integers into DECIMAL with 4
@@ -130,13 +133,16 @@ class MySQLBackend(Backend):
     """A MySQL or MariaDB server; one database per retailflow schema, created on first use."""
 
     dialect = "mysql"
-    # Backslash escapes in string literals.
-    standard_string_literals = False
-    declares_fact_keys = False
-    # utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin on the connection and every database (_connect).
-    compares_text_bytewise = True
-    # Semi-join rewrites are off (see the optimizer switches below): EXISTS is a subquery per row.
-    joins_exists_per_row = True
+    capabilities = Capabilities(
+        declares_fact_keys=False,
+        # utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin on the connection and every database (_connect).
+        compares_text_bytewise=True,
+        # Semi-join rewrites are off (see the optimizer switches below): EXISTS is a subquery per row.
+        joins_exists_per_row=True,
+        supports_roles=True,
+        # Backslash escapes in string literals.
+        standard_string_literals=False,
+    )
 
     def _connect(self) -> ibis.BaseBackend:
         address = self.server_address(3306, "root")
@@ -209,14 +215,17 @@ class MySQLBackend(Backend):
 
     # -- statements -------------------------------------------------------------------
 
-    def compile(self, expr: ir.Expr) -> str:
+    def _compiled(self, expr: ir.Expr, kind: str, build) -> str:
         # Compiled (and kept by sql_cache) once for every database, then pointed at this one: with the
         # database's own name in the compiled text, every test database and every retailflow database
         # compiled each statement again (Ibis's compiler was most of loading the 12-row sample).
-        return super().compile(expr).replace(f"`{DATABASE_TOKEN}_", f"`{self.database}_")
+        return super()._compiled(expr, kind, build).replace(f"`{DATABASE_TOKEN}_", f"`{self.database}_")
 
-    def compile_uncached(self, expr: ir.Expr) -> str:
-        return self._mapped(_COMPILER.to_sqlglot(expr.unbind()), DATABASE_TOKEN).sql("mysql")
+    def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
+        return self._mapped(_COMPILER.to_sqlglot(expr.unbind()), DATABASE_TOKEN)
+
+    def _render(self, tree: sge.Expression) -> str:
+        return tree.sql("mysql")
 
     def _mapped(self, tree: sge.Expression, database: str | None = None) -> sge.Expression:
         """The tree with retailflow schema names replaced by the databases that hold them (those of `database`)."""
@@ -243,7 +252,8 @@ class MySQLBackend(Backend):
         for tree in sqlglot.parse(sql, read=_Written):
             tree = self._mapped(tree)
             if isinstance(tree, sge.Drop) and tree.args.get("kind") == "TABLE" and not tree.this.args.get("db"):
-                # Unqualified tables are create_temp_table's; a plain DROP would commit the transaction.
+                # Unqualified tables are create_temp_table's; a plain DROP would commit the transaction
+                # (drop_temp_tables says so itself).
                 tree.set("temporary", True)
             if isinstance(tree, sge.Create) and isinstance(tree.this, sge.Schema):
                 _size_types(tree.this, staging=tree.this.this.db == self.catalog_schema("staging"))
@@ -258,6 +268,29 @@ class MySQLBackend(Backend):
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
         return self.fetch_built(self.translate(sql))
+
+    # -- row changes -------------------------------------------------------------------
+
+    def _delete_statement(self, statement: ir.Table) -> str:
+        # MySQL's single-table DELETE takes no alias (MariaDB refuses one), its multi-table form does.
+        select = self._sql_tree(statement)
+        target = select.args["from_"].this
+        return (f"DELETE {self.quote(target.alias)} FROM {self._render(target)} "
+                f"WHERE {self._render(select.args['where'].this)}")
+
+    def _update_from_statement(self, statement: ir.Table) -> str:
+        # MySQL has no UPDATE … FROM: the source is joined to the target (a multi-table UPDATE).
+        select = self._sql_tree(statement)
+        target, (join,) = select.args["from_"].this, select.args["joins"]
+        assignments = ", ".join(f"{self.quote(target.alias)}.{self.quote(item.alias_or_name)} = "
+                                f"{self._render(item.unalias())}" for item in select.expressions)
+        return (f"UPDATE {self._render(target)} INNER JOIN {self._render(join.this)} "
+                f"ON {self._render(join.args['on'])} SET {assignments}")
+
+    def drop_temp_tables(self, *names: str) -> None:
+        # TEMPORARY: a plain DROP TABLE would commit the transaction.
+        for name in names:
+            self.execute_built(f"DROP TEMPORARY TABLE IF EXISTS {self.quote(name)}")
 
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         # MySQL commits implicitly before any DDL, so only row changes are atomic here.
@@ -308,12 +341,6 @@ class MySQLBackend(Backend):
         inner, outer = hmac_pads(key)
         return (f"SHA2(CONCAT(UNHEX('{outer}'), UNHEX(SHA2(CONCAT(UNHEX('{inner}'), "
                 f"CONVERT({text_sql} USING utf8mb4)), 256))), 256)")
-
-    def erase_quoted_values(self, text_sql: str) -> str:
-        # MySQL's REGEXP_REPLACE replaces every match and takes no flags.
-        return f"REGEXP_REPLACE({text_sql}, {self.literal(QUOTED_VALUE)}, {self.literal(ERASED_VALUE)})"
-
-    supports_roles = True
 
     def ensure_schema(self, schema: str) -> None:
         self.execute_built(f"CREATE DATABASE IF NOT EXISTS {self.quote(self.catalog_schema(schema))} "

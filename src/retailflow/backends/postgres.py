@@ -14,11 +14,13 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import psycopg
+import sqlglot.expressions as sge
+from ibis.backends.sql.compilers.postgres import PostgresCompiler
 from psycopg import pq
 
 from retailflow.config import env
 from retailflow.sources import parsing
-from retailflow.backends.base import Backend, hmac_pads
+from retailflow.backends.base import Backend, Capabilities, EngineScalars, hmac_pads
 from retailflow.errors import UserError
 from retailflow.model import TYPE_PATTERNS
 
@@ -74,6 +76,13 @@ _CLOCK_CHECK = """
 _SAFE_CAST_CHECKS = {"date": _CALENDAR_CHECK, "timestamp": _CALENDAR_CHECK + _CLOCK_CHECK}
 
 
+class _Compiler(EngineScalars, PostgresCompiler):
+    """Ibis's PostgreSQL compiler, with engine scalars (EngineScalars)."""
+
+
+_COMPILER = _Compiler()
+
+
 @ibis.udf.scalar.builtin(name="rf_try_date", database="audit")
 def _rf_try_date(value: str) -> dt.date: ...
 
@@ -104,6 +113,12 @@ class PostgresBackend(Backend):
     """A PostgreSQL database; created on first use when the server allows it."""
 
     dialect = "postgres"
+    capabilities = Capabilities(
+        # rf_try_date / rf_try_timestamp test the pattern themselves: a second regex outside them cost
+        # 1 s per 531k headers.
+        temporal_cast_checks_pattern=True,
+        supports_roles=True,
+    )
 
     def __init__(self, url: str) -> None:
         #: raw tables (their names) bulk-loaded in the open transaction, analysed once when it ends
@@ -143,6 +158,9 @@ class PostgresBackend(Backend):
                             f"({error.diag.message_primary}); use a size such as 64MB") from None
         return connection
 
+    def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
+        return _COMPILER.to_sqlglot(expr.unbind())
+
     @property
     def _raw(self) -> psycopg.Connection:
         return self.ibis.con
@@ -177,8 +195,6 @@ class PostgresBackend(Backend):
             yield
             if outermost:
                 self.analyse_loaded_tables()
-
-    supports_roles = True
 
     def create_role_if_missing(self, role: str) -> None:
         if not self.scalar(f"SELECT count(*) FROM pg_roles WHERE rolname = {self.literal(role)}"):
@@ -224,10 +240,6 @@ class PostgresBackend(Backend):
         # evaluated again at each use of the cell, was half the parse: typing 1M line items 4.6 s -> 2.2 s.
         edge = (cell.ascii_str() <= 32) | (cell.right(1).ascii_str() <= 32)
         return ibis.ifelse(edge, cell.strip().nullif(""), cell)
-
-    # rf_try_date / rf_try_timestamp test the pattern themselves: a second regex outside them cost
-    # 1 s per 531k headers.
-    temporal_cast_checks_pattern = True
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
         return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)

@@ -11,9 +11,11 @@ schemas live in the cluster's catalog, one retailflow database per catalog, and 
 two retailflow processes from writing at once.
 
 Spark has no UPDATE, DELETE, MERGE or transactions on plain Parquet tables, and no ON CONFLICT.
-Every statement is parsed once with sqlglot and re-written: a row change computes the table's
-new contents, checkpoints them (so the plan no longer reads the table, which Spark refuses to
-overwrite while reading it) and INSERT OVERWRITEs the table; key constraints are dropped (the
+A row change (the Backend methods delete_where, update_where, update_from, …, and UPDATE or
+DELETE text given to execute()) computes the table's new contents, checkpoints them (so the plan
+no longer reads the table, which Spark refuses to overwrite while reading it) and INSERT
+OVERWRITEs the table: a rewrite of the whole table, however few rows change. Other statements
+given as text are parsed once with sqlglot and re-written: key constraints are dropped (the
 rules guarantee keys and references before a row is staged) and NOT NULL too (Spark's file
 tables accept it but never enforce it).
 
@@ -28,7 +30,7 @@ import collections
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -43,7 +45,8 @@ from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 from ibis.backends.sql.dialects import PySpark
 
 from retailflow.sources import parsing
-from retailflow.backends.base import Backend
+from retailflow.backends.base import (Backend, Capabilities, EngineScalars, JoinOn, Value, Where, join_conditions,
+                                     row_condition, typed_values)
 from retailflow.errors import UserError
 
 try:
@@ -80,7 +83,7 @@ class _Written(PySpark):
         IDENTIFIERS = ["`", '"']
 
 
-class _Compiler(PySparkCompiler):
+class _Compiler(EngineScalars, PySparkCompiler):
     """Ibis's PySpark compiler, stripping whitespace as the other engines do.
 
     Ibis trims the characters of string.whitespace, written '\\v' and '\\f' in the literal, which
@@ -122,11 +125,13 @@ class PySparkBackend(Backend):
     """Spark SQL through Ibis's PySpark backend; row changes re-written as table rewrites."""
 
     dialect = "pyspark"
-    # Backslash escapes in string literals.
-    standard_string_literals = False
-    supports_foreign_keys = False
-    declares_fact_keys = False
-    updates_in_place = False
+    capabilities = Capabilities(
+        supports_foreign_keys=False, declares_fact_keys=False,
+        # Every row change rewrites the table (see the module's docstring).
+        updates_in_place=False,
+        # Backslash escapes in string literals.
+        standard_string_literals=False,
+    )
 
     @property
     def is_connect(self) -> bool:
@@ -209,8 +214,11 @@ class PySparkBackend(Backend):
                 self._forget(tree.this.this if isinstance(tree.this, sge.Schema) else tree.this)
         return affected
 
-    def compile_uncached(self, expr: ir.Expr) -> str:
-        return _COMPILER.to_sqlglot(expr.unbind()).sql(self.dialect)
+    def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
+        return _COMPILER.to_sqlglot(expr.unbind())
+
+    def _render(self, tree: sge.Expression) -> str:
+        return tree.sql(self.dialect)
 
     def fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
         *before, query = self._parse(sql)
@@ -273,6 +281,70 @@ class PySparkBackend(Backend):
         return [(field.name, field.dataType.simpleString()) for field in found.fields]
 
     # -- row changes ----------------------------------------------------------------------
+    #
+    # Each computes the table's new rows with a flag on the changed ones (CHANGED) as one Ibis expression, and
+    # _rewrite writes them back when a row changed. execute() does the same for UPDATE and DELETE text (_update,
+    # _delete), for statements written by hand.
+
+    def delete_where(self, table: ir.Table, where: Where = None) -> int:
+        """Delete by rewriting the table with the rows `where` does not hold for (a TRUNCATE for every row)."""
+        target, condition = self._target(table), row_condition(table, where)
+        if condition is None:
+            count = int(self.scalar(f"SELECT count(*) FROM {target}"))
+            self._sql(f"TRUNCATE TABLE {target}").collect()
+            return count
+        return self._rewrite_table(table, table.select(**{CHANGED: condition.fill_null(False)}), keep_changed=False)
+
+    def delete_matching(self, table: ir.Table, keys: ir.Table, columns: Sequence[str] | None = None) -> int:
+        """Delete by rewriting the table without the rows a LEFT JOIN with the distinct keys matches."""
+        names = list(columns or keys.columns)
+        marked = keys.distinct().mutate(**{MATCHED: ibis.literal(True)})
+        joined = table.left_join(marked, [table[name] == marked[key] for name, key in zip(names, keys.columns)])
+        return self._rewrite_table(table, joined.select(**{CHANGED: marked[MATCHED].notnull()}), keep_changed=False)
+
+    def update_where(self, table: ir.Table, values: Mapping[str, Value], where: Where = None) -> int:
+        """Update by rewriting every row: CASE WHEN <where> THEN <new> ELSE <old> for each column set."""
+        condition = row_condition(table, where)
+        changed = ibis.literal(True) if condition is None else condition.fill_null(False)
+        return self._rewrite_with(table, typed_values(table, values), changed, table)
+
+    def update_from(self, table: ir.Table, source: ir.Table, on: JoinOn,
+                    values: Callable[[ir.Table, ir.Table], Mapping[str, Value]], where: Where = None) -> int:
+        """Update by rewriting every row through a LEFT JOIN with the source (marked, to tell a match)."""
+        marked = source.mutate(**{MATCHED: ibis.literal(True)})
+        joined = table.left_join(marked, join_conditions(on, table, marked))
+        condition = row_condition(table, where)
+        changed = marked[MATCHED].notnull() & (ibis.literal(True) if condition is None else condition.fill_null(False))
+        expected_rows = int(self.scalar(f"SELECT count(*) FROM {self._target(table)}"))
+        return self._rewrite_with(table, typed_values(table, values(table, marked)), changed, joined,
+                                  expected_rows=expected_rows)
+
+    def drop_temp_tables(self, *names: str) -> None:
+        # Temporary tables are checkpointed temporary views here (create_temp_table).
+        for name in names:
+            self._session.catalog.dropTempView(name)
+
+    def _rewrite_with(self, table: ir.Table, new: Mapping[str, ir.Value], changed: ir.BooleanValue,
+                      rows: ir.Table, *, expected_rows: int | None = None) -> int:
+        """_rewrite_table of `rows` (the table, or it joined to a source): each column of `new` set where
+        `changed`."""
+        items = {name: ibis.ifelse(changed, value.cast(table[name].type()), table[name]) for name, value in new.items()}
+        return self._rewrite_table(table, rows.select(**items, **{CHANGED: changed}), keep_changed=True,
+                                   expected_rows=expected_rows)
+
+    def _rewrite_table(self, table: ir.Table, computed: ir.Table, *, keep_changed: bool,
+                       expected_rows: int | None = None) -> int:
+        """_rewrite of the target's rows as `computed` (a SELECT of the columns it changes and CHANGED, from the
+        target) gives them, its other columns as they are: the Ibis table of the target need not have them all."""
+        target = self._target(table)
+        columns = [name for name, _ in self._column_types(target)]
+        tree = self._sql_tree(computed)
+        alias = tree.args["from_"].this.alias_or_name
+        items = {item.alias_or_name: item for item in tree.expressions}
+        tree.set("expressions", [items.get(name) or sge.column(name, table=alias, quoted=True) for name in columns]
+                 + [items[CHANGED]])
+        return self._rewrite(target, columns, self._render(tree), keep_changed=keep_changed,
+                             expected_rows=expected_rows)
 
     def _update(self, tree: sge.Update) -> int:
         """UPDATE [FROM]: every row re-computed with CASE WHEN <matched> THEN <new> ELSE <old>."""

@@ -29,12 +29,12 @@ TO_OPTION = typer.Option(None, "--to", metavar="DATE", help="Recompute up to thi
 
 
 def date_range(first: str | None, last: str | None):
-    """--from/--to as a retailflow.dates.DateRange, None when neither is given (the changed days)."""
+    """--from/--to as a retailflow.incremental.DateRange, None when neither is given (the changed days)."""
     if first is None and last is None:
         return None
     import datetime as dt
 
-    from retailflow.dates import DateRange
+    from retailflow.incremental import DateRange
     from retailflow.errors import UserError
 
     def day(value: str | None, option: str):

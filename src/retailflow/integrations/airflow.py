@@ -16,7 +16,7 @@ import datetime as dt
 from pathlib import Path
 
 from retailflow.backends import connect
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 from retailflow.integrations.landing import blocked_by, landed_files
 from retailflow.quality.rules import load_rules
 

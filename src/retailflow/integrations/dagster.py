@@ -22,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from retailflow.backends import Backend, connect
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 from retailflow.integrations.landing import failure_rate, landed_days, landed_files, threshold
 from retailflow.quality.rules import Rule, load_rules
 from retailflow.sources.mapping import SourceMap, load_sources

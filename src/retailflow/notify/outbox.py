@@ -19,50 +19,45 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import ibis
+import ibis.expr.types as ir
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, TemplateSyntaxError
 
-from retailflow.backends import Backend
+from retailflow import catalog
+from retailflow.backends import NOW, Backend
 from retailflow.errors import UserError
 from retailflow.notify.senders import SendError
 from retailflow.tables import staging_table
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 SENDER_ADDRESS = "loyalty@retailflow.example"
-OUTBOX_COLUMNS = (
-    ("message_key", "VARCHAR PRIMARY KEY"), ("customer_id", "VARCHAR NOT NULL"), ("run_id", "VARCHAR NOT NULL"),
-    ("email", "VARCHAR"), ("first_name", "VARCHAR"), ("points_earned", "BIGINT NOT NULL"),
-    ("new_total", "BIGINT NOT NULL"), ("tier", "VARCHAR"), ("segment_id", "VARCHAR"),
-    ("transactions", "BIGINT NOT NULL"), ("status", "VARCHAR NOT NULL"), ("attempts", "BIGINT NOT NULL"),
-    ("last_error", "VARCHAR"), ("message_id", "VARCHAR NOT NULL"), ("queued_at", "TIMESTAMP NOT NULL"),
-    ("sent_at", "TIMESTAMP"), ("next_attempt_at", "TIMESTAMP"), ("message_file", "VARCHAR"),
-)
+DECLARED = catalog.stored("notifications.outbox")
+#: The outbox's columns and their SQL types, as created (a table from an earlier version may lack the last ones).
+OUTBOX_COLUMNS = tuple((column.name, column.sql_type) for column in DECLARED.columns)
 #: The absolute path of the .eml file written for a message (NULL for other senders, and for files written
 #: before the path was recorded: `forget --outbox` looks for those by name).
 MESSAGE_FILE = "message_file"
-OUTBOX = ibis.table({name: {"VARCHAR": "string", "BIGINT": "int64", "TIMESTAMP": "timestamp"}[kind.split()[0]]
-                     for name, kind in OUTBOX_COLUMNS}, name="outbox", database="notifications")
-LEDGER = ibis.table({"transaction_id": "string", "customer_id": "string", "points": "int64", "run_id": "string"},
-                    name="points_ledger", database="loyalty")
-BALANCES = ibis.table({"customer_id": "string", "balance": "int64", "tier": "string"}, name="balances",
-                      database="loyalty")
-ERASURES = ibis.table({"pseudonym": "string"}, name="erasures", database="audit")
+OUTBOX = DECLARED.table()
+LEDGER, BALANCES, ERASURES = (catalog.table(name) for name in ("loyalty.points_ledger", "loyalty.balances",
+                                                               "audit.erasures"))
 SEGMENT_LINES = {
     "AR": "We miss you: your points are waiting for your next visit.",
     "HS": "As one of our best customers, thank you for your loyalty.",
 }
 TEMPLATE_NAMES = ("points.subject.j2", "points.txt.j2", "points.html.j2")
 #: An outbox row the templates are tried on when they are loaded.
-EXAMPLE_ROW = {name: None for name, _ in OUTBOX_COLUMNS} | {
+EXAMPLE_ROW = {name: None for name in DECLARED.column_names} | {
     "message_key": "C01:run", "customer_id": "C01", "run_id": "run", "email": "ann@example.com", "first_name": "Ann",
     "points_earned": 120, "new_total": 1320, "tier": "Gold", "segment_id": "HS", "transactions": 2,
     "status": "queued", "attempts": 0, "message_id": "<C01.run@retailflow>", "queued_at": dt.datetime(2024, 12, 7)}
 
 
 #: Statuses of messages not sent yet: an erased customer's are cancelled.
-UNSENT = "('queued', 'failed')"
+UNSENT = ("queued", "failed")
 #: Characters a message id does not keep from the outbox key.
 NOT_IN_TOKEN = r"[^A-Za-z0-9.\-]"
 ERASED_NOTE = "customer erased"
+#: What an erased customer's unsent messages become.
+CANCELLED = {"status": "cancelled", "last_error": ERASED_NOTE}
 
 
 def message_token(text: str) -> str:
@@ -70,24 +65,16 @@ def message_token(text: str) -> str:
     return re.sub(NOT_IN_TOKEN, ".", text)
 
 
-def cancelled_assignments() -> str:
-    """SET items cancelling a message to an erased customer."""
-    return f"status = 'cancelled', last_error = '{ERASED_NOTE}'"
-
-
-def pseudonym_assignments() -> list[str]:
-    """SET items carrying a customer's pseudonym into the message key and id, joined to the erasure request as
-    `erased` (original id, pseudonym, token = the original as message_token writes it)."""
-    return ["message_key = replace(message_key, concat(erased.original, ':'), concat(erased.pseudonym, ':'))",
-            "message_id = replace(message_id, concat('<', erased.token, '.'), concat('<', erased.pseudonym, '.'))"]
+def pseudonym_values(messages: ir.Table, erased: ir.Table) -> dict[str, ir.StringValue]:
+    """An erased customer's message key and id with the pseudonym where the id was; `erased` is the erasure request
+    (original id, pseudonym, token = the original as message_token writes it), joined to `messages` (the outbox)."""
+    return {"message_key": messages.message_key.replace(erased.original + ":", erased.pseudonym + ":"),
+            "message_id": messages.message_id.replace("<" + erased.token + ".", "<" + erased.pseudonym + ".")}
 
 
 def ensure_outbox(backend: Backend) -> None:
-    """Create notifications.outbox, or add the columns an outbox from an earlier version lacks."""
-    columns = ", ".join(f"{backend.quote(name)} {kind}" for name, kind in OUTBOX_COLUMNS)
-    backend.execute(f"CREATE TABLE IF NOT EXISTS notifications.outbox ({columns})")
-    # Added after the first release: outboxes from before it gain the column here.
-    backend.execute(f"ALTER TABLE notifications.outbox ADD COLUMN IF NOT EXISTS {MESSAGE_FILE} VARCHAR")
+    """Create notifications.outbox, or add the columns an outbox from an earlier version lacks (message_file)."""
+    backend.ensure_tables([DECLARED])
 
 
 def queue(backend: Backend, run_id: str | None = None) -> dict:
@@ -198,27 +185,21 @@ def send(backend: Backend, sender, *, template_dir: Path | None = None, max_atte
             # Recorded before the file is written: a crash in between leaves a path without a file (which forget
             # skips), never a file forget cannot find.
             with backend.transaction():
-                backend.execute(
-                    f"UPDATE notifications.outbox SET {MESSAGE_FILE} = "
-                    f"{backend.literal(str(file_path(row['message_key'])))} "
-                    f"WHERE message_key = {backend.literal(row['message_key'])}")
+                backend.update_where(OUTBOX, {MESSAGE_FILE: str(file_path(row["message_key"]))},
+                                     {"message_key": row["message_key"]})
         try:
             sender.send(message)
         except SendError as error:
             # Exponential back-off between retries: 1, 2, 4 … minutes.
             retry_at = now + dt.timedelta(minutes=2 ** (attempts - 1))
             with backend.transaction():
-                backend.execute(
-                    f"UPDATE notifications.outbox SET status = 'failed', attempts = {attempts}, "
-                    f"last_error = {backend.literal(str(error)[:500])}, "
-                    f"next_attempt_at = {backend.literal(retry_at.isoformat(sep=' '))} "
-                    f"WHERE message_key = {backend.literal(row['message_key'])}")
+                backend.update_where(OUTBOX, {"status": "failed", "attempts": attempts, "last_error": str(error)[:500],
+                                              "next_attempt_at": retry_at}, {"message_key": row["message_key"]})
             result["failed"] += 1
             continue
         with backend.transaction():
-            backend.execute(
-                f"UPDATE notifications.outbox SET status = 'sent', attempts = {attempts}, last_error = NULL, "
-                f"sent_at = CURRENT_TIMESTAMP WHERE message_key = {backend.literal(row['message_key'])}")
+            backend.update_where(OUTBOX, {"status": "sent", "attempts": attempts, "last_error": None, "sent_at": NOW},
+                                 {"message_key": row["message_key"]})
         result["sent"] += 1
     close = getattr(sender, "close", None)
     if close:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from retailflow import catalog
 from retailflow.backends import Backend
 from retailflow.errors import UserError
-from retailflow.model import data_subject
 
 SCHEMA = "analyst"
 #: Schemas analysts see through views.
@@ -26,22 +26,22 @@ def masked_email(address: ir.StringValue) -> ir.StringValue:
 
 
 def analyst_view(schema: str, table: str, columns: list[str]) -> ir.Table:
-    """The view of one table: its columns without personal ones, e-mail addresses masked."""
-    subject = data_subject()
-    personal = {column.name: column for column in subject.columns if column.personal}
-    source = ibis.table({name: "string" for name in columns}, name=table, database=schema)
+    """The view of one table (`columns`: as it has them): its columns without the personal ones its declaration
+    (the input model, the catalog) marks, e-mail addresses masked."""
+    source = catalog.existing_table(schema, table, columns)
     shown = {}
     for name in columns:
-        if name not in personal:
+        personal = catalog.personal_column(schema, table, name)
+        if personal is None:
             shown[name] = source[name]
-        elif personal[name].masked_as_email:
+        elif personal.masked_as_email:
             shown[name] = masked_email(source[name])
     return source.select(**shown)
 
 
 def grant_analyst(backend: Backend, role: str) -> list[str]:
     """(Re)create the analyst views and grant `role` (created when missing) read access to them alone."""
-    if not backend.supports_roles:
+    if not backend.capabilities.supports_roles:
         raise UserError(f"{backend.display_url}: this engine has no roles to grant to; "
                         "run grant analyst on PostgreSQL or MySQL/MariaDB")
     views: dict[str, str] = {}

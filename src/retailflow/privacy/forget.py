@@ -14,16 +14,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import ibis
+import ibis.expr.types as ir
+
+from retailflow import catalog
 from retailflow.backends import Backend
 from retailflow.backends.base import SCHEMAS
 from retailflow.errors import UserError
-from retailflow.model import ENTITIES, data_subject, person_references, personal_columns
+from retailflow.model import data_subject, person_references, personal_columns
 from retailflow.notify import outbox
 from retailflow.notify.senders import eml_name
 from retailflow.privacy.pseudonyms import checked_key, key_check, pseudonym
 
-#: The request's ids with their pseudonyms, as a temporary table the statements join to.
+#: The request's ids with their pseudonyms, as a temporary table the statements join to: the original id, its
+#: pseudonym, and the token message ids write it as (outbox.message_token).
 REQUEST = "rf_forget"
+REQUESTED = ibis.table({"original": "string", "pseudonym": "string", "token": "string"}, name=REQUEST)
+WARNINGS, ERASURE_ROWS = catalog.table("audit.warnings"), catalog.table("audit.erasure_rows")
+#: A value quoted in a reason, and what erasing puts in its place.
+QUOTED_VALUE = "'[^']*'"
+ERASED_VALUE = "'[erased]'"
 #: Columns of retailflow's own free-text notes about a row: erased quoted values when the row is a person's.
 NOTE_COLUMNS = ("_reasons", "reasons")
 
@@ -47,9 +57,6 @@ class _Table:
     columns: tuple[str, ...]
     person: str
 
-    def qualified(self, backend: Backend) -> str:
-        return backend.qualified(self.schema, self.name)
-
     @property
     def label(self) -> str:
         return f"{self.schema}.{self.name}"
@@ -59,11 +66,15 @@ class _Table:
         """raw and quarantine keep cells as the file had them, white space included."""
         return self.schema in ("raw", "quarantine")
 
+    def rows(self) -> ir.Table:
+        """An Ibis table over it, as the database has it."""
+        return catalog.existing_table(self.schema, self.name, self.columns)
+
 
 def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = None,
            outbox_folder: Path | None = None) -> ForgetResult:
     """Erase the given people (ids as in the customer file); unknown ids are reported, not an error here."""
-    if not backend.updates_in_place:
+    if not backend.capabilities.updates_in_place:
         raise UserError(f"{backend.display_url}: forget needs an engine that updates rows in a transaction "
                         "(DuckDB, PostgreSQL, MySQL/MariaDB); Spark rewrites whole tables, so an erasure could "
                         "not be all or nothing")
@@ -87,14 +98,13 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
         if found:
             files |= _recorded_files(backend, tables)
             _erase(backend, tables)
-            backend.execute(
-                "INSERT INTO audit.erasures (erasure_id, pseudonym, erased_at, reason, key_check) "
-                f"SELECT DISTINCT {erasure_id}, pseudonym, CURRENT_TIMESTAMP, "
-                f"{backend.literal(reason) if reason else 'NULL'}, {backend.literal(key_check(key))} "
-                f"FROM audit.erasure_rows WHERE erasure_id = {erasure_id}")
+            noted = ERASURE_ROWS.filter(ERASURE_ROWS.erasure_id == erasure_id).select("pseudonym").distinct()
+            backend.insert("audit", "erasures", noted.select(
+                "pseudonym", erased_at=ibis.now().cast("timestamp"), reason=ibis.literal(reason, "string"),
+                key_check=ibis.literal(key_check(key))), constants={"erasure_id": erasure_id})
         earlier = {row[0] for row in backend.fetch(
             f"SELECT DISTINCT pseudonym FROM audit.erasures WHERE erasure_id < {erasure_id}")[1]}
-        backend.execute(f"DROP TABLE IF EXISTS {REQUEST}")
+        backend.drop_temp_tables(REQUEST)
         if outbox_folder is not None:
             erased_now = {name: person_id for name, person_id in names.items() if name in found or name in earlier}
             files |= _files_in_folder(backend, tables, erased_now, outbox_folder)
@@ -122,23 +132,37 @@ def person_tables(backend: Backend) -> list[_Table]:
 
 
 def _request_table(backend: Backend, rows: list[tuple[str, str, str]]) -> None:
-    backend.execute(f"DROP TABLE IF EXISTS {REQUEST}")
-    backend.execute(f"CREATE TEMPORARY TABLE {REQUEST} (original VARCHAR, pseudonym VARCHAR, token VARCHAR)")
-    values = ", ".join(f"({', '.join(backend.literal(value) for value in row)})" for row in rows)
-    backend.execute(f"INSERT INTO {REQUEST} (original, pseudonym, token) VALUES {values}")
+    backend.drop_temp_tables(REQUEST)
+    columns = ", ".join(f"{backend.quote(name)} VARCHAR" for name in REQUESTED.columns)
+    backend.execute(f"CREATE TEMPORARY TABLE {backend.quote(REQUEST)} ({columns})")
+    backend.append_values(REQUESTED, rows)
 
 
-def _matches(backend: Backend, table: _Table) -> str:
-    cell = f"{table.qualified(backend)}.{backend.quote(table.person)}"
-    return f"{'trim(' + cell + ')' if table.holds_cells_as_sent else cell} = erased.original"
+def _matches(backend: Backend, table: _Table, rows: ir.Table, request: ir.Table) -> ir.BooleanValue:
+    """Whether a row of `table` (`rows`) is the person of a row of the request."""
+    cell = rows[table.person]
+    if table.holds_cells_as_sent:
+        cell = backend.engine_scalar(cell, "trim({value})")
+    return cell == request.original
 
 
 def _count(backend: Backend, erasure_id: int, table: _Table) -> None:
-    backend.execute(
-        "INSERT INTO audit.erasure_rows (erasure_id, pseudonym, table_name, rows) "
-        f"SELECT {erasure_id}, erased.pseudonym, {backend.literal(table.label)}, count(*) "
-        f"FROM {table.qualified(backend)} JOIN {REQUEST} AS erased ON {_matches(backend, table)} "
-        "GROUP BY erased.pseudonym")
+    rows = table.rows()
+    matched = rows.join(REQUESTED, _matches(backend, table, rows, REQUESTED)).select(pseudonym=REQUESTED.pseudonym)
+    _record_rows(backend, erasure_id, table.label, matched)
+
+
+def _record_rows(backend: Backend, erasure_id: int, label: str, matched: ir.Table) -> None:
+    """Add to audit.erasure_rows the rows of table `label` per person, `matched` holding one row (its pseudonym)
+    for each."""
+    counts = matched.group_by("pseudonym").aggregate(rows=matched.count())
+    backend.insert("audit", "erasure_rows", counts.select("pseudonym", "rows", table_name=ibis.literal(label)),
+                   constants={"erasure_id": erasure_id})
+
+
+def _erased_quotes(text: ir.StringValue) -> ir.StringValue:
+    """The text with every value quoted in it (as reasons quote cells: 'x') replaced by '[erased]'."""
+    return text.re_replace(QUOTED_VALUE, ERASED_VALUE)
 
 
 def _erase(backend: Backend, tables: list[_Table]) -> None:
@@ -148,66 +172,72 @@ def _erase(backend: Backend, tables: list[_Table]) -> None:
     staged_subject = next(table for table in tables if (table.schema, table.name) == ("staging", subject.name))
     outbox_table = _outbox_table(tables)
     if outbox_table:
-        backend.execute(f"UPDATE {outbox_table.qualified(backend)} SET {outbox.cancelled_assignments()} "
-                        f"FROM {REQUEST} AS erased WHERE {_matches(backend, outbox_table)} "
-                        f"AND {outbox_table.qualified(backend)}.status IN {outbox.UNSENT}")
+        messages = outbox_table.rows()
+        backend.update_from(messages, REQUESTED, lambda rows, request: [_matches(backend, outbox_table, rows, request)],
+                            lambda *_: outbox.CANCELLED, where=messages.status.isin(outbox.UNSENT))
     _erase_warnings(backend)
     personal = set(personal_columns())
-    copied = ["erased.pseudonym" if name == staged_subject.person else "NULL" if name in personal
-              else f"staged.{backend.quote(name)}" for name in staged_subject.columns]
-    backend.execute(
-        f"INSERT INTO {staged_subject.qualified(backend)} ({', '.join(map(backend.quote, staged_subject.columns))}) "
-        f"SELECT {', '.join(copied)} FROM {staged_subject.qualified(backend)} AS staged "
-        f"JOIN {REQUEST} AS erased ON staged.{backend.quote(staged_subject.person)} = erased.original")
+    staged = staged_subject.rows()
+    joined = staged.join(REQUESTED, staged[staged_subject.person] == REQUESTED.original)
+    backend.insert("staging", subject.name, joined.select(**{
+        name: REQUESTED.pseudonym if name == staged_subject.person
+        else ibis.null(staged[name].type()) if name in personal else staged[name]
+        for name in staged_subject.columns}))
     for table in tables:
-        if table is staged_subject:
-            continue
-        assignments = [f"{backend.quote(table.person)} = erased.pseudonym"]
-        assignments += [f"{backend.quote(name)} = NULL" for name in table.columns if name in personal]
-        assignments += [f"{backend.quote(name)} = {backend.erase_quoted_values(backend.quote(name))}"
-                        for name in table.columns if name in NOTE_COLUMNS]
-        if table is outbox_table:
-            assignments += outbox.pseudonym_assignments()
-            if outbox.MESSAGE_FILE in table.columns:
-                # The file goes before the commit, and its name holds the original id.
-                assignments.append(f"{backend.quote(outbox.MESSAGE_FILE)} = NULL")
-        backend.execute(f"UPDATE {table.qualified(backend)} SET {', '.join(assignments)} "
-                        f"FROM {REQUEST} AS erased WHERE {_matches(backend, table)}")
-    backend.execute(f"DELETE FROM {staged_subject.qualified(backend)} WHERE {backend.quote(staged_subject.person)} "
-                    f"IN (SELECT original FROM {REQUEST})")
+        if table is not staged_subject:
+            backend.update_from(table.rows(), REQUESTED,
+                                lambda rows, request, table=table: [_matches(backend, table, rows, request)],
+                                lambda rows, request, table=table: _erased_values(table, rows, request, personal,
+                                                                                  table is outbox_table))
+    backend.delete_matching(staged, REQUESTED.select("original"), [staged_subject.person])
 
 
-def _warned_rows(backend: Backend, entity_name: str, column: str) -> str:
-    """A subquery: lineage and pseudonym of the request's people's raw rows of an entity (audit.warnings names
-    rows by entity and lineage, not by person)."""
-    return (f"(SELECT raw_row._batch_id, raw_row._source_line, request.pseudonym "
-            f"FROM {backend.qualified('raw', entity_name)} AS raw_row "
-            f"JOIN {REQUEST} AS request ON trim(raw_row.{backend.quote(column)}) = request.original) AS erased")
+def _erased_values(table: _Table, rows: ir.Table, request: ir.Table, personal: set[str],
+                   is_outbox: bool) -> dict[str, ir.Value | None]:
+    """A person's row of `table` erased: the pseudonym for the id, no personal cells, no quoted values in notes."""
+    values: dict[str, ir.Value | None] = {table.person: request.pseudonym}
+    values |= {name: None for name in table.columns if name in personal}
+    values |= {name: _erased_quotes(rows[name]) for name in table.columns if name in NOTE_COLUMNS}
+    if is_outbox:
+        values |= outbox.pseudonym_values(rows, request)
+        if outbox.MESSAGE_FILE in table.columns:
+            # The file goes before the commit, and its name holds the original id.
+            values[outbox.MESSAGE_FILE] = None
+    return values
+
+
+def _warned_rows(backend: Backend, entity_name: str, column: str) -> ir.Table:
+    """Lineage and pseudonym of the request's people's raw rows of an entity (audit.warnings names rows by entity
+    and lineage, not by person)."""
+    raw = backend.raw_table("raw", entity_name, [column, "_batch_id", "_source_line"])
+    joined = raw.join(REQUESTED, backend.engine_scalar(raw[column], "trim({value})") == REQUESTED.original)
+    return joined.select(raw._batch_id, raw._source_line, REQUESTED.pseudonym)
+
+
+def _same_row(entity_name: str, warnings: ir.Table, erased: ir.Table) -> list[ir.BooleanValue]:
+    return [warnings.entity == entity_name, warnings._batch_id == erased._batch_id,
+            warnings._source_line == erased._source_line]
 
 
 def _count_warnings(backend: Backend, erasure_id: int) -> None:
-    warnings = backend.qualified("audit", "warnings")
     for entity_name, column in person_references().items():
-        backend.execute(
-            "INSERT INTO audit.erasure_rows (erasure_id, pseudonym, table_name, rows) "
-            f"SELECT {erasure_id}, erased.pseudonym, 'audit.warnings', count(*) FROM {warnings} "
-            f"JOIN {_warned_rows(backend, entity_name, column)} ON {warnings}.entity = {backend.literal(entity_name)} "
-            f"AND {warnings}._batch_id = erased._batch_id AND {warnings}._source_line = erased._source_line "
-            "GROUP BY erased.pseudonym")
+        erased = _warned_rows(backend, entity_name, column)
+        matched = WARNINGS.join(erased, _same_row(entity_name, WARNINGS, erased)).select(pseudonym=erased.pseudonym)
+        _record_rows(backend, erasure_id, "audit.warnings", matched)
 
 
 def _erase_warnings(backend: Backend) -> None:
     """Warnings about the request's people's rows lose their quoted values; the subject's row key becomes the
     pseudonym."""
     subject = data_subject()
-    warnings = backend.qualified("audit", "warnings")
     for entity_name, column in person_references().items():
-        row_key = "erased.pseudonym" if entity_name == subject.name else f"{warnings}.row_key"
-        backend.execute(
-            f"UPDATE {warnings} SET reasons = {backend.erase_quoted_values('reasons')}, row_key = {row_key} "
-            f"FROM {_warned_rows(backend, entity_name, column)} "
-            f"WHERE {warnings}.entity = {backend.literal(entity_name)} AND {warnings}._batch_id = erased._batch_id "
-            f"AND {warnings}._source_line = erased._source_line")
+        def erased_values(warnings: ir.Table, erased: ir.Table, subject_rows: bool = entity_name == subject.name):
+            return {"reasons": _erased_quotes(warnings.reasons),
+                    **({"row_key": erased.pseudonym} if subject_rows else {})}
+
+        backend.update_from(WARNINGS, _warned_rows(backend, entity_name, column),
+                            lambda warnings, erased, entity_name=entity_name: _same_row(entity_name, warnings, erased),
+                            erased_values)
 
 
 def _outbox_table(tables: list[_Table]) -> _Table | None:
@@ -219,10 +249,10 @@ def _recorded_files(backend: Backend, tables: list[_Table]) -> set[Path]:
     outbox_table = _outbox_table(tables)
     if outbox_table is None or outbox.MESSAGE_FILE not in outbox_table.columns:
         return set()
-    column = f"{outbox_table.qualified(backend)}.{backend.quote(outbox.MESSAGE_FILE)}"
-    _, rows = backend.fetch(f"SELECT {column} FROM {outbox_table.qualified(backend)} JOIN {REQUEST} AS erased "
-                            f"ON {_matches(backend, outbox_table)} WHERE {column} IS NOT NULL")
-    return {Path(row[0]) for row in rows}
+    messages = outbox_table.rows()
+    joined = messages.join(REQUESTED, _matches(backend, outbox_table, messages, REQUESTED))
+    recorded = joined.select(path=messages[outbox.MESSAGE_FILE])
+    return {Path(row["path"]) for row in backend.fetch_dicts(recorded.filter(recorded.path.notnull()))}
 
 
 def _files_in_folder(backend: Backend, tables: list[_Table], people: dict[str, str], folder: Path) -> set[Path]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import ibis.expr.types as ir
+
+from retailflow import catalog
 from retailflow.backends import Backend
 from retailflow.config import env
 from retailflow.errors import UserError
@@ -20,6 +23,7 @@ PREFIX = "anon-"
 #: Hex digits kept of the HMAC: 96 bits, so ten million people collide with odds below 1e-14.
 DIGITS = 24
 MIN_KEY_LENGTH = 16
+ERASURES = catalog.table("audit.erasures")
 
 
 def pii_key() -> bytes:
@@ -63,6 +67,11 @@ def checked_key(backend: Backend) -> bytes:
     return key
 
 
+def pseudonym_of(backend: Backend, key: bytes, person: ir.StringValue) -> ir.StringValue:
+    """The pseudonym of the id in a cell as sent (trimmed first), computed by the engine row by row."""
+    return backend.engine_scalar(person, pseudonym_sql(backend, key, "trim({value})"), secret=True)
+
+
 def suppress_erased(backend: Backend, entity: Entity, batch_id: int) -> int:
     """Pseudonymise the rows of erased people in a batch just loaded into raw and drop their personal cells.
 
@@ -72,11 +81,9 @@ def suppress_erased(backend: Backend, entity: Entity, batch_id: int) -> int:
     if column is None or not erasures_on_record(backend):
         return 0
     key = checked_key(backend)
-    target = backend.qualified("raw", entity.name)
-    person = f"{target}.{backend.quote(column)}"
-    assignments = [f"{backend.quote(column)} = erased.pseudonym"] + [
-        f"{backend.quote(personal.name)} = NULL" for personal in entity.columns if personal.personal]
-    return backend.execute(
-        f"UPDATE {target} SET {', '.join(assignments)} "
-        "FROM (SELECT DISTINCT pseudonym FROM audit.erasures) AS erased "
-        f"WHERE {target}._batch_id = {batch_id} AND erased.pseudonym = {pseudonym_sql(backend, key, f'trim({person})')}")
+    erased = ERASURES.select("pseudonym").distinct()
+    personal = [personal.name for personal in entity.columns if personal.personal]
+    return backend.update_from(
+        backend.raw_table("raw", entity.name), erased,
+        lambda row, known: [known.pseudonym == pseudonym_of(backend, key, row[column])],
+        lambda _, known: {column: known.pseudonym, **dict.fromkeys(personal)}, where={"_batch_id": batch_id})

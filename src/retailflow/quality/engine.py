@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
-from retailflow.backends import Backend
+from retailflow import catalog, incremental
+from retailflow.backends import NOW, Backend
 from retailflow.model import (
     ENTITIES,
     VALIDATION_ORDER,
@@ -42,6 +42,10 @@ NULL_TEXT = ibis.null("string")
 LINEAGE = ("_batch_id", "_source_line")
 #: Temporary table of the batches a validation run routes (batch_id, entity).
 PENDING_BATCHES = "rf_pending_batches"
+BATCHES = catalog.table("audit.batches")
+RULE_RESULTS = catalog.table("audit.rule_results")
+#: The batches a validation run routes: those loaded and not yet validated.
+PENDING = BATCHES.filter(BATCHES.status == "loaded").select("batch_id", "entity")
 
 
 @dataclass
@@ -290,17 +294,17 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         _upsert_master(backend, entity, _clean_rows(backend, entity, typed, final))
     else:
         backend.insert("staging", entity.name, _clean_rows(backend, entity, typed, final))
-        if dates.is_fact(entity):
+        if incremental.is_fact(entity):
             link = atomic_parent(entity)
             day_columns = [entity.business_date] if entity.business_date else [link.column]
-            dates.record(backend, entity, dates.dated(entity, _clean_rows(backend, entity, typed, final, day_columns)),
-                         change_id)
+            incremental.record(backend, entity, incremental.dated(
+                entity, _clean_rows(backend, entity, typed, final, day_columns)), change_id)
     rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
     # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
     rejected = backend.create_temp_table("rf_quarantined", rejected.select(
         *raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now()))
     if phase == "replay":
-        backend.execute(f"DELETE FROM {backend.qualified('quarantine', entity.name)}")
+        backend.delete_where(backend.raw_table("quarantine", entity.name, raw_columns))
     backend.insert("quarantine", entity.name, rejected)
     warn_ids, warn_reasons = view.warn_ids_and_reasons()
     warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons)
@@ -314,7 +318,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
     outcome = _record_counts(backend, entity, view, checked_rows, phase, list(batch_rows))
     if entity.master and outcome.staged:
-        dates.record_master(backend, entity, change_id, outcome.staged)
+        incremental.record_master(backend, entity, change_id, outcome.staged)
     return outcome
 
 
@@ -331,8 +335,8 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
     superseded += [(int(row["batch"]), int(row["n"])) for row in backend.fetch_dicts(
         ranked.filter(~ranked._newest).group_by(batch=ibis._._batch_id).aggregate(n=ibis._.count()))]
     for batch_id, count in superseded:
-        backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + {count} "
-                        f"WHERE batch_id = {batch_id}")
+        backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0) + count},
+                             {"batch_id": batch_id})
     backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
@@ -364,25 +368,22 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows
         counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
         if phase != "validate":
             promoted = checked - quarantined
-            backend.execute(
-                f"UPDATE audit.batches SET staged_rows = staged_rows + {promoted}, "
-                f"quarantined_rows = quarantined_rows - {promoted} WHERE batch_id = {batch}")
+            backend.update_where(BATCHES, {"staged_rows": BATCHES.staged_rows + promoted,
+                                           "quarantined_rows": BATCHES.quarantined_rows - promoted},
+                                 {"batch_id": batch})
     if phase == "validate" and batch_ids:
         # One statement for every batch of the entity (on Spark each UPDATE rewrites the table).
-        def per_batch(position: int) -> str:
-            cases = " ".join(f"WHEN {batch} THEN {values[position]}" for batch, values in counters.items())
-            return f"CASE batch_id {cases} ELSE 0 END" if cases else "0"
+        def per_batch(position: int) -> ir.IntegerValue:
+            if not counters:
+                return ibis.literal(0, "int64")
+            return BATCHES.batch_id.cases(*((batch, values[position]) for batch, values in counters.items()),
+                                          else_=0)
 
-        backend.execute(
-            "UPDATE audit.batches SET status = 'validated', validated_at = CURRENT_TIMESTAMP, "
-            f"staged_rows = {per_batch(0)}, quarantined_rows = {per_batch(1)}, warned_rows = {per_batch(2)} "
-            f"WHERE batch_id IN ({', '.join(map(str, batch_ids))})")
-    if results:
-        values = ", ".join(
-            f"({batch}, {backend.literal(entity.name)}, {backend.literal(rule_id)}, {backend.literal(severity)}, "
-            f"{backend.literal(phase)}, {checked}, {failed}, CURRENT_TIMESTAMP)"
-            for batch, rule_id, severity, checked, failed in results)
-        backend.execute(f"INSERT INTO audit.rule_results VALUES {values}")
+        backend.update_where(BATCHES, {"status": "validated", "validated_at": NOW, "staged_rows": per_batch(0),
+                                       "quarantined_rows": per_batch(1), "warned_rows": per_batch(2)},
+                             {"batch_id": list(batch_ids)})
+    backend.append_values(RULE_RESULTS, [(batch, entity.name, rule_id, severity, phase, checked, failed, NOW)
+                                         for batch, rule_id, severity, checked, failed in results])
     return outcome
 
 
@@ -392,9 +393,7 @@ def _pending_batches(backend: Backend) -> dict[str, dict[int, int]]:
     Candidates are chosen by a semi-join on that table rather than by a list of batch ids, so
     that tonight's statements are the same text as last night's (their compiled SQL is reused).
     """
-    batches = ibis.table({"batch_id": "int64", "entity": "string", "status": "string"}, name="batches",
-                         database="audit")
-    backend.create_temp_table(PENDING_BATCHES, batches.filter(batches.status == "loaded").select("batch_id", "entity"))
+    backend.create_temp_table(PENDING_BATCHES, PENDING)
     pending: dict[str, dict[int, int]] = {}
     for row in backend.fetch_dicts(f"SELECT p.batch_id, p.entity, b.rows FROM {PENDING_BATCHES} p JOIN audit.batches b "
                                    "ON b.batch_id = p.batch_id ORDER BY p.batch_id"):
@@ -406,7 +405,7 @@ def _candidates(backend: Backend, entity: Entity, phase: str, pending: dict[str,
                 raw_columns: list[str]) -> tuple[ir.Table, dict[int, int]]:
     """Rows to route: raw rows of batches not yet validated, or everything in quarantine."""
     if phase == "validate":
-        batches = ibis.table({"batch_id": "int64", "entity": "string"}, name=PENDING_BATCHES)
+        batches = ibis.table(PENDING.schema(), name=PENDING_BATCHES)
         table = backend.raw_table("raw", entity.name, raw_columns)
         chosen = table._batch_id.isin(batches.filter(batches.entity == entity.name).batch_id)
         return table.filter(chosen), pending.get(entity.name, {})
@@ -426,7 +425,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
     outcome = RouteOutcome(phase)
     with backend.transaction():
         pending_batches = _pending_batches(backend) if phase == "validate" else {}
-        change_id = dates.next_change_id(backend)
+        change_id = incremental.next_change_id(backend)
         if phase == "validate":
             supersede(backend, restating_batches(backend), change_id)
         raw_columns = backend.schema_columns("raw")
@@ -464,12 +463,12 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
                                                raw_columns[name], typed[name], *candidates[name]))
-        for name in [*(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
-                     *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES]:
-            backend.execute(f"DROP TABLE IF EXISTS {name}")
+        backend.drop_temp_tables(
+            *(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
+            *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES)
         outcome.seconds = time.perf_counter() - started
         if phase == "validate" and outcome.entities:
-            entities = ", ".join(backend.literal(entity_outcome.entity) for entity_outcome in outcome.entities)
-            backend.execute(f"UPDATE audit.batches SET validate_seconds = {outcome.seconds:.3f} "
-                            f"WHERE entity IN ({entities}) AND validate_seconds IS NULL AND status = 'validated'")
+            backend.update_where(BATCHES, {"validate_seconds": round(outcome.seconds, 3)}, {
+                "entity": [entity_outcome.entity for entity_outcome in outcome.entities], "validate_seconds": None,
+                "status": "validated"})
     return outcome

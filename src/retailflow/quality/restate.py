@@ -21,7 +21,7 @@ import re
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import catalog, incremental
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, Entity, atomic_child, atomic_parent
@@ -33,6 +33,7 @@ from retailflow.tables import staging_table
 DATES, STAGED, QUARANTINED, CHILD_STAGED, CHILD_QUARANTINED = (
     "rf_restated_dates", "rf_superseded", "rf_superseded_quarantine", "rf_superseded_child",
     "rf_superseded_child_quarantine")
+BATCHES = catalog.table("audit.batches")
 
 
 def restating_batches(backend: Backend) -> dict[str, list[int]]:
@@ -56,8 +57,7 @@ def supersede(backend: Backend, restating: dict[str, list[int]], change_id: int)
         entity = ENTITIES[name]
         if entity.business_date:
             _supersede_dates(backend, entity, batch_ids, restating, change_id)
-    for name in (DATES, STAGED, QUARANTINED, CHILD_STAGED, CHILD_QUARANTINED):
-        backend.execute(f"DROP TABLE IF EXISTS {name}")
+    backend.drop_temp_tables(DATES, STAGED, QUARANTINED, CHILD_STAGED, CHILD_QUARANTINED)
 
 
 #: The day in a daily export's name: store_sales_header_2024-12-13.csv.
@@ -100,9 +100,7 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
     first_batch: dict[dt.date, int] = {}
     for batch, named_day in sorted(named.items()):
         first_batch.setdefault(named_day, batch)
-    for named_day, batch in sorted(first_batch.items()):
-        backend.execute(f"INSERT INTO {DATES} VALUES (CAST({backend.literal(named_day.isoformat())} AS DATE), "
-                        f"{batch})")
+    backend.append_values(restated, sorted(first_batch.items()))
     # The first key column: a header's transaction id; inventory's snapshot date, so that the staged
     # rows leave by their day, whatever their store and product.
     key = entity.primary_key[0]
@@ -142,19 +140,17 @@ def _supersede_dates(backend: Backend, entity: Entity, batch_ids: list[int], res
         parts.append((child_entity, child_staged, child_held))
     for part_entity, part_staged, part_held in parts:
         for rows, counter in ((part_staged, "staged_rows"), (part_held, "quarantined_rows")):
-            dates.record(backend, part_entity, rows, change_id, superseded=True, batch=rows._restating)
+            incremental.record(backend, part_entity, rows, change_id, superseded=True, batch=rows._restating)
             for row in backend.fetch_dicts(rows.group_by("_batch_id").aggregate(n=rows.count())):
-                backend.execute(f"UPDATE audit.batches SET superseded_rows = coalesce(superseded_rows, 0) + "
-                                f"{int(row['n'])}, {counter} = {counter} - {int(row['n'])} "
-                                f"WHERE batch_id = {int(row['_batch_id'])}")
+                superseded = int(row["n"])
+                backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0) + superseded,
+                                               counter: BATCHES[counter] - superseded},
+                                     {"batch_id": int(row["_batch_id"])})
     # The rows leave staging and quarantine last (the tables above were read from them), line items before
     # their headers (a declared foreign key refuses the other order).
-    link_column = child[1].column if child else None
-    for part_entity, staged_name, held_name, column in (
-            *([(child[0], CHILD_STAGED, CHILD_QUARANTINED, link_column)] if child else []),
-            (entity, STAGED, QUARANTINED, key)):
-        backend.execute(f"DELETE FROM {backend.qualified('staging', part_entity.name)} WHERE "
-                        f"{backend.quote(column)} IN (SELECT {backend.quote('_key')} FROM {backend.quote(staged_name)})")
-        backend.execute(f"DELETE FROM {backend.qualified('quarantine', part_entity.name)} WHERE "
-                        f"_batch_id * {LINE_SPAN} + _source_line IN "
-                        f"(SELECT {backend.quote('_position')} FROM {backend.quote(held_name)})")
+    key_columns = {entity.name: key, **({child[0].name: child[1].column} if child else {})}
+    for part_entity, part_staged, part_held in reversed(parts):
+        backend.delete_matching(staging_table(part_entity.name), part_staged.select("_key"),
+                                [key_columns[part_entity.name]])
+        quarantined = backend.raw_table("quarantine", part_entity.name, ["_batch_id", "_source_line"])
+        backend.delete_where(quarantined, _position(quarantined).isin(part_held._position))
