@@ -62,3 +62,18 @@ def test_the_stages_command_lists_the_registry():
     assert [row["stage"] for row in rows] == [stage.name for stage in STAGES]
     assert {row["stage"]: row["in run"] for row in rows}["report"] == "no"
     assert {row["stage"]: row["grain"] for row in rows}["loyalty"] == "day"
+
+
+def test_the_declared_tables_are_the_catalog_s():
+    """Every table a stage declares is in the catalog of stored tables, and every stored table of the analytics,
+    loyalty and notifications schemas has a stage that writes it."""
+    from retailflow.catalog import STORED_TABLES
+
+    stored = {table.qualified_name for table in STORED_TABLES}
+    declared = [table for stage in STAGES for table in stage.writes] + list(OTHER_WRITERS)
+    concrete = {table for table in declared if "*" not in table and table.split(".")[0] not in ("raw", "staging",
+                                                                                                "quarantine")}
+    assert concrete <= stored, sorted(concrete - stored)
+    unwritten = {name for name in stored if name.split(".")[0] in ("analytics", "loyalty", "notifications")
+                 and not any(fnmatch.fnmatch(name, pattern) for pattern in declared)}
+    assert not unwritten, sorted(unwritten)
