@@ -3,7 +3,7 @@
 The database and the landing folder come from the environment of the Airflow workers: RETAILFLOW_DB
 (default the DuckDB file ./retailflow.duckdb), RETAILFLOW_LANDING (default ./landing), RETAILFLOW_RULES
 (rules with `max_failed_pct` stop a day at validation), RETAILFLOW_SOURCES (a source mapping for exports not in
-our contract, docs/sources.md) and RETAILFLOW_REPORT (the dashboard's path).
+our contract, docs/reference/sources.md) and RETAILFLOW_REPORT (the dashboard's path).
 """
 
 import os

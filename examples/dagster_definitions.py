@@ -3,7 +3,7 @@
 The database and the landing folder come from the environment: RETAILFLOW_DB (default the DuckDB file
 ./retailflow.duckdb) and RETAILFLOW_LANDING (default ./landing); RETAILFLOW_RULES adds rules, e.g. with
 `max_failed_pct` thresholds that become blocking checks; RETAILFLOW_SOURCES is a source mapping for exports
-not in our contract (docs/sources.md).
+not in our contract (docs/reference/sources.md).
 """
 
 import os

@@ -23,7 +23,7 @@ class ExportFixture:
     files: tuple[Path, ...]
     #: The folder holding the same data in our contract's files.
     contract: Path
-    #: The mapping file's text that reads `files` (docs/sources.md).
+    #: The mapping file's text that reads `files` (docs/reference/sources.md).
     mapping: str
 
     @property

@@ -1,5 +1,6 @@
-"""The docs cannot drift from the code: generated references are current, every command is in the CLI reference,
-every page is reachable from the index, and no relative link or anchor leads nowhere.
+"""The docs cannot drift from the code: the site builds strictly, generated references are current, every command
+is in the CLI reference, every page is reachable from the index, no relative link or anchor leads nowhere on
+GitHub either, and the architecture's picture of the layers agrees with the source's imports.
 
 The commands the pages show are run in test_readme_commands.py; the settings and global options the README
 must name are checked in test_cli.py.
@@ -7,6 +8,7 @@ must name are checked in test_cli.py.
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -19,11 +21,24 @@ from retailflow.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-CLI_REFERENCE = DOCS / "cli.md"
-PAGES = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md", *sorted(DOCS.glob("*.md"))]
+CLI_REFERENCE = DOCS / "reference" / "cli.md"
+ARCHITECTURE = DOCS / "explanation" / "architecture.md"
+PACKAGE = ROOT / "src" / "retailflow"
+DOC_PAGES = sorted(DOCS.rglob("*.md"))
+PAGES = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md", *DOC_PAGES]
 FENCED_BLOCK = re.compile(r"^```.*?^```[ \t]*$", re.MULTILINE | re.DOTALL)
 HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_docs_build_strictly(tmp_path):
+    # The real site, as docs/development.md builds it, with warnings as errors: a link to a missing page or anchor,
+    # a page in no table of contents or a Markdown mistake fails. About 3 s.
+    result = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+                             "-d", str(tmp_path / "doctrees"), "-c", str(DOCS), str(ROOT), str(tmp_path / "site")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "site" / "docs" / "index.html").exists()
 
 
 def test_generated_references_are_current():
@@ -48,13 +63,14 @@ def command_paths() -> list[str]:
 
 @pytest.mark.parametrize("path", command_paths())
 def test_every_command_is_in_the_cli_reference(path):
-    assert f"\n## `{path}`\n" in CLI_REFERENCE.read_text(), f"{path} is not in docs/cli.md"
+    assert f"\n## `{path}`\n" in CLI_REFERENCE.read_text(), f"{path} is not in docs/reference/cli.md"
 
 
 def test_every_page_is_linked_from_the_index():
-    index = (DOCS / "index.md").read_text()
-    linked = {target.split("#")[0] for target in LINK.findall(index)}
-    assert {page.name for page in DOCS.glob("*.md")} - {"index.md"} <= linked
+    index = DOCS / "index.md"
+    linked = {(index.parent / target.split("#")[0]).resolve() for target in LINK.findall(index.read_text())}
+    missing = [str(page.relative_to(DOCS)) for page in DOC_PAGES if page != index and page.resolve() not in linked]
+    assert not missing, f"not linked from docs/index.md: {missing}"
 
 
 def anchors(page: Path) -> set[str]:
@@ -77,6 +93,7 @@ def test_anchors_follow_github():
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
 def test_relative_links_lead_somewhere(page):
+    # On GitHub, which the strict build does not check: the README and RESULTS.md are read there first.
     broken = []
     for target in LINK.findall(FENCED_BLOCK.sub("", page.read_text())):
         if re.match(r"[a-z]+:", target):
@@ -86,3 +103,79 @@ def test_relative_links_lead_somewhere(page):
         if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to nothing: {broken}"
+
+
+# --- The picture of the layers ---------------------------------------------------------------------------------
+
+def drawn_layers() -> list[set[str]]:
+    """The rows of the architecture page's picture, top row first: the module names each row shows."""
+    text = ARCHITECTURE.read_text()
+    picture = re.search(r"<!-- layers:.*?-->\n```text\n(.*?)```", text, re.DOTALL)
+    assert picture, f"{ARCHITECTURE.relative_to(ROOT)} has no picture of the layers (a text block after '<!-- layers: -->')"
+    # A row is a line naming modules. A line that does not start with a space starts with the row's caption, which
+    # ends at the first wide gap; the lines between rows (arrows) name nothing.
+    rows = []
+    for line in picture.group(1).splitlines():
+        names = line if line[:1].isspace() else line.partition("  ")[2]
+        if found := set(re.findall(r"[a-z_]+", names)):
+            rows.append(found)
+    return rows
+
+
+def source_imports() -> dict[str, set[str]]:
+    """Per top-level module or subpackage of retailflow, the other ones it imports (in any function, and under
+    TYPE_CHECKING too, as tests/test_layering.py counts them)."""
+    paths = [path for path in PACKAGE.rglob("*.py") if path != PACKAGE / "__init__.py"]
+    found: dict[str, set[str]] = {path.relative_to(PACKAGE).parts[0].removesuffix(".py"): set() for path in paths}
+    for path in paths:
+        layer = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + ([f"{node.module}.{alias.name}" for alias in node.names]
+                                         if node.module == "retailflow" else [])
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                names = []
+            for name in names:
+                parts = name.split(".")
+                # `from retailflow import __version__` names no module.
+                if parts[0] == "retailflow" and len(parts) > 1 and parts[1] != layer and parts[1] in found:
+                    found[layer].add(parts[1])
+    return found
+
+
+def test_the_picture_of_the_layers_shows_every_module_once():
+    drawn = [name for row in drawn_layers() for name in row]
+    modules = set(source_imports())
+    assert len(drawn) == len(set(drawn)), f"drawn twice: {sorted({name for name in drawn if drawn.count(name) > 1})}"
+    assert set(drawn) == modules, (f"not drawn: {sorted(modules - set(drawn))}; "
+                                   f"drawn but not in src/retailflow: {sorted(set(drawn) - modules)}")
+
+
+def listed_upward_imports() -> set[tuple[str, str]]:
+    """The imports the architecture page lists as still going upwards: `- `a` → `b`: why`."""
+    listed = re.search(r"<!-- upward imports:.*?-->\n((?:- .*\n(?:  .*\n)*)*)", ARCHITECTURE.read_text())
+    return set(re.findall(r"^- `(\w+)` → `(\w+)`", listed.group(1), re.MULTILINE)) if listed else set()
+
+
+def test_the_picture_of_the_layers_matches_the_imports():
+    # A module may import what is drawn in its own row or below it, never above, but for the imports the page lists
+    # as debts. Listed and found must be the same, so a debt paid is noticed as a gap that closes.
+    row = {name: index for index, names in enumerate(drawn_layers()) for name in names}
+    upward = {(module, imported) for module, imported_names in source_imports().items() for imported in imported_names
+              if module in row and imported in row and row[imported] < row[module]}
+    listed = listed_upward_imports()
+    assert upward <= listed, (f"{ARCHITECTURE.relative_to(ROOT)}: a module imports one drawn above it: "
+                              f"{sorted(upward - listed)}")
+    assert listed <= upward, f"no longer imported upwards; take them off the page's list: {sorted(listed - upward)}"
+
+
+def test_the_picture_of_the_layers_agrees_with_the_layering_test():
+    import test_layering
+
+    row = {name: index for index, names in enumerate(drawn_layers()) for name in names}
+    wrong = sorted(f"{layer} may not import {forbidden}, so {forbidden} is drawn above it"
+                   for layer, forbidden_names in test_layering.FORBIDDEN.items() for forbidden in forbidden_names
+                   if layer in row and forbidden in row and row[forbidden] >= row[layer])
+    assert not wrong, wrong

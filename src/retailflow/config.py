@@ -79,7 +79,7 @@ class Settings:
     #: No progress bars or timing lines (RETAILFLOW_QUIET=1); results are still printed.
     quiet: bool = False
     #: How to read exports not in the contract (RETAILFLOW_SOURCES), a YAML source mapping; default
-    #: ./retailflow.yaml when there is one (docs/sources.md).
+    #: ./retailflow.yaml when there is one (docs/reference/sources.md).
     sources_path: Path | None = None
 
     @classmethod

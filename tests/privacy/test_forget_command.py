@@ -69,7 +69,7 @@ def test_forget_deletes_the_mail_files_wherever_notify_wrote_them(db_url, tmp_pa
     assert sorted(path.name[:3] for path in mail.glob("*.eml")) == ["C01", "C02", "C03", "C04", "C05"]
     assert "ann@example.com" in next(mail.glob("C01_*.eml")).read_text()
 
-    # As docs/privacy.md shows it: no --outbox, and from another folder (where no ./outbox exists).
+    # As docs/how-to/erase-a-customer.md shows it: no --outbox, and from another folder (where no ./outbox exists).
     erased = _retailflow(db_url, "forget", "C01", cwd=desk)
 
     assert erased.returncode == 0, erased.stderr

@@ -1,5 +1,5 @@
 """Schema drift in each mode (evolve | freeze | discard_value): a new column, a mapped column dropped, a column
-renamed and a date format that changes mid-year, each behaving as docs/sources.md says, with nothing lost
+renamed and a date format that changes mid-year, each behaving as docs/reference/sources.md says, with nothing lost
 (`reconcile` holds).
 
 One database per mode holds every case: each case is a source of its own (files `<case>_2024-MM.csv`), its

@@ -1,4 +1,4 @@
-"""The mapping docs/sources.md shows is a working one: it reads the online shop's export as its contract twin."""
+"""The mapping docs/reference/sources.md shows is a working one: it reads the online shop's export as its contract twin."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from retailflow.quality.rules import load_rules
 from retailflow.sources.mapping import load_sources
 from retailflow.stages import load_and_validate
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "sources.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "sources.md"
 
 
 def _staged(url: str, paths: list[Path], sources=None) -> dict[str, list]:

@@ -1,6 +1,6 @@
 """Phantom inventory: runs of in-stock trading days without a sale, and the state that keeps them night by night.
 
-The method (phantom_inventory) is in docs/analytics.md. The stage keeps every idle run of every
+The method (phantom_inventory) is in docs/explanation/analytics.md. The stage keeps every idle run of every
 store-product (analytics.phantom_idle_runs) and each store-product's counted days, sales and units
 (analytics.phantom_rates), so that a night adds its own days: an idle run still open at the
 store's last old trading day continues into the first new one, every other new run is new, and

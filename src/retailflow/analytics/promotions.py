@@ -1,6 +1,6 @@
 """Promotion effectiveness: promoted sales against a weekday-adjusted, stock-aware baseline.
 
-Method (also in docs/analytics.md): sales are measured per in-stock store-product-day ("cell"), so
+Method (also in docs/explanation/analytics.md): sales are measured per in-stock store-product-day ("cell"), so
 stock-outs are excluded from both sides. A store-day with inventory snapshots offers the whole
 catalogue (a product is out of stock when its snapshot reads 0 or less); a store-day without any
 snapshot offers the store's observed assortment, the products it sold within 14 days either side

@@ -19,7 +19,7 @@ from retailflow.errors import UserError
 
 #: DuckDB alone takes up to 80% of RAM; past this it spills to a folder beside the database file.
 #: 10M line items ran the whole pipeline within 3.5 GB of RSS; the cap cost a few seconds of
-#: validation, whose temporary tables spill (docs/databases.md; figures in benchmarks/RESULTS.md). RETAILFLOW_DUCKDB_MEMORY_LIMIT raises or lowers it.
+#: validation, whose temporary tables spill (docs/reference/databases.md; figures in benchmarks/RESULTS.md). RETAILFLOW_DUCKDB_MEMORY_LIMIT raises or lowers it.
 DEFAULT_MEMORY_LIMIT = "3GB"
 #: Temporary table of the rows an upsert writes.
 UPSERTED = "rf_upserted"

@@ -1,5 +1,5 @@
 """The source mapping: which files a source reads, which entity they feed, how the text is written and where
-each of our columns comes from (docs/sources.md is its reference).
+each of our columns comes from (docs/reference/sources.md is its reference).
 
 Loaded and checked when a command starts: an unknown entity or column, an expression that does not compile
 or a bad option stops it with one line naming the mapping file, the line and the key. Without a mapping,
@@ -35,7 +35,7 @@ SchemaMode = Literal["evolve", "freeze", "discard_value"]
 
 
 class ReadOptions(BaseModel):
-    """How a source's text is written (docs/sources.md, "read")."""
+    """How a source's text is written (docs/reference/sources.md, "read")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,7 +196,7 @@ def load_sources(path: Path) -> SourceMap:
     entries = document.data.get("sources") if isinstance(document.data, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise document.error(("sources",), "expected a 'sources:' mapping of source names to sources; "
-                                           "see docs/sources.md")
+                                           "see docs/reference/sources.md")
     return SourceMap(tuple(_source(document, str(name), entry) for name, entry in entries.items()), path)
 
 

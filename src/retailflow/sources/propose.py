@@ -5,7 +5,7 @@ roles by their names (synonyms in several languages), the values confirm or refu
 from the file as a whole is written in: the entity it feeds, a constant store for a one-channel export, the
 amount as quantity × price, returns from C-prefixed invoice numbers, masters derived from the facts. The result
 is rendered as a commented mapping file: every choice carries its reason and every column left out says why, so
-a user edits a proposal instead of writing a mapping (docs/sources.md).
+a user edits a proposal instead of writing a mapping (docs/reference/sources.md).
 """
 
 from __future__ import annotations
@@ -520,7 +520,7 @@ def render_yaml(proposals: Sequence[SourceProposal]) -> str:
     names = ", ".join(path.name for proposal in proposals for path in proposal.paths)
     lines = [f"# Proposed by `retailflow map` from {names}.",
              "# Each line says why it was chosen; edit what is marked, then run",
-             "# `retailflow --sources THIS_FILE run FOLDER`. docs/sources.md describes every key."]
+             "# `retailflow --sources THIS_FILE run FOLDER`. docs/reference/sources.md describes every key."]
     lines += [f"# {proposal.paths[0].name}: {proposal.feeds_why}" for proposal in proposals if proposal.contract]
     mapped = [proposal for proposal in proposals if not proposal.contract]
     lines.append("sources:" if mapped else "sources: {}")
