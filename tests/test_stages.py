@@ -18,7 +18,7 @@ def test_every_stage_runs_after_the_stages_it_reads():
     for stage in STAGES:
         assert set(stage.after) <= seen, f"{stage.name} runs before {set(stage.after) - seen}"
         seen.add(stage.name)
-    assert [stage.name for stage in NIGHTLY] == ["purchases", "promotions", "inventory", "loyalty", "segments",
+    assert [stage.name for stage in NIGHTLY] == ["checks", "purchases", "promotions", "inventory", "loyalty", "segments",
                                                  "notify"]
 
 
@@ -77,3 +77,47 @@ def test_the_declared_tables_are_the_catalog_s():
     unwritten = {name for name in stored if name.split(".")[0] in ("analytics", "loyalty", "notifications")
                  and not any(fnmatch.fnmatch(name, pattern) for pattern in declared)}
     assert not unwritten, sorted(unwritten)
+
+
+def test_a_blocking_check_holds_the_analytics_back_until_it_is_cleared(tmp_path):
+    """The sample's stores skip days. Sales headers per store (staged or quarantined) fall on: ST01 the 1st, 2nd,
+    5th and 7th of December; ST02 the 1st, 4th and 6th; ST03 the 3rd, 6th and 7th (it starts sending on the 3rd).
+    So 9 store-days have no sales files (ST01 3, 4, 6; ST02 2, 3, 5, 7; ST03 4, 5), each for headers and lines.
+    With `missing: block` the run loads and validates, exits 1 with one line per finding (18) and runs no
+    analytics stage; with the default (warn) the next run of the same files (skipped as identical) brings every
+    stage up to date."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(SAMPLE_DIR, tmp_path / "data", ignore=shutil.ignore_patterns("*.md"))
+    (tmp_path / "blocking.yaml").write_text("checks:\n  severity: {missing: block}\n")
+    database = f"duckdb:///{tmp_path}/shop.duckdb"
+
+    def retailflow(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "retailflow", "--db", database, "-q", *arguments],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                              env={**os.environ, "COLUMNS": "200"})
+
+    blocked = retailflow("--rules", "blocking.yaml", "run", "data")
+    assert blocked.returncode == 1, blocked.stderr
+    lines = [line for line in blocked.stderr.splitlines() if line.startswith("blocking:")]
+    assert "blocking: block: ST03 2024-12-05 store_sales_header: expected, nothing delivered" in lines
+    missing = {(line.split()[2], line.split()[3][-2:]) for line in lines}
+    assert missing == {("ST01", "03"), ("ST01", "04"), ("ST01", "06"), ("ST02", "02"), ("ST02", "03"),
+                       ("ST02", "05"), ("ST02", "07"), ("ST03", "04"), ("ST03", "05")}
+    assert len(lines) == 18 and "the analytics stages did not run" in blocked.stderr
+    backend = connect(database)
+    try:
+        assert backend.tables("analytics") and not backend.has_table("analytics", "promotion_effectiveness")
+        assert int(backend.scalar("SELECT count(*) FROM staging.store_sales_header")) == 9
+    finally:
+        backend.close()
+    cleared = retailflow("run", "data")
+    assert cleared.returncode == 0, cleared.stderr
+    backend = connect(database)
+    try:
+        assert backend.has_table("analytics", "promotion_effectiveness") and backend.has_table("loyalty", "balances")
+    finally:
+        backend.close()

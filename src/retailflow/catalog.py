@@ -150,6 +150,94 @@ _RATE_COLUMNS = (
 )
 _APPEND_ID = _c("append_id", "int", "The extension (night) that logged the row; 0 is the rebuild.")
 
+# The checks' tables (checks/): what each store delivered and how its days looked, and what the checks found.
+STORE_DAY_DELIVERIES = StoredTable(
+    "analytics", "store_day_deliveries",
+    "What each store delivered per entity and day: the input of the expected-deliveries check.",
+    "One row per store × fact entity × business date with a row staged or quarantined", PER_DAY, (
+        _c("store_id", "text", "Store (a quarantined row counts only when its store is staged)."),
+        _c("entity", "text", "store_sales_header, store_sales_line_items or inventory_daily."),
+        _c("business_date", "date", "The day the rows are of (a line takes its transaction's)."),
+        _c("staged_rows", "int", "Rows of the day now in staging."),
+        _c("quarantined_rows", "int", "Rows of the day in quarantine whose store and date could be read."),
+        _c("restated_rows", "int", "Staged rows that came in a file loaded with --restate."),
+        _c("first_loaded_at", "timestamp", "When the earliest file holding these rows was loaded."),
+        _c("last_loaded_at", "timestamp", "When the latest file holding these rows was loaded."),
+    ), ("store_id", "entity", "business_date"))
+
+STORE_DAY_METRICS = StoredTable(
+    "analytics", "store_day_metrics",
+    "The volume and shape of each store's day: what the anomaly check compares with the same weekday's past.",
+    "One row per store × business date with a sales header staged or quarantined", PER_DAY, (
+        _c("store_id", "text", "Store."),
+        _c("business_date", "date", "Day of the sales."),
+        _c("weekday", "int", "0 = Monday … 6 = Sunday."),
+        _c("line_count", "int", "Staged lines of the transactions that count (every one but voids)."),
+        _c("revenue", "money_sum", "Net revenue: the sum of those lines' amounts, returns negative."),
+        _c("transactions", "int", "Staged transactions that count (sales, returns, exchanges; not voids)."),
+        _c("distinct_products", "int", "Products on those lines."),
+        _c("anonymous_transactions", "int", "Transactions without a loyalty customer."),
+        _c("sold_units", "int", "Units on lines of positive quantity."),
+        _c("returned_units", "int", "Units on returned lines (negative quantity), as a positive number."),
+        _c("promoted_lines", "int", "Lines naming a promotion or giving their own discount."),
+        _c("staged_headers", "int", "Sales headers staged (voids included)."),
+        _c("quarantined_headers", "int", "Sales headers quarantined whose store and date could be read."),
+        _c("anonymous_share", "float", "anonymous_transactions / transactions."),
+        _c("return_rate", "float", "returned_units / sold_units."),
+        _c("quarantine_rate", "float", "quarantined_headers / (staged_headers + quarantined_headers)."),
+    ), ("store_id", "business_date"))
+
+EXPECTED_DELIVERIES = StoredTable(
+    "audit", "expected_deliveries",
+    "Completeness and freshness: which store-days were expected, which came, late or restated, which are missing.",
+    "One row per store × fact entity × business date that was expected or delivered, plus one per store closure",
+    GLOBAL, (
+        _c("store_id", "text", "Store."),
+        _c("entity", "text", "Fact entity (a store's closure and opening are noted on store_sales_header)."),
+        _c("business_date", "date", "Day."),
+        _c("expected", "boolean", "Whether a delivery was expected (docs/explanation/checks.md says how)."),
+        _c("staged_rows", "int", "Rows staged."),
+        _c("quarantined_rows", "int", "Rows quarantined."),
+        _c("first_loaded_at", "timestamp", "When its rows first arrived (kept across restatements)."),
+        _c("due_at", "timestamp", "The day after, at the cut-off time (midnight without one)."),
+        _c("status", "text", "delivered, late, missing, pending (not due yet) or not_expected."),
+        _c("finding", "text", "missing, late, restated, closed, opened or empty: the check this row raises."),
+        _c("severity", "text", "The finding's severity: info, warn or block."),
+        _c("reported_missing_at", "timestamp", "When a checks run first found it missing (a late delivery keeps it)."),
+    ), ("store_id", "entity", "business_date"))
+
+ANOMALIES = StoredTable(
+    "audit", "anomalies",
+    "Volume and shape anomalies: a metric far from the same store's same weekday of the past weeks.",
+    "One row per store × business date × metric whose value is anomalous against its baseline", PER_DAY, (
+        _c("store_id", "text", "Store."),
+        _c("business_date", "date", "Day."),
+        _c("metric", "text", "A metric of analytics.store_day_metrics (docs/explanation/checks.md lists them)."),
+        _c("value", "float", "The day's value."),
+        _c("baseline", "float", "Median of the baseline days' values."),
+        _c("spread", "float", "1.4826 × their median absolute deviation, held within the metric's bounds."),
+        _c("score", "float", "(value − baseline) / spread."),
+        _c("baseline_days", "int", "How many days the baseline has."),
+        _c("direction", "text", "low or high."),
+        _c("severity", "text", "warn or block; info when explained (a holiday, a promotion)."),
+        _c("explanation", "text", "Why an anomaly is not a finding: holiday <name>, or the promotion's share."),
+    ), ("store_id", "business_date", "metric"))
+
+CHECK_RUNS = StoredTable(
+    "audit", "check_runs",
+    "Each checks run: what it had seen (its marks), what it found and what it blocked.",
+    "One row per checks run", LOG, (
+        _c("run_id", "int", "1, 2, … in order."),
+        _c("ran_at", "timestamp", "When the run started (its 'now': what is due is judged against it)."),
+        _c("change_id", "int", "The last change of audit.batch_dates the run had seen."),
+        _c("last_batch_id", "int", "The last batch the run had seen (its quarantined rows included)."),
+        _c("settings_digest", "text", "Digest of the checks settings and holiday calendar in force."),
+        _c("days_recomputed", "int", "Business dates whose metrics it recomputed (NULL: every one)."),
+        _c("findings", "int", "Findings open after it (warn and block)."),
+        _c("new_findings", "int", "Of those, the ones it raised first."),
+        _c("blocked_dates", "int", "Business dates a blocking finding holds back."),
+    ), ("run_id",))
+
 STORED_TABLES: tuple[StoredTable, ...] = (
     _audit("batches", "Every batch loaded: its file, checksum and size, its status and timings, and where its rows "
            "ended up.", "One row per batch: one file's rows of one entity.", (
@@ -509,6 +597,7 @@ STORED_TABLES: tuple[StoredTable, ...] = (
                     _c("message_file", "text", "The absolute path of the .eml file the file sender wrote (empty for "
                        "other senders, and for files written before the path was recorded)."),
                 ), key=("message_key",), created_from=DECLARATION, key_constraint=ALWAYS),
+    STORE_DAY_DELIVERIES, STORE_DAY_METRICS, EXPECTED_DELIVERIES, ANOMALIES, CHECK_RUNS,
 )
 
 #: Every stored table by its qualified name (schema.table).

@@ -12,6 +12,7 @@ import typer
 
 from retailflow.commands import FROM_OPTION, TO_OPTION, date_range, open_backend
 from retailflow.commands.analytics import inventory_command, promotions_command
+from retailflow.commands.checks import checks_command
 from retailflow.commands.customers import loyalty_app, notify_command, segments_command
 from retailflow.commands.generate import generate_command
 from retailflow.commands.map import map_command
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from retailflow.backends import Backend
     from retailflow.pipeline import PipelineResult
     from retailflow.quality.engine import RouteOutcome
-    from retailflow.sources.mapping import SourceMap
     from retailflow.running import StageListener
+    from retailflow.sources.mapping import SourceMap
 
 # Start-up stays fast (`retailflow --help` is a fraction of a second): a command imports the
 # engine, Ibis and the analytics it needs when it runs, not when the command line is parsed.
@@ -54,8 +55,8 @@ def main(
 
 def _listener(settings: Settings) -> contextlib.AbstractContextManager[StageListener]:
     """A live progress display for people, or silence with --quiet (a context manager either way)."""
-    from retailflow.running import StageListener
     from retailflow.progress import RichStageListener
+    from retailflow.running import StageListener
 
     return contextlib.nullcontext(StageListener()) if settings.quiet else RichStageListener(console)
 
@@ -221,17 +222,24 @@ def stages_command(output_format: Format = FORMAT_OPTION) -> None:
 
 def _run(backend: Backend, paths: list[Path], settings: Settings, restate: bool = False, days=None,
          sources: SourceMap | None = None) -> PipelineResult:
-    from retailflow.pipeline import run_pipeline
+    from retailflow.pipeline import BLOCKED_HINT, run_pipeline
     from retailflow.quality.rules import load_rules
 
     rules = load_rules(settings.rules_path)
     with _listener(settings) as listener:
         result = run_pipeline(backend, paths, rules, listener, restate=restate, days=days,
-                              sources=settings.sources() if sources is None else sources)
+                              sources=settings.sources() if sources is None else sources,
+                              rules_path=settings.rules_path)
     _show_ingest_by_entity(result.ingested)
     _show_route(result.validated, Format.table)
     if not settings.quiet:
         console.print(f"total {sum(result.seconds.values()):.2f} s")
+    if result.blocked:
+        # Loaded and validated (committed); the analytics wait for the findings to clear: exit 1, one line each.
+        for line in result.blocked:
+            errors.print(f"blocking: {line}", highlight=False, soft_wrap=True, markup=False)
+        errors.print(BLOCKED_HINT, highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(1)
     return result
 
 
@@ -261,13 +269,14 @@ def rebuild_command(ctx: typer.Context) -> None:
 
     backend = open_backend(ctx, writes=True)
     with _listener(ctx.obj) as listener:
-        seconds = run_analytics(backend, rebuild=True, listener=listener)
+        seconds = run_analytics(backend, rebuild=True, listener=listener, rules=ctx.obj.rules_path)
     if not ctx.obj.quiet:
         console.print(f"rebuilt every analytics table in {sum(seconds.values()):.2f} s")
 
 
 app.command("generate")(generate_command)
 app.command("map")(map_command)
+app.command("checks")(checks_command)
 app.command("promotions")(promotions_command)
 app.command("inventory")(inventory_command)
 app.add_typer(loyalty_app, name="loyalty")

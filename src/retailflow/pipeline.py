@@ -7,13 +7,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retailflow.backends import Backend
+from retailflow.errors import Blocked
 from retailflow.incremental import DateRange
 from retailflow.ingest import IngestResult, discover
 from retailflow.quality.engine import RouteOutcome
 from retailflow.quality.rules import Rule
-from retailflow.sources.mapping import SourceMap
 from retailflow.running import StageListener, load_and_validate, stage_timer
+from retailflow.sources.mapping import SourceMap
 from retailflow.stages import NIGHTLY, Recompute
+
+#: What a run held back by the checks says after its findings.
+BLOCKED_HINT = ("the analytics stages did not run: a blocking check failed (`retailflow checks` lists the findings; "
+                "docs/explanation/checks.md says how to clear or tune them)")
 
 
 @dataclass
@@ -24,6 +29,8 @@ class PipelineResult:
     validated: RouteOutcome
     stages: dict[str, object] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: One line per blocking finding of a gate stage (checks); the stages after it did not run.
+    blocked: list[str] = field(default_factory=list)
 
 
 def has_sales(backend: Backend) -> bool:
@@ -32,29 +39,41 @@ def has_sales(backend: Backend) -> bool:
 
 
 def run_analytics(backend: Backend, *, days: DateRange | None = None, rebuild: bool = False,
-                  listener: StageListener = StageListener()) -> dict[str, float]:
-    """Every nightly stage after validation, in order (stages.NIGHTLY); seconds per stage."""
+                  listener: StageListener = StageListener(), rules: Path | None = None) -> dict[str, float]:
+    """Every nightly stage after validation, in order (stages.NIGHTLY); seconds per stage. Raises Blocked, naming
+    the findings, when the checks hold the later stages back."""
     seconds: dict[str, float] = {}
-    _run_stages(backend, days, rebuild, stage_timer(listener, seconds))
+    _, blocked = _run_stages(backend, Recompute(days=days, rebuild=rebuild, rules=rules), stage_timer(listener, seconds))
+    if blocked:
+        raise Blocked(BLOCKED_HINT + "\n" + "\n".join(f"blocking: {line}" for line in blocked))
     return seconds
 
 
-def _run_stages(backend: Backend, days: DateRange | None, rebuild: bool, timed) -> dict[str, object]:
-    """Each nightly stage through `timed` (running.stage_timer); the stages' summaries by name."""
+def _run_stages(backend: Backend, scope: Recompute, timed) -> tuple[dict[str, object], list[str]]:
+    """Each nightly stage through `timed` (running.stage_timer), until a gate stage blocks; the stages' summaries
+    by name and the blocking lines."""
     if not has_sales(backend):
-        return {}
-    scope = Recompute(days=days, rebuild=rebuild)
-    return {stage.name: timed(stage.name, lambda: stage.run(backend, scope)) for stage in NIGHTLY}
+        return {}, []
+    summaries: dict[str, object] = {}
+    for stage in NIGHTLY:
+        summaries[stage.name] = timed(stage.name, lambda: stage.run(backend, scope))
+        blocked = [line for _, line in stage.blocking(summaries[stage.name])] if stage.blocking else []
+        if blocked:
+            return summaries, blocked
+    return summaries, []
 
 
 def run_pipeline(backend: Backend, paths: Sequence[Path], rules: Sequence[Rule],
                  listener: StageListener = StageListener(), *, restate: bool = False,
-                 days: DateRange | None = None, sources: SourceMap = SourceMap()) -> PipelineResult:
-    """Ingest `paths` (read as `sources` says; as restated days with `restate`; none is fine), validate, and run the analytics stages over
-    the changed days (and `days`, a backfill); timings per stage."""
+                 days: DateRange | None = None, sources: SourceMap = SourceMap(),
+                 rules_path: Path | None = None) -> PipelineResult:
+    """Ingest `paths` (read as `sources` says; as restated days with `restate`; none is fine), validate, check, and
+    run the analytics stages over the changed days (and `days`, a backfill) unless a blocking finding holds them
+    back; timings per stage. `rules_path` is the rules file `rules` came from (its checks sections)."""
     seconds: dict[str, float] = {}
     timed = stage_timer(listener, seconds)
     files = discover(paths, sources=sources) if paths else []
     ingested, validated = load_and_validate(backend, files, rules, restate=restate, listener=listener,
                                             seconds=seconds)
-    return PipelineResult(ingested, validated, _run_stages(backend, days, False, timed), seconds)
+    summaries, blocked = _run_stages(backend, Recompute(days=days, rules=rules_path), timed)
+    return PipelineResult(ingested, validated, summaries, seconds, blocked)

@@ -16,6 +16,7 @@ Grain says what a run recomputes:
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ class Recompute:
     rebuild: bool = False
     sender: str | None = None
     report: Path | None = None
+    #: The rules file, whose `expectations:` and `checks:` sections tune the checks stage.
+    rules: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -53,9 +56,23 @@ class Stage:
     nightly: bool = True
     run: Callable[[Backend, Recompute], object] | None = field(default=None, repr=False)
     summary: Callable[[object], dict[str, object]] = field(default=lambda result: {}, repr=False)
+    #: A gate: from its result, each blocking finding's business date and line. Any holds back every later stage
+    #: of `run` (their marks stay, so the run after the finding clears recomputes those days); a scheduler's
+    #: partition or logical day is held back by the findings of its own date.
+    blocking: Callable[[object], list[tuple[dt.date, str]]] | None = field(default=None, repr=False)
 
 
 # Each stage's function imports its module when it runs: the CLI's start-up does not pay for the analytics.
+
+def _checks(backend: Backend, scope: Recompute):
+    from retailflow.checks import run_checks
+
+    return run_checks(backend, rules_path=scope.rules, days=scope.days, rebuild=scope.rebuild)
+
+
+def _blocking_findings(outcome) -> list[tuple[dt.date, str]]:
+    return [(finding.business_date, finding.line) for finding in outcome.findings if finding.severity == "block"]
+
 
 def _purchases(backend: Backend, scope: Recompute) -> None:
     from retailflow.analytics import purchases
@@ -120,16 +137,25 @@ STAGES: tuple[Stage, ...] = (
           reads=("raw.*",), writes=("staging.*", "quarantine.*", "audit.rule_results", "audit.warnings",
                                     "audit.batch_dates", "audit.master_changes"),
           after=("ingest",)),
+    Stage("checks", "checks", "Completeness, freshness and volume per store and day: expected deliveries that are "
+          "missing, late or restated, and days unlike the store's usual weekday.", "day",
+          reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.inventory_daily",
+                 "staging.stores", "quarantine.*", "audit.batches"),
+          writes=("analytics.store_day_deliveries", "analytics.store_day_metrics", "audit.expected_deliveries",
+                  "audit.anomalies", "audit.check_runs"),
+          after=("validate",), run=_checks, blocking=_blocking_findings,
+          summary=lambda outcome: {"open findings": len(outcome.findings), "new findings": len(outcome.new),
+                                   "blocked days": len(outcome.blocked_dates)}),
     Stage("purchases", "purchases", "Each customer's purchases, day by day and in total (what balances, RFM and "
           "churn read).", "customer",
           reads=("staging.store_sales_header",), writes=("analytics.customer_daily", "analytics.customer_purchases"),
-          after=("validate",), run=_purchases),
+          after=("checks",), run=_purchases),
     Stage("promotions", "promotions", "Promotion lift for the changed days and the ranking over every day.", "day",
           reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.promotion_details",
                  "staging.products", "staging.inventory"),
           writes=("analytics.promotion_daily", "analytics.promotion_discounts_daily",
                   "analytics.promotion_effectiveness"),
-          after=("validate",), run=_promotions, summary=_top_promotion),
+          after=("checks",), run=_promotions, summary=_top_promotion),
     Stage("inventory", "inventory", "Out-of-stock days, lost sales and phantom stock for the changed days.", "day",
           reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.products",
                  "staging.inventory"),
@@ -137,7 +163,7 @@ STAGES: tuple[Stage, ...] = (
                   "analytics.top_products", "analytics.stockouts", "analytics.lost_sales",
                   "analytics.phantom_inventory", "analytics.phantom_idle_runs", "analytics.phantom_rates",
                   "analytics.phantom_log", "analytics.phantom_log_*"),
-          after=("validate",), run=_inventory,
+          after=("checks",), run=_inventory,
           summary=lambda result: {name: len(rows) for name, rows in result.items()}),
     Stage("loyalty", "loyalty", "Points of the changed days' sales in the append-only ledger; balances.", "day",
           reads=("staging.store_sales_header", "staging.store_sales_line_items", "staging.customers",

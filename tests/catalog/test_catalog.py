@@ -94,8 +94,15 @@ def test_an_expression_table_is_what_its_stage_builds(name):
     assert _types(STAGE_EXPRESSIONS[name]().schema()) == _types(catalog.stored(name).ibis_schema())
 
 
+#: Tables whose stage casts every write to its declaration (StoredTable.cast in checks/), so their schema is the
+#: declared one by construction; the run test below still checks their columns as written.
+CAST_ON_WRITE = {"analytics.store_day_deliveries", "analytics.store_day_metrics", "audit.expected_deliveries",
+                 "audit.anomalies", "audit.check_runs"}
+
+
 def test_every_expression_table_has_its_stage_expression_here():
-    made = {table.qualified_name for table in STORED_TABLES if table.created_from == EXPRESSION}
+    made = {table.qualified_name for table in STORED_TABLES
+            if table.created_from == EXPRESSION and table.qualified_name not in CAST_ON_WRITE}
     assert made == set(STAGE_EXPRESSIONS)
 
 

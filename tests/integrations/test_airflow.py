@@ -20,7 +20,7 @@ from retailflow.integrations.airflow import ingest_day, retailflow_dag, validate
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "airflow_dag.py"
 AIRFLOW = Path(sys.executable).with_name("airflow")
-STAGES = ["ingest", "validate", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"]
+STAGES = ["ingest", "validate", "checks", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"]
 
 
 def _airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -57,7 +57,7 @@ def test_airflow_runs_a_logical_day_through_every_stage(tmp_path):
 def test_the_dag_has_a_task_per_stage_and_retries_only_the_analytics(tmp_path):
     dag = retailflow_dag("retailflow_shape", f"duckdb:///{tmp_path}/x.duckdb", tmp_path, retries=3)
     assert [task.task_id for task in sorted(dag.tasks, key=lambda task: STAGES.index(task.task_id))] == STAGES
-    assert {task.task_id: task.retries for task in dag.tasks} == {stage: 0 if stage in ("ingest", "validate") else 3
+    assert {task.task_id: task.retries for task in dag.tasks} == {stage: 0 if stage in ("ingest", "validate", "checks") else 3
                                                                 for stage in STAGES}
     for upstream, downstream in zip(STAGES, STAGES[1:]):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}

@@ -18,7 +18,7 @@ from retailflow.generate import GeneratorOptions, generate_dataset  # noqa: E402
 from retailflow.integrations.dagster import retailflow_definitions  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dagster_definitions.py"
-STAGES = {"raw", "staging", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"}
+STAGES = {"raw", "staging", "checks", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"}
 #: The sample's T015 (a total of -10.00) is one of its 18 sales: 5.6% fail, above this rule's 1%.
 BLOCKING_RULES = """
 rules:

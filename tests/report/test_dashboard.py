@@ -38,7 +38,8 @@ def test_every_section_is_built(full_run, tmp_path):
     html = info.path.read_text(encoding="utf-8")
     assert info.sections_missing == [] and info.sections_failed == {}
     assert [key for key in re.findall(r'<section id="([^"]+)" data-status="shown"', html)] == [
-        spec.key for spec in SECTIONS] == ["overview", "quality", "promotions", "loyalty", "segments", "inventory"]
+        spec.key for spec in SECTIONS] == ["overview", "quality", "checks", "promotions", "loyalty", "segments",
+                                          "inventory"]
     figures = FIGURES.findall(html)
     assert len(figures) == info.charts >= 20
     for figure in figures:
@@ -67,8 +68,9 @@ def test_emails_are_masked_everywhere(full_run, sample_dir, tmp_path):
 def test_stages_not_run_say_what_to_run(staged_sample, tmp_path):
     info = dashboard.build_report(staged_sample, tmp_path / "report.html")
     html = info.path.read_text(encoding="utf-8")
-    assert info.sections_missing == ["promotions", "loyalty", "segments", "inventory"] and not info.sections_failed
-    for command in ("promotions", "loyalty", "segments", "inventory"):
+    assert info.sections_missing == ["checks", "promotions", "loyalty", "segments", "inventory"] and \
+        not info.sections_failed
+    for command in ("checks", "promotions", "loyalty", "segments", "inventory"):
         assert f"Not run yet — run <code>retailflow {command}</code>" in html
     assert 'id="overview" data-status="shown"' in html and 'id="quality" data-status="shown"' in html
     assert not LEAKED_MISSING.search(visible_text(html))

@@ -47,6 +47,9 @@ class Capabilities:
     declares_master_keys: bool = True
     #: Text compares byte for byte (a binary collation), so that `<` on text orders by code point.
     compares_text_bytewise: bool = False
+    #: A median aggregate exists (Ibis compiles `median()`); without it the checks take the middle values by row
+    #: number (checks.anomalies.medians).
+    has_median: bool = True
     #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
     joins_exists_per_row: bool = False
     #: try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).

@@ -135,6 +135,8 @@ class MySQLBackend(Backend):
     dialect = "mysql"
     capabilities = Capabilities(
         declares_fact_keys=False,
+        # No MEDIAN in MySQL / MariaDB (Ibis has no rule for it there).
+        has_median=False,
         # utf8mb4_nopad_bin (MariaDB) or utf8mb4_0900_bin on the connection and every database (_connect).
         compares_text_bytewise=True,
         # Semi-join rewrites are off (see the optimizer switches below): EXISTS is a subquery per row.

@@ -47,6 +47,9 @@ def generate_command(
                                           "card; each store draws its own within ±0.20."),
     free_line_rate: float = typer.Option(0.01, "--free-line-rate", help="Share of lines given free (amount 0.00)."),
     without: str = typer.Option("", "--without", help="Inputs to leave out, comma-separated: inventory, promotions."),
+    incidents: bool = typer.Option(False, "--incidents", help="Plant delivery and volume incidents (a missing, a late "
+                                   "and a truncated day, a store closing and one opening, a holiday, a promotion day) "
+                                   "with their truth in _truth/incidents.csv; needs 42 days and 5 stores."),
 ) -> None:
     """Generate realistic synthetic retail data with labelled problems and ground truth in _truth/."""
     from retailflow.generate import GeneratorOptions
@@ -63,7 +66,7 @@ def generate_command(
                                start=first_day, anomaly_rate=anomaly_rate, format=old_file_format or file_format,
                                line_items=line_items, inventory="inventory" not in left_out,
                                promotions="promotions" not in left_out, return_rate=return_rate,
-                               anonymous_share=anonymous_share, free_line_rate=free_line_rate)
+                               anonymous_share=anonymous_share, free_line_rate=free_line_rate, incidents=incidents)
     manifest = generate_with_progress(out, options, quiet=ctx.obj.quiet)
     console.print(f"wrote {len(manifest['rows'])} files, {manifest['line_items']:,} line items to {out}")
     counts = manifest["transactions"]

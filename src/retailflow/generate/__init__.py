@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from retailflow import __version__
 from retailflow.generate import columns
 from retailflow.generate.anomalies import Planter, bad_emails, break_emails, labels
+from retailflow.generate.incidents import IncidentPlan
 from retailflow.generate.masters import ARCHETYPES, Catalog, Customers, make_masters
 from retailflow.generate.options import GeneratorOptions
 from retailflow.generate.points import LoyaltyRules, PointsTruth
@@ -80,6 +82,10 @@ class _Writer:
         """Write a ground-truth table (or tables in turn) as _truth/<stem>.csv, not counted in the manifest's rows."""
         self._submit(f"_truth/{stem}.csv", "csv", content, counted=False)
 
+    def write_table(self, name: str, content: pa.Table) -> None:
+        """Write a CSV file beside the inputs that is no input (its name starts with _), not counted either."""
+        self._submit(name, "csv", content, counted=False)
+
     def _submit(self, name: str, file_format: str, content, counted: bool) -> None:
         self.pending.append(self.thread.submit(self._write, name, file_format, content, counted))
         while len(self.pending) > self.MAX_PENDING:
@@ -110,17 +116,27 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     truth_dir = out_dir / "_truth"
     truth_dir.mkdir(exist_ok=True)
     # Separate random streams, so that neither the planted problems nor the sizing pilot change the clean data.
-    sales_rng, masters_rng, anomalies_rng, pilot_rng = np.random.default_rng(options.seed).spawn(4)
+    # The incidents' stream is spawned fifth: the first four are the same with or without it.
+    sales_rng, masters_rng, anomalies_rng, pilot_rng, incidents_rng = np.random.default_rng(options.seed).spawn(5)
     catalog, customers = make_masters(options, masters_rng, lambda catalog: customer_count(options, catalog, pilot_rng))
-    simulator = Simulator(options, catalog, customers.rate, customers.home_store, sales_rng)
+    incidents = None
+    if options.incidents:
+        incidents = IncidentPlan.plan(options.days, options.start, catalog.stores.column("store_id").to_pylist(),
+                                      catalog.store_weight, incidents_rng)
+        catalog = incidents.with_flash_promotion(catalog)
+    simulator = Simulator(options, catalog, customers.rate, customers.home_store, sales_rng,
+                          demand=incidents.demand if incidents else None)
     truth = SalesTruth(len(catalog.product_weight), len(customers.ids))
     points = PointsTruth(LoyaltyRules.from_table(catalog.loyalty_rules), catalog.product_category, options.start,
                          len(customers.ids))
     with _Writer(out_dir, options.format) as writer:
         ids, found = _write_masters(writer, catalog, customers, options, anomalies_rng)
         _write_days(writer, truth_dir, options, simulator, ids, found, anomalies_rng, (truth, points),
-                    progress or (lambda stage, done, total: None))
+                    progress or (lambda stage, done, total: None), incidents)
         writer.write_truth("anomalies", pa.concat_tables(found))
+        if incidents:
+            writer.write_truth("incidents", incidents.truth())
+            writer.write_table("_holidays.csv", incidents.calendar())
         writer.write_truth("sales", truth.products_table(ids["products"]))
         _write_truth(writer, options, catalog, customers, ids, truth)
         writer.write_truth("points", (points.table(ids["customers"], slice(start, start + CUSTOMER_CHUNK))
@@ -128,9 +144,11 @@ def generate_dataset(out_dir: Path, options: GeneratorOptions,
     manifest = {
         "generator": f"retailflow {__version__}", "options": options.as_dict(), "seed": options.seed,
         "promotion_overlap_rule": OVERLAP_RULE, "inventory_snapshot": "stock on hand at opening, after deliveries",
-        "rows": writer.rows, "line_items": sum(n for name, n in writer.rows.items() if name.startswith("store_sales_line")),
+        "rows": writer.rows,
+        "line_items": sum(n for name, n in writer.rows.items() if Path(name).name.startswith("store_sales_line")),
         "anomalies": sum(table.num_rows for table in found),
         "anomaly_kinds": _kind_counts(found),
+        **({"incidents": incidents.truth().to_pylist()} if incidents else {}),
         **truth.manifest(),
         "line_return_rate_by_category": {category: round(options.return_rate * multiple, 6)
                                          for category, multiple in sorted(CATEGORY_RETURN_MULTIPLE.items())},
@@ -170,13 +188,16 @@ def _write_masters(writer: _Writer, catalog: Catalog, customers: Customers, opti
 
 def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, simulator: Simulator,
                 ids: dict[str, pa.Array], found: list[pa.Table], anomalies_rng: np.random.Generator,
-                truths: tuple[SalesTruth, PointsTruth], report: Callable[[str, int, int], None]) -> None:
-    """Simulate and write day after day (labels appended to `found`, clean sales counted in `truths`)."""
+                truths: tuple[SalesTruth, PointsTruth], report: Callable[[str, int, int], None],
+                incidents: IncidentPlan | None = None) -> None:
+    """Simulate and write day after day (labels appended to `found`, clean sales counted in `truths`); with
+    `incidents`, the rows they withhold are left out (their labels too) and the late ones go to _late/."""
     truth, points = truths
     total_txns = max(1, int(simulator.rate * options.days * 1.4))
     tables = DayTables(ids, txn_width=max(8, len(str(total_txns * 2))))
     planter = Planter(options.anomaly_rate, anomalies_rng, ids, simulator.numbering, tables, options.promotions)
     pending_duplicates = []
+    withheld: list[pa.Array] = []
     with ExitStack() as stack:
         lost_demand = (stack.enter_context(pacsv.CSVWriter(truth_dir / "lost_demand.csv", LOST_DEMAND_SCHEMA))
                        if options.inventory else None)
@@ -193,12 +214,32 @@ def _write_days(writer: _Writer, truth_dir: Path, options: GeneratorOptions, sim
             last_day = day_index + 1 == options.days
             noisy_headers = [planted.headers, *pending_duplicates, *([planted.duplicates] if last_day else [])]
             pending_duplicates = [planted.duplicates]
-            writer.write(f"store_sales_header_{stamp}", partial(tables.header_file, sales, noisy_headers))
-            writer.write(f"store_sales_line_items_{stamp}", partial(tables.line_file, sales, planted.lines))
+            header_file = partial(tables.header_file, sales, noisy_headers)
+            line_file = partial(tables.line_file, sales, planted.lines)
+            if incidents:
+                headers, late_headers, dropped = incidents.split_headers(header_file(), day_index,
+                                                                         len(sales.txn_number))
+                lines, late_lines = incidents.split_lines(line_file(), dropped,
+                                                         late_headers.column("transaction_id").combine_chunks())
+                header_file, line_file = (lambda table=headers: table), (lambda table=lines: table)
+                withheld.append(dropped)
+                if late_headers.num_rows:
+                    (writer.out_dir / "_late").mkdir(exist_ok=True)
+                    writer.write(f"_late/store_sales_header_{stamp}", late_headers)
+                    writer.write(f"_late/store_sales_line_items_{stamp}", late_lines)
+            writer.write(f"store_sales_header_{stamp}", header_file)
+            writer.write(f"store_sales_line_items_{stamp}", line_file)
             if options.inventory:
-                writer.write(f"inventory_daily_{stamp}", partial(tables.inventory, sales))
+                snapshots = partial(tables.inventory, sales)
+                writer.write(f"inventory_daily_{stamp}",
+                             (lambda snapshots=snapshots: incidents.inventory(snapshots())) if incidents else snapshots)
                 lost_demand.write_table(tables.lost_demand(sales))
             report("days", day_index + 1, options.days)
+    if withheld:
+        # Problems planted on withheld rows never reach a file: their labels go too.
+        left_out = pa.chunked_array(withheld, pa.string())
+        found[:] = [table.filter(pc.invert(pc.fill_null(pc.is_in(table.column("transaction_id"), left_out), False)))
+                    for table in found]
 
 
 def _write_truth(writer: _Writer, options: GeneratorOptions, catalog: Catalog, customers: Customers,

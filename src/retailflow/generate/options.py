@@ -41,6 +41,8 @@ class GeneratorOptions:
     anonymous_share: float = 0.4
     #: Share of sold lines given free (amount 0.00: a gift or sample).
     free_line_rate: float = 0.01
+    #: Plant delivery and volume incidents (incidents.py) with their truth in _truth/incidents.csv.
+    incidents: bool = False
 
     def validated(self) -> "GeneratorOptions":
         problems = []
@@ -60,6 +62,8 @@ class GeneratorOptions:
             problems.append("--anonymous-share must be between 0 and 1")
         if not 0 <= self.free_line_rate <= 0.5:
             problems.append("--free-line-rate must be between 0 and 0.5")
+        if self.incidents and (self.days < 42 or self.stores < 5 or not self.promotions):
+            problems.append("--incidents needs at least 42 days, 5 stores and promotions")
         if problems:
             raise UserError("; ".join(problems))
         return self

@@ -17,6 +17,7 @@ shelf (they go back to the supplier), so returns leave the stock and the unmet d
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,8 +93,11 @@ class Simulator:
     """Carries stock, the returns not due yet and the numbering from day to day."""
 
     def __init__(self, options: GeneratorOptions, catalog: Catalog, customer_rate: np.ndarray,
-                 customer_store: np.ndarray, rng: np.random.Generator) -> None:
+                 customer_store: np.ndarray, rng: np.random.Generator,
+                 demand: Callable[[int], float] | None = None) -> None:
         self.options, self.catalog, self.rng = options, catalog, rng
+        #: The day's demand relative to a normal one (a holiday's is lower); None: every day normal.
+        self.demand = demand
         # Own streams for each behaviour, so that changing its rate leaves the baskets and the stock alone.
         self.anonymous_rng, self.free_rng, returns_rng = rng.spawn(3)
         self.rate, self.customer_store = float(customer_rate.sum()), customer_store
@@ -146,6 +150,8 @@ class Simulator:
         options, rng = self.options, self.rng
         day = options.start + dt.timedelta(days=day_index)
         factor = WEEKDAY_FACTOR[day.weekday()] * (1.0 + TREND_PER_DAY * day_index)
+        if self.demand is not None:
+            factor *= self.demand(day_index)
         promotion, discount, uplift = self.promotions_by_day[day_index]
 
         # Transactions in time order: customers buying today, mostly at their home store.

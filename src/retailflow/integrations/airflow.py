@@ -59,18 +59,23 @@ def validate_day(db_url: str, rules: str | None, day: dt.date) -> dict:
 
 
 def run_stage(db_url: str, stage: str, day: dt.date, report: str = "retailflow-report.html",
-              sender: str = "log") -> str:
+              sender: str = "log", rules: str | None = None) -> str:
     """One stage of stages.STAGES after validation, for the day (the customer and run stages are global; notify
-    also sends); a one-line summary."""
+    also sends); a one-line summary. A gate stage (checks) raises ValueError naming the day's blocking findings."""
     from retailflow.stages import BY_NAME, Recompute
 
+    chosen = BY_NAME[stage]
     backend = connect(db_url)
     try:
         backend.lock_for_writing()
-        return _summary(BY_NAME[stage].run(backend, Recompute(days=DateRange(day, day), sender=sender,
-                                                              report=Path(report))))
+        result = chosen.run(backend, Recompute(days=DateRange(day, day), sender=sender, report=Path(report),
+                                               rules=Path(rules) if rules else None))
     finally:
         backend.close()
+    blocked = [line for found, line in (chosen.blocking(result) if chosen.blocking else []) if found == day]
+    if blocked:
+        raise ValueError(f"{day}: " + "; ".join(blocked))
+    return _summary(result)
 
 
 def _summary(value: object) -> str:
@@ -112,10 +117,14 @@ def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: s
             except ValueError as error:
                 raise AirflowFailException(str(error)) from None
 
-        def analytics(stage: str):
-            @task(task_id=stage, retries=retries, retry_delay=retry_delay)
+        def analytics(stage):
+            # A gate (checks) fails the run without a retry, as validate does: its findings do not pass by waiting.
+            @task(task_id=stage.name, retries=0 if stage.blocking else retries, retry_delay=retry_delay)
             def run(_upstream, **context) -> str:
-                return run_stage(db_url, stage, _day(context), str(report), sender)
+                try:
+                    return run_stage(db_url, stage.name, _day(context), str(report), sender, rules_path)
+                except ValueError as error:
+                    raise AirflowFailException(str(error)) from None
             return run
 
         # One after another: retailflow admits one writer per database (DuckDB's file lock, the server
@@ -123,6 +132,6 @@ def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: s
         upstream = validate(ingest())
         for stage in STAGES:
             if stage.run is not None:
-                upstream = analytics(stage.name)(upstream)
+                upstream = analytics(stage)(upstream)
 
     return loop()

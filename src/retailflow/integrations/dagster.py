@@ -85,8 +85,10 @@ def retailflow_definitions(db_url: str, landing: str | Path, rules: str | Path |
     for stage in STAGES:
         if stage.run is not None:
             built[stage.name] = _stage_asset(stage, [built[name] for name in stage.after], daily, database,
-                                             Recompute(sender=sender, report=Path(report)))
+                                             Recompute(sender=sender, report=Path(report),
+                                                       rules=Path(rules) if rules else None))
     assets = list(built.values())
+    checks += [_gate_check(stage, built[stage.name], daily, database) for stage in STAGES if stage.blocking]
     job = dg.define_asset_job("retailflow_daily", selection=dg.AssetSelection.assets(*assets))
 
     @dg.sensor(job=job, minimum_interval_seconds=30, description="A run for each day whose files landed.")
@@ -112,6 +114,27 @@ def _stage_asset(stage: Stage, deps: Sequence[dg.AssetsDefinition], daily: dg.Pa
         return dg.MaterializeResult(metadata={key: _metadata(value) for key, value in stage.summary(result).items()})
 
     return asset
+
+
+def _gate_check(stage: Stage, asset: dg.AssetsDefinition, daily: dg.PartitionsDefinition,
+                database) -> dg.AssetChecksDefinition:
+    """The blocking check of a gate stage (checks) for the partition's day: its blocking findings of that date stop
+    the day's downstream assets, as a blocking rule does."""
+
+    @dg.asset_check(asset=asset, name=f"{stage.name}_pass", blocking=True, partitions_def=daily,
+                    description=f"No blocking finding of {stage.name} on the day. {stage.description}")
+    def check(context) -> dg.AssetCheckResult:
+        from retailflow.checks import list_findings
+
+        day = dt.date.fromisoformat(context.partition_key)
+        with database() as backend:
+            found = list_findings(backend, severities=("warn", "block"), first=day, last=day)
+        blocking = [finding.line for finding in found if finding.severity == "block"]
+        return dg.AssetCheckResult(passed=not blocking, severity=dg.AssetCheckSeverity.ERROR, metadata={
+            "blocking findings": dg.MetadataValue.json(blocking),
+            "warnings": dg.MetadataValue.json([finding.line for finding in found if finding.severity == "warn"])})
+
+    return check
 
 
 def _metadata(value):

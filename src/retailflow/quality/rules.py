@@ -19,9 +19,13 @@ from retailflow.errors import UserError
 from retailflow.model import ENTITIES
 from retailflow.quality.kinds import KINDS
 from retailflow.quality.rule import Rule
-from retailflow.yaml_file import parse_yaml, read_yaml
+from retailflow.yaml_file import YamlFile, parse_yaml, read_yaml
 
-__all__ = ["Rule", "load_rules", "model_rules"]
+__all__ = ["CHECK_SECTIONS", "Rule", "checks_sections", "load_rules", "model_rules"]
+
+#: Top-level sections a rules file may hold besides `rules:`: what the completeness and volume checks expect
+#: and how they judge (read and validated by retailflow.checks.settings). A file may hold them alone.
+CHECK_SECTIONS = ("expectations", "checks")
 
 def model_rules() -> list[Rule]:
     """Rules implied by the data model: required values, types, keys and references."""
@@ -88,10 +92,24 @@ def _read_yaml(path: Path | None) -> RuleFile:
         document = parse_yaml(shipped.read_text(encoding="utf-8"), str(shipped), what="rules file")
     else:
         document = read_yaml(path, what="rules file")
-    entries = document.data.get("rules") if isinstance(document.data, dict) else None
+    data = document.data if isinstance(document.data, dict) else {}
+    entries = data.get("rules")
+    if entries is None and any(section in data for section in CHECK_SECTIONS):
+        entries = []
     if not isinstance(entries, list):
-        raise UserError(f"{document.name}:1: expected a top-level 'rules:' list of rules; see `retailflow rules`")
+        raise UserError(f"{document.name}:1: expected a top-level 'rules:' list of rules (or an 'expectations:' or "
+                        "'checks:' section); see `retailflow rules`")
     return RuleFile(document.name, entries, _entry_lines(document.root))
+
+
+def checks_sections(path: Path | None) -> YamlFile | None:
+    """The rules file at `path`, parsed with the lines of its keys, when it has an `expectations:` or `checks:`
+    section; None without a file or without either section."""
+    if path is None:
+        return None
+    document = read_yaml(path, what="rules file")
+    data = document.data if isinstance(document.data, dict) else {}
+    return document if any(section in data for section in CHECK_SECTIONS) else None
 
 
 def _entry_lines(root: yaml.Node | None) -> list[dict[str, int]]:

@@ -179,3 +179,30 @@ def bars_by_choice(rows: list[dict], choice: str, x: str, y: str, flag: str, tit
     figure.update_layout(margin_t=50, legend=dict(xref="paper", yref="paper", x=0, y=-0.12, yanchor="top"),
                          updatemenus=[menu] if len(choices) > 1 else [])
     return Chart(title, figure, note)
+
+
+def status_grid(rows: list[dict], x: str, y: str, state: str, text: str, title: str, *,
+                states: Sequence[tuple[str, str]], x_title: str = "", y_title: str = "", note: str = "") -> Chart:
+    """A grid of categorical states by `x` and `y`: `state` indexes `states` (label, colour), `text` is the hover
+    line of a cell; cells without a row stay empty. A legend names every state."""
+    xs = sorted({label(row.get(x)) for row in rows})
+    ys = list(dict.fromkeys(label(row.get(y)) for row in rows))
+    cells = {(label(row.get(x)), label(row.get(y))): row for row in rows}
+    grid = [[cells[(column, line)][state] if (column, line) in cells else None for column in xs] for line in ys]
+    hover = [[label(cells[(column, line)].get(text)) if (column, line) in cells else "" for column in xs]
+             for line in ys]
+    count = len(states)
+    # A stepped colour scale: state i fills the band from i / count to (i + 1) / count.
+    scale = [pair for index, (_, colour) in enumerate(states)
+             for pair in ((index / count, colour), ((index + 1) / count, colour))]
+    trace = go.Heatmap(x=xs, y=ys, z=grid, zmin=-0.5, zmax=count - 0.5, colorscale=scale, showscale=False,
+                       hoverongaps=False, xgap=1, ygap=1, customdata=hover,
+                       hovertemplate=f"{y_title or y} %{{y}}, %{{x}}<br>%{{customdata}}<extra></extra>")
+    legend = [go.Scatter(x=[None], y=[None], mode="markers", name=name, marker=dict(size=10, color=colour,
+                                                                                 symbol="square"))
+              for name, colour in states]
+    figure = _figure([trace, *legend], height=max(300, 20 * len(ys) + 130),
+                     x=_axis(x_title, categorical=True), y=_axis(y_title, categorical=True), show_legend=True)
+    figure.update_yaxes(autorange="reversed", gridcolor="rgba(0,0,0,0)")
+    figure.update_xaxes(gridcolor="rgba(0,0,0,0)")
+    return Chart(title, figure, note)

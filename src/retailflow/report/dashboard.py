@@ -20,7 +20,7 @@ from retailflow.errors import UserError
 from retailflow.report import sections  # noqa: F401  (registers the sections, in report order)
 from retailflow.report.charts import Chart
 from retailflow.report.inputs import missing_inputs, ran
-from retailflow.report.registry import SECTIONS, Section, SectionSpec
+from retailflow.report.registry import SECTIONS, Section, SectionSpec, stored_table
 from retailflow.report.stored import stored
 from retailflow.report.values import MISSING, mask_emails, shown
 
@@ -84,7 +84,7 @@ def build_report(backend: Backend, out: Path, *, title: str | None = None, png_d
 
 def _has_rows(backend: Backend, qualified_name: str) -> bool:
     schema, name = qualified_name.split(".")
-    probe = stored(qualified_name).select(present=ibis.literal(1)).limit(1)
+    probe = stored_table(qualified_name).select(present=ibis.literal(1)).limit(1)
     return backend.has_table(schema, name) and bool(backend.fetch_dicts(probe))
 
 

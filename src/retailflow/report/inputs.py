@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retailflow import dates
+from retailflow import incremental
 from retailflow.analytics import inventory, loyalty, promotions
 from retailflow.backends import Backend
 from retailflow.model import ENTITIES
@@ -68,6 +68,7 @@ NOTHING = StageInputs(())
 STAGES: dict[str, StageInputs] = {
     "overview": StageInputs((Need("stores", "store names, cities and regions need them"),)),
     "quality": NOTHING,
+    "checks": StageInputs((), mark="checks"),
     "promotions": StageInputs((
         Need("promotion_details", "promotion lift needs them", outputs=("promotion_effectiveness",)),
         Need("inventory_daily", "without them a store's cells are the products it sold within 14 days of the day, "
@@ -116,7 +117,7 @@ def missing_inputs(backend: Backend, stage: str) -> list[Missing]:
 def ran(backend: Backend, stage: str) -> bool | None:
     """Whether `stage` has run on this database: its mark in audit.stage_marks; None for a stage that keeps none."""
     mark = STAGES.get(stage, NOTHING).mark
-    return None if mark is None else dates.mark(backend, mark) is not None
+    return None if mark is None else incremental.mark(backend, mark) is not None
 
 
 def output_statuses(missing: list[Missing], outputs: list[str]) -> dict[str, str]:

@@ -12,9 +12,11 @@ import decimal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import ibis.expr.types as ir
+
 from retailflow.backends import Backend
 from retailflow.report.charts import Chart
-from retailflow.report.stored import known
+from retailflow.report.stored import known, stored
 from retailflow.report.values import is_missing, shown
 
 
@@ -51,9 +53,22 @@ class SectionSpec:
 SECTIONS: list[SectionSpec] = []
 
 
+def stored_table(qualified_name: str) -> ir.Table:
+    """An unbound table over a stored table: the pipeline's (report.stored) or the checks' own (checks.schemas)."""
+    from retailflow.checks.schemas import TABLES
+
+    return TABLES[qualified_name].table() if qualified_name in TABLES else stored(qualified_name)
+
+
+def known_table(qualified_name: str) -> bool:
+    from retailflow.checks.schemas import TABLES
+
+    return qualified_name in TABLES or known(qualified_name)
+
+
 def section(key: str, title: str, *, needs: Sequence[str], command: str):
     """Register the decorated `(backend) -> Section | None` as the next section of the report."""
-    unknown = [name for name in needs if not known(name)]
+    unknown = [name for name in needs if not known_table(name)]
     if unknown or any(spec.key == key for spec in SECTIONS):
         raise ValueError(f"section {key!r}: duplicate key or unknown tables {unknown} (add them to report.stored)")
 

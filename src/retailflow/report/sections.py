@@ -6,6 +6,7 @@ segments, the top products) so the report stays small however many line items th
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 
@@ -23,7 +24,7 @@ from retailflow.report.inputs import missing_inputs
 from retailflow.report.registry import Section, section, table
 from retailflow.report.stored import stored
 from retailflow.tables import per_rule_id
-from retailflow.report.values import count, label, mask_email, money, number, percent
+from retailflow.report.values import MISSING, count, label, mask_email, money, number, percent, shown
 
 #: Categories shown one bar or heatmap row each are capped (the rest stay in the engine).
 STORE_LIMIT = 30
@@ -167,6 +168,85 @@ def data_quality(backend: Backend) -> Section:
                           "quarantined_rows"],
                          note="A validated batch balances when raw rows = staged + superseded + quarantined.")]
                   if unbalanced else [])])
+
+
+#: The grid's cell states, in order of precedence (a cell shows its worst), with their colours.
+CHECK_STATES = (("delivered", charts.GREEN), ("pending (not due yet)", "#cbd5e1"),
+                ("explained (holiday, promotion) or restated", "#93c5fd"), ("store opened or closed", charts.PURPLE),
+                ("anomaly", charts.AMBER), ("late", "#f97316"), ("missing", charts.RED), ("blocking", "#7f1d1d"))
+CHECK_DAYS = 42
+ENTITY_WORDS = {"store_sales_header": "sales", "store_sales_line_items": "lines", "inventory_daily": "stock"}
+
+
+def _check_cells(deliveries: ibis.Table, anomalies: ibis.Table) -> ibis.Table:
+    """One row per store × day of the checks' tables (deliveries expected or made, anomalies): its worst state
+    (an index of CHECK_STATES) and what each finding says."""
+    entity = ibis.cases(*((deliveries.entity == name, word) for name, word in ENTITY_WORDS.items()),
+                        else_=deliveries.entity)
+    state = ibis.cases((deliveries.severity == "block", 7), (deliveries.finding == "missing", 6),
+                       (deliveries.finding == "late", 5), (deliveries.finding.isin(["closed", "opened"]), 3),
+                       (deliveries.finding == "restated", 2), (deliveries.status == "pending", 1), else_=0)
+    said = ibis.cases((deliveries.finding.isin(["closed", "opened"]), "store " + deliveries.finding),
+                      (deliveries.finding.notnull(), entity + " " + deliveries.finding),
+                      (deliveries.status == "pending", entity + " not due yet"), else_=ibis.null("string"))
+    shown = deliveries.filter((deliveries.status != "not_expected") | deliveries.finding.notnull())
+    rows = shown.select("store_id", "business_date", state=state, said=said)
+    odd = anomalies.select("store_id", "business_date",
+                           state=ibis.cases((anomalies.severity == "block", 7), (anomalies.severity == "info", 2),
+                                            else_=4),
+                           said=anomalies.metric + " " + anomalies.direction + ibis.ifelse(
+                               anomalies.explanation.notnull(), " (" + anomalies.explanation + ")", ""))
+    both = rows.union(odd)
+    return both.group_by(["store_id", "business_date"]).aggregate(state=both.state.max(),
+                                                                   said=both.said.group_concat("; "))
+
+
+@section("checks", "Deliveries and volume", needs=("audit.expected_deliveries",), command="retailflow checks")
+def deliveries_and_volume(backend: Backend) -> Section | None:
+    """The checks' section: a store × day grid of what arrived and what looked wrong, the open findings."""
+    from retailflow.checks import list_findings
+    from retailflow.checks.schemas import ANOMALIES, CHECK_RUNS, EXPECTED_DELIVERIES
+
+    deliveries, anomalies = EXPECTED_DELIVERIES.table(), ANOMALIES.table()
+    last_day = backend.fetch_dicts(deliveries.aggregate(last=deliveries.business_date.max()))[0]["last"]
+    if last_day is None:
+        return None
+    first_day = last_day - dt.timedelta(days=CHECK_DAYS - 1)
+    cells = _check_cells(deliveries.filter(deliveries.business_date >= first_day),
+                         anomalies.filter(anomalies.business_date >= first_day))
+    # The stores with the most findings first, then by id: a capped grid shows the ones to look at.
+    per_store = cells.group_by("store_id").aggregate(findings=(cells.state >= 3).sum(), days=cells.count())
+    stores_total = int(backend.fetch_dicts(per_store.aggregate(n=per_store.count()))[0]["n"])
+    chosen = per_store.order_by([ibis.desc("findings"), "store_id"]).limit(STORE_LIMIT).select("store_id",
+                                                                                                 "findings")
+    grid = backend.fetch_dicts(cells.join(chosen, "store_id").order_by([ibis.desc("findings"), "store_id",
+                                                                          "business_date"]))
+    for row in grid:
+        row["said"] = f"{CHECK_STATES[row['state']][0]}" + (f": {row['said']}" if row["said"] else "")
+    shown_stores = len({row["store_id"] for row in grid})
+    findings = list_findings(backend)
+    by_check: dict[str, int] = {}
+    for finding in findings:
+        by_check[finding.check] = by_check.get(finding.check, 0) + 1
+    runs = CHECK_RUNS.table()
+    last_run = backend.fetch_dicts(runs.order_by(ibis.desc("run_id")).limit(1))
+    blocked = sorted({finding.business_date for finding in findings if finding.severity == "block"})
+    latest = sorted(findings, key=lambda finding: (finding.business_date, finding.store_id), reverse=True)[:25]
+    return Section(
+        kpis=[("Open findings", count(len(findings))), ("Missing", count(by_check.get("missing", 0))),
+              ("Late", count(by_check.get("late", 0))), ("Anomalies", count(by_check.get("anomaly", 0))),
+              ("Stores opened or closed", count(by_check.get("opened", 0) + by_check.get("closed", 0))),
+              ("Blocked days", count(len(blocked))),
+              ("Last checked", shown(last_run[0]["ran_at"]) if last_run else MISSING)],
+        charts=[charts.status_grid(grid, "business_date", "store_id", "state", "said",
+                                   f"Store × day, the last {CHECK_DAYS} days: what arrived and what looked wrong",
+                                   states=CHECK_STATES, x_title="day", y_title="store",
+                                   note=_capped(shown_stores, stores_total, "stores: those with the most findings"))],
+        tables=[table("Latest open findings", [finding.as_dict() for finding in latest],
+                      ["business_date", "store_id", "check", "subject", "severity", "message"],
+                      note="docs/explanation/checks.md: what each check means and how to tune or silence it.")]
+        if latest else [],
+        notes=[] if findings else ["Every expected delivery arrived and no store-day was anomalous."])
 
 
 @section("promotions", "Promotions", needs=("analytics.promotion_effectiveness", "analytics.promotion_daily"),
