@@ -40,8 +40,8 @@ def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool
     from retailflow.backends import connect
     from retailflow.ingest import discover
     from retailflow.pipeline import PipelineResult, run_pipeline
-    from retailflow.stages import load_and_validate
     from retailflow.quality.rules import load_rules
+    from retailflow.stages import load_and_validate
 
     started = time.perf_counter()
     backend = connect(url)

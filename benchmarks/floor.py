@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 
 from retailflow.backends import Backend
-from retailflow.sources import parsing
 from retailflow.model import ENTITIES, Entity, entity_for_file
 from retailflow.quality.context import with_typed
+from retailflow.sources import parsing
 
 
 def floor_seconds(files: list[Path]) -> float:

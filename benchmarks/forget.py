@@ -23,7 +23,7 @@ from pathlib import Path
 from retailflow.backends import connect
 from retailflow.pipeline import run_pipeline
 from retailflow.privacy import pseudonyms
-from retailflow.privacy.forget import person_tables, forget
+from retailflow.privacy.forget import forget, person_tables
 from retailflow.quality.rules import load_rules
 
 

@@ -26,14 +26,14 @@ from urllib.parse import unquote, urlsplit
 
 import duckdb
 import psycopg
-
 from floor import floor_seconds
 from mysql_floor import mysql_floor_seconds
 from postgres_floor import postgres_floor_seconds
+
 from retailflow.backends import connect
 from retailflow.ingest import discover
-from retailflow.stages import load_and_validate
 from retailflow.quality.rules import load_rules
+from retailflow.stages import load_and_validate
 
 
 def timed_run(url: str, data: Path) -> dict:

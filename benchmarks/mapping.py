@@ -160,7 +160,7 @@ def wait_for_quiet() -> None:
 def measured_run(database: Path, masters: list, facts: list, wait_quiet: bool) -> dict:
     """A timed run on a new database file; with `wait_quiet`, run again (up to RETRIES times) while other processes
     took more than QUIET_SHARE of its wall time."""
-    for attempt in range(RETRIES + 1 if wait_quiet else 1):
+    for attempt in range(RETRIES + 1 if wait_quiet else 1):  # noqa: B007 (counted after the loop)
         database.unlink(missing_ok=True)
         run = timed_run(database, masters, facts, wait_quiet)
         if run["others_cpu_seconds"] < QUIET_SHARE * run["seconds"]:

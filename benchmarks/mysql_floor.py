@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from floor import create_floor_tables, keep_castable_rows
+
 from retailflow.backends import connect
 from retailflow.backends.mysql import drop_database
 from retailflow.model import ENTITIES

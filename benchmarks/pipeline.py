@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from floor import floor_seconds
+
 from retailflow.backends import connect
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.ingest import discover

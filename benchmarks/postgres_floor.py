@@ -14,8 +14,8 @@ import uuid
 from pathlib import Path
 
 import psycopg
-
 from floor import create_floor_tables, keep_castable_rows
+
 from retailflow.backends import connect
 from retailflow.model import ENTITIES
 

@@ -38,7 +38,6 @@ import typer
 
 from exports import write_online_shop
 from helpers import POSTGRES_ADMIN, POSTGRES_SKIP
-
 from retailflow.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]

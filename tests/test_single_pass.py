@@ -14,12 +14,12 @@ import pytest
 from helpers import write_csv
 from retailflow import audit
 from retailflow.backends import connect
-from retailflow.sources import parsing
 from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
-from retailflow.stages import load_and_validate
 from retailflow.quality.engine import check, findings, typed_candidates
 from retailflow.quality.rules import Rule, load_rules
+from retailflow.sources import parsing
+from retailflow.stages import load_and_validate
 
 
 def test_each_file_is_parsed_once_and_every_row_lands(backend, sample_dir, monkeypatch):

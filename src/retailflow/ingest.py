@@ -9,10 +9,10 @@ from pathlib import Path
 
 from retailflow import catalog
 from retailflow.backends import NOW, Backend
-from retailflow.sources import parsing
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, Entity
 from retailflow.privacy.pseudonyms import suppress_erased
+from retailflow.sources import parsing
 from retailflow.sources.mapping import Source, SourceMap, contract_source
 from retailflow.sources.reading import Feed, FilePlan, plan_file
 

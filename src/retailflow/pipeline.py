@@ -56,7 +56,7 @@ def _run_stages(backend: Backend, scope: Recompute, timed) -> tuple[dict[str, ob
         return {}, []
     summaries: dict[str, object] = {}
     for stage in NIGHTLY:
-        summaries[stage.name] = timed(stage.name, lambda: stage.run(backend, scope))
+        summaries[stage.name] = timed(stage.name, lambda stage=stage: stage.run(backend, scope))
         blocked = [line for _, line in stage.blocking(summaries[stage.name])] if stage.blocking else []
         if blocked:
             return summaries, blocked

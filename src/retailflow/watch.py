@@ -23,9 +23,9 @@ from pathlib import Path
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.ingest import ingest, is_input_file, is_input_name
-from retailflow.sources.mapping import Source, SourceMap
 from retailflow.quality.rules import Rule
 from retailflow.running import StageListener, load_and_validate
+from retailflow.sources.mapping import Source, SourceMap
 
 #: Folders under the landing folder the watcher itself writes to by default (skipped when scanning).
 FAILED_FOLDER = "_failed"

@@ -14,8 +14,16 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import load_and_validate, write_csv
-from retailflow.analytics.churn import (MODELS, NO_PURCHASE, ChurnFit, _at_bound, churn_probabilities, fit_parameters,
-                                        run_churn, stored_fit)
+from retailflow.analytics.churn import (
+    MODELS,
+    NO_PURCHASE,
+    ChurnFit,
+    _at_bound,
+    churn_probabilities,
+    fit_parameters,
+    run_churn,
+    stored_fit,
+)
 from retailflow.analytics.loyalty import run_loyalty
 from retailflow.analytics.segmentation import run_segments
 from retailflow.backends import connect

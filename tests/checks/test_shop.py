@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import checks_shop as shop
 import pytest
 import typer
+from checks_engines import ENGINES, database
 from typer.testing import CliRunner
 
-import checks_shop as shop
-from checks_engines import ENGINES, database
 from retailflow.backends import Backend, connect
 from retailflow.checks import ChecksOutcome, load_checks, run_checks, summary_text
 from retailflow.checks import run as checks_run
@@ -135,7 +135,7 @@ def _restated(folder: Path, day: dt.date) -> list[Path]:
     """The day's files again, with one more ST2 sale (a till that had not sent its last receipt)."""
     folder.mkdir(parents=True, exist_ok=True)
     headers, lines = [shop.HEADER_COLUMNS], [shop.LINE_COLUMNS]
-    for store, (store_headers, store_lines) in shop.sales(day).items():
+    for _store, (store_headers, store_lines) in shop.sales(day).items():
         headers += store_headers
         lines += store_lines
     headers.append(f"T2-EXTRA,C2,ST2,{day} 20:00:00,4.50")

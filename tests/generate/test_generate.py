@@ -10,9 +10,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
-
 import pyarrow as pa
+import pytest
 
 import retailflow.generate
 import retailflow.generate.masters

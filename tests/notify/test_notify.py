@@ -93,7 +93,7 @@ def test_failed_messages_are_retried_with_back_off_up_to_a_limit(ready, smtp_ser
     outbox.queue(ready)
     outbox.send(ready, SmtpSender())
     later = dt.datetime.now() + dt.timedelta(hours=1)
-    for attempt in (2, 3):
+    for _attempt in (2, 3):
         result = outbox.send(ready, SmtpSender(), now=later, max_attempts=3)
         assert (result["due"], result["failed"]) == (1, 1)
         later += dt.timedelta(hours=1)

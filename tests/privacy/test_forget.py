@@ -196,7 +196,7 @@ def test_later_files_with_an_erased_customer_are_pseudonymised_on_the_way_in(bac
     pseudonym = pseudonyms.pseudonym(KEY.encode(), "C01")
     assert backend.fetch(f"SELECT loyalty_status, email FROM staging.customer_details "
                          f"WHERE customer_id = '{pseudonym}'")[1] == [("Platinum", None)]
-    assert backend.scalar(f"SELECT customer_id FROM staging.store_sales_header WHERE transaction_id = 'T900'") == pseudonym
+    assert backend.scalar("SELECT customer_id FROM staging.store_sales_header WHERE transaction_id = 'T900'") == pseudonym
     # The new sale earns points; the message about them is cancelled, not sent.
     run_analytics(backend)
     assert backend.fetch(f"SELECT status, last_error FROM notifications.outbox WHERE customer_id = '{pseudonym}' "

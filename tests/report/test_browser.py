@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from report_text import LEAKED_MISSING, visible_text
+
 from retailflow.report.dashboard import build_report
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -10,9 +10,9 @@ import sys
 import plotly.offline
 import pytest
 import typer.main
+from report_text import LEAKED_MISSING, visible_text
 from typer.testing import CliRunner
 
-from report_text import LEAKED_MISSING, visible_text
 from retailflow.analytics.purchases import customer_days, purchases
 from retailflow.analytics.segmentation import customer_rfm
 from retailflow.backends import connect

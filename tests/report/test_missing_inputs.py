@@ -6,9 +6,9 @@ import csv
 import json
 import shutil
 
+from report_text import visible_text
 from typer.testing import CliRunner
 
-from report_text import visible_text
 from retailflow.backends import connect
 from retailflow.cli import app
 from retailflow.report.dashboard import build_report

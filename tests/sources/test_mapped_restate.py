@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from exports import write_online_shop
-
 from retailflow import audit
 from retailflow.backends import connect
 from retailflow.ingest import discover

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 
 from exports import write_online_shop
-
 from retailflow.backends import connect
 from retailflow.integrations.landing import landed_days, landed_files
 from retailflow.quality.rules import load_rules

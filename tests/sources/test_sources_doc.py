@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from exports import write_online_shop
-
 from retailflow.backends import connect
 from retailflow.ingest import discover
 from retailflow.model import ENTITIES

@@ -24,7 +24,6 @@ order cancelled the same day sells nothing.
 
 from __future__ import annotations
 
-
 import ibis
 import ibis.expr.types as ir
 

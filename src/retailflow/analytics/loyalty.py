@@ -25,8 +25,8 @@ import ibis.expr.types as ir
 
 from retailflow import catalog, incremental
 from retailflow.analytics.purchases import PURCHASES
-from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.analytics.purchases import update as update_purchases
+from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.backends import NOW, Backend
 from retailflow.config import env
 from retailflow.errors import UserError

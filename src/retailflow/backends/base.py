@@ -20,9 +20,9 @@ import sqlglot
 import sqlglot.expressions as sge
 
 from retailflow.catalog import ALWAYS, FACT, StoredTable, existing_table, in_schema
-from retailflow.sources.parsing import FileRows
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
+from retailflow.sources.parsing import FileRows
 
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
 

@@ -11,11 +11,10 @@ import ibis.expr.types as ir
 import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
-from retailflow.config import env
-from retailflow.sources import parsing
 from retailflow.backends.base import Backend, Capabilities, EngineScalars, IntegerSums
+from retailflow.config import env
 from retailflow.errors import UserError
-
+from retailflow.sources import parsing
 
 #: DuckDB alone takes up to 80% of RAM; past this it spills to a folder beside the database file.
 #: 10M line items ran the whole pipeline within 3.5 GB of RSS; the cap cost a few seconds of

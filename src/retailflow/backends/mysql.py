@@ -28,11 +28,11 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
-from retailflow.sources import parsing
 from retailflow.backends.base import SCHEMAS, Backend, Capabilities, EngineScalars, IntegerSums, hmac_pads
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
+from retailflow.sources import parsing
 
 #: Key columns need a length in MySQL; 255 characters of utf8mb4 stay inside InnoDB's key limit.
 KEY_VARCHAR = "VARCHAR(255)"

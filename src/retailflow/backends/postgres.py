@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,11 +18,11 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.postgres import PostgresCompiler
 from psycopg import pq
 
-from retailflow.config import env
-from retailflow.sources import parsing
 from retailflow.backends.base import Backend, Capabilities, EngineScalars, hmac_pads
+from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import TYPE_PATTERNS
+from retailflow.sources import parsing
 
 COPY_CHUNK = 1 << 20
 #: pg_advisory_lock key of retailflow writers (any constant shared by all retailflow processes).

@@ -36,18 +36,27 @@ from urllib.parse import unquote
 
 import duckdb
 import ibis
-import pyarrow as pa
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
+import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 from ibis.backends.sql.dialects import PySpark
 
-from retailflow.sources import parsing
-from retailflow.backends.base import (Backend, Capabilities, EngineScalars, JoinOn, Value, Where, join_conditions,
-                                     row_condition, typed_values)
+from retailflow.backends.base import (
+    Backend,
+    Capabilities,
+    EngineScalars,
+    JoinOn,
+    Value,
+    Where,
+    join_conditions,
+    row_condition,
+    typed_values,
+)
 from retailflow.errors import UserError
+from retailflow.sources import parsing
 
 try:
     from pyspark.sql import Observation, SparkSession

@@ -9,8 +9,7 @@ hold back. docs/explanation/checks.md explains what is checked, how the baseline
 silence a check.
 """
 
-from retailflow.checks.findings import (RECORDED, ChecksOutcome, Finding, list_findings, summary_subject,
-                                       summary_text)
+from retailflow.checks.findings import RECORDED, ChecksOutcome, Finding, list_findings, summary_subject, summary_text
 from retailflow.checks.run import run_checks
 from retailflow.checks.settings import ChecksSettings, load_checks
 

@@ -21,10 +21,23 @@ from retailflow.backends import Backend
 from retailflow.checks.anomalies import KEPT, Keep, anomalies, computed
 from retailflow.checks.expected import expected_deliveries
 from retailflow.checks.findings import RECORDED, ChecksOutcome, finding_rows, to_findings
-from retailflow.checks.metrics import (HEADER, INVENTORY, LINES, dated_headers, dated_lines, store_day_deliveries,
-                                       store_day_metrics)
-from retailflow.checks.schemas import (ANOMALIES, CHECK_RUNS, EXPECTED_DELIVERIES, STORE_DAY_DELIVERIES,
-                                       STORE_DAY_METRICS, StoredTable)
+from retailflow.checks.metrics import (
+    HEADER,
+    INVENTORY,
+    LINES,
+    dated_headers,
+    dated_lines,
+    store_day_deliveries,
+    store_day_metrics,
+)
+from retailflow.checks.schemas import (
+    ANOMALIES,
+    CHECK_RUNS,
+    EXPECTED_DELIVERIES,
+    STORE_DAY_DELIVERIES,
+    STORE_DAY_METRICS,
+    StoredTable,
+)
 from retailflow.checks.settings import ChecksSettings, load_checks
 from retailflow.tables import staging_table
 

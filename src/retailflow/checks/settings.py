@@ -32,10 +32,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from retailflow.dates import is_fact
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
 from retailflow.quality.rules import checks_sections
-from retailflow.dates import is_fact
 from retailflow.yaml_file import YamlFile
 
 #: What a finding does: info is listed only; warn is recorded (listed, counted, e-mailed); block also holds back

@@ -34,8 +34,8 @@ def date_range(first: str | None, last: str | None):
         return None
     import datetime as dt
 
-    from retailflow.incremental import DateRange
     from retailflow.errors import UserError
+    from retailflow.incremental import DateRange
 
     def day(value: str | None, option: str):
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
+
 from retailflow.errors import UserError
 from retailflow.output import console
 

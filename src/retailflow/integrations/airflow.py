@@ -94,8 +94,8 @@ def retailflow_dag(dag_id: str, db_url: str, landing: str | Path, *, schedule: s
                    report: str | Path = "retailflow-report.html", sender: str = "log", retries: int = 2,
                    retry_delay: dt.timedelta = dt.timedelta(minutes=5), sources: str | Path | None = None):
     """An Airflow DAG of the whole loop, a run per business day (the logical date)."""
-    from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk import dag, task
+    from airflow.sdk.exceptions import AirflowFailException
 
     from retailflow.stages import STAGES
 

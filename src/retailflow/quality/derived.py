@@ -24,8 +24,8 @@ import ibis.expr.types as ir
 
 from retailflow.backends import Backend
 from retailflow.model import ENTITIES
-from retailflow.tables import staging_table
 from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX
+from retailflow.tables import staging_table
 
 HEADER, LINES = "store_sales_header", "store_sales_line_items"
 #: Temporary tables this module may create (dropped with validation's other temporary tables).

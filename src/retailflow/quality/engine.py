@@ -30,8 +30,8 @@ from retailflow.model import (
     atomic_parent,
 )
 from retailflow.quality.context import TRIMMED_PREFIX, TYPED_PREFIX, CheckContext, with_typed
-from retailflow.quality.derived import TEMPORARY_TABLES as DERIVED_TABLES
 from retailflow.quality.derived import LINES, derive_missing, lacking, line_ids, stage_implied_masters
+from retailflow.quality.derived import TEMPORARY_TABLES as DERIVED_TABLES
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule

@@ -23,8 +23,8 @@ from retailflow.report.charts import COUNT, DECIMAL, PERCENT
 from retailflow.report.inputs import missing_inputs
 from retailflow.report.registry import Section, section, table
 from retailflow.report.stored import stored
-from retailflow.tables import per_rule_id
 from retailflow.report.values import MISSING, count, label, mask_email, money, number, percent, shown
+from retailflow.tables import per_rule_id
 
 #: Categories shown one bar or heatmap row each are capped (the rest stay in the engine).
 STORE_LIMIT = 30

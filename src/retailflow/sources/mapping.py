@@ -20,7 +20,6 @@ import sqlglot
 import sqlglot.expressions as sge
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from retailflow.errors import UserError
 from retailflow.model import ENTITIES, Entity, entity_for_file
 from retailflow.yaml_file import YamlFile, read_yaml
 

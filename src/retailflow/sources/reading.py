@@ -17,13 +17,13 @@ from pathlib import Path
 
 import duckdb
 
-from retailflow.sources.parsing import FileRows, first_line, read_header, relation_sql
 from retailflow.config import anonymous_ids
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, LINEAGE_COLUMNS, TYPE_PATTERNS, TYPE_WORDS, Entity
 from retailflow.sources.expressions import cell_sql, literal, quote, target_sql, text_valued
-from retailflow.sources.mapping import SALES_LINES, ColumnSpec, Source, SourceMap
 from retailflow.sources.mapping import HEADER as HEADER_ENTITY
+from retailflow.sources.mapping import SALES_LINES, ColumnSpec, Source, SourceMap
+from retailflow.sources.parsing import FileRows, first_line, read_header, relation_sql
 
 #: Rows of a file read to check that a given date format reads its values.
 FORMAT_SAMPLE_ROWS = 1000
