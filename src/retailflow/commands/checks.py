@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -24,6 +26,10 @@ def checks_command(
     first: Optional[str] = typer.Option(None, "--from", metavar="DATE", help="List findings from this business "
                                         "date (YYYY-MM-DD)."),
     last: Optional[str] = typer.Option(None, "--to", metavar="DATE", help="List findings up to this business date."),
+    email: Optional[str] = typer.Option(None, "--email", metavar="ADDRESS", help="Also send one message listing "
+                                        "the run's findings to this operator address (none when nothing is open)."),
+    sender: str = typer.Option("log", "--sender", help="How to send --email: log, file or smtp (RETAILFLOW_SMTP_*)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder of the .eml file with --sender file."),
     output_format: Format = FORMAT_OPTION,
 ) -> None:
     """Check that every store's expected files came, on time, and that no store's day looks unlike its usual
@@ -52,11 +58,28 @@ def checks_command(
     if output_format is Format.table and not ctx.obj.quiet:
         console.print(f"checked in {outcome.seconds:.2f} s: " + (
             f"{len(outcome.findings)} open finding(s)" if outcome.findings else "nothing missing, late or anomalous"))
+    if email and outcome.findings:
+        _email_findings(outcome, email, sender, out)
     if outcome.blocked:
         for finding in outcome.findings:
             if finding.severity == "block":
                 errors.print(f"blocking: {finding.line}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(1)
+
+
+def _email_findings(outcome, address: str, sender_name: str, out: Path | None) -> None:
+    """One message per run to the operator, through the same senders as the loyalty e-mails."""
+    from email.message import EmailMessage
+
+    from retailflow.checks import summary_subject, summary_text
+    from retailflow.notify.outbox import SENDER_ADDRESS
+    from retailflow.notify.senders import make_sender
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = SENDER_ADDRESS, address, summary_subject(outcome)
+    message["X-Retailflow-Key"] = "checks:" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    message.set_content(summary_text(outcome))
+    make_sender(sender_name, out).send(message)
 
 
 def _rounded(value: float | None, places: int = 4) -> float | None:
