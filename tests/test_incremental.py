@@ -1,8 +1,9 @@
 """Daily operation: nightly runs, a restated day, a late file and a backfill each end where one full run on the
-same data ends, table by table (on DuckDB and PostgreSQL).
+same data ends, table by table, on DuckDB, PostgreSQL and MySQL (there where noted).
 
-The data is a small generated shop of eight days, planted problems included. "Full" loads every file in one
-run; "daily" loads the masters with the first four days, then one day per run, as a scheduler would.
+The data is the small generated shop of conftest (eight days, planted problems included). "Full" loads every
+file in one run; "daily" loads the masters with the first four days, then one day per run, as a scheduler would.
+Both are built once per test run and engine (Engine.prepared) and copied for each test.
 """
 
 from __future__ import annotations
@@ -10,26 +11,30 @@ from __future__ import annotations
 import collections
 import csv
 import datetime as dt
-import shutil
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from helpers import POSTGRES_ADMIN, POSTGRES_SKIP, write_csv
-from snapshots import _normalised
+from engines import Engine
+from helpers import after_one_run, write_csv
 from retailflow import audit
-from retailflow.backends import Backend, connect
+from retailflow.backends import Backend
 from retailflow.dates import DateRange
-from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.pipeline import run_analytics, run_pipeline
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
+from snapshots import _normalised
 
-#: The cases after the first two run on DuckDB alone: the suite's time is bounded, and PostgreSQL runs the same SQL.
-duckdb_only = pytest.mark.parametrize("built", ["duckdb"], indirect=True)
+#: Spark runs these stages too, at minutes a run: more than the suite's ten minutes leave (its whole loop is
+#: compared with DuckDB's by test_pyspark.py under `make test-spark-full`).
+pytestmark = pytest.mark.engines("duckdb", "postgres", "mysql")
+#: Found by running these tests on MySQL: the phantom-stock log is created from an expression whose
+#: horizon_before is a bare NULL, which MySQL types BINARY(0), so the second night's append of a date fails.
+PHANTOM_LOG_ON_MYSQL = pytest.mark.gap("mysql", reason="analytics.phantom_log.horizon_before is created as BINARY(0) "
+                                                       "on MySQL: 'Data too long' on the second night")
+#: The late file and the backfill each load the shop afresh, twice: a minute more on MySQL (both pass there,
+#: measured at load 5 on 2 cores), more than the suite's time leaves; its other tests start from the runs built once.
+NOT_ON_MYSQL = pytest.mark.engines("duckdb", "postgres")
 
 #: Tables whose rows must be identical, lineage and times aside, whichever way the same data arrived.
 COMPARED = {
@@ -49,13 +54,6 @@ COMPARED = {
 CHURN = {"analytics.customer_churn": ()}
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("shop") / "data"
-    generate_dataset(folder, GeneratorOptions(seed=11, stores=3, products=24, customers=150, days=8))
-    return folder
-
-
 def _days(shop: Path) -> tuple[list[Path], dict[str, list[Path]]]:
     masters = sorted(path for path in shop.glob("*.csv") if not path.stem[-10:-8].isdigit())
     days: dict[str, list[Path]] = {}
@@ -64,66 +62,18 @@ def _days(shop: Path) -> tuple[list[Path], dict[str, list[Path]]]:
     return masters, dict(sorted(days.items()))
 
 
-class Databases:
-    """Fresh databases on one engine, and copies of the finished originals (a file copy, or a PostgreSQL template)."""
-
-    def __init__(self, engine: str, folder: Path) -> None:
-        self.engine, self.folder = engine, folder
-        self.made: list[tuple[Backend, str]] = []
-        self.originals: dict[str, str] = {}
-
-    def _url(self, name: str) -> str:
-        if self.engine == "duckdb":
-            return f"duckdb:///{self.folder}/{name}.duckdb"
-        return f"{POSTGRES_ADMIN.rsplit('/', 1)[0]}/{name}"
-
-    def new(self) -> Backend:
-        """A connected backend on a new, empty database."""
-        name = f"rf_test_{uuid.uuid4().hex[:12]}"
-        backend = connect(self._url(name))
-        self.made.append((backend, name))
-        return backend
-
-    def keep(self, label: str, backend: Backend) -> None:
-        """Close `backend` and keep its database as the original `label`, to be copied."""
-        backend.close()
-        self.originals[label] = next(name for made, name in self.made if made is backend)
-
-    def copy(self, label: str) -> Backend:
-        """A connected backend on a new copy of the original `label`."""
-        name, source = f"rf_test_{uuid.uuid4().hex[:12]}", self.originals[label]
-        if self.engine == "duckdb":
-            shutil.copyfile(self.folder / f"{source}.duckdb", self.folder / f"{name}.duckdb")
-        else:
-            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
-        backend = connect(self._url(name))
-        self.made.append((backend, name))
-        return backend
-
-    def drop(self) -> None:
-        for backend, name in self.made:
-            backend.close()
-            if self.engine == "postgres":
-                with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def full_copy(engine: Engine, shop: Path) -> Backend:
+    """A copy of the shop loaded in one run."""
+    return after_one_run(engine, shop)
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
-def built(request, shop, tmp_path_factory) -> Iterator[Databases]:
-    """Databases with two originals: "full", the shop loaded in one run, and "daily", night by night."""
-    if request.param == "postgres" and POSTGRES_SKIP:
-        pytest.skip(POSTGRES_SKIP)
-    databases = Databases(request.param, tmp_path_factory.mktemp(request.param))
-    try:
-        full, daily = databases.new(), databases.new()
-        run_all(full, [shop])
-        run_daily(daily, shop)
-        databases.keep("full", full)
-        databases.keep("daily", daily)
-        yield databases
-    finally:
-        databases.drop()
+def daily_copy(engine: Engine, shop: Path) -> Backend:
+    """A copy of the shop loaded night by night."""
+    return engine.connect(engine.copy(engine.prepared("shopdaily", lambda backend: run_daily(backend, shop))))
+
+
+def empty(engine: Engine) -> Backend:
+    return engine.connect(engine.fresh())
 
 
 def rows(backend: Backend, table: str, ignored: tuple[str, ...] = ()) -> collections.Counter:
@@ -157,22 +107,17 @@ def run_all(backend: Backend, files: list[Path]) -> None:
     run_pipeline(backend, files, load_rules())
 
 
-def run_daily(backend: Backend, shop: Path, replaced: dict[str, list[Path]] | None = None) -> None:
+def run_daily(backend: Backend, shop: Path) -> None:
     masters, days = _days(shop)
-    days.update(replaced or {})
     keys = list(days)
     run_all(backend, masters + [path for day in keys[:4] for path in days[day]])
     for day in keys[4:]:
         run_all(backend, days[day])
 
 
-def copies(built: Databases) -> tuple[Databases, Backend, Backend]:
-    """Copies of the full and the daily database."""
-    return built, built.copy("full"), built.copy("daily")
-
-
-def test_nightly_runs_end_where_one_full_run_does(built):
-    databases, full, daily = copies(built)
+@PHANTOM_LOG_ON_MYSQL
+def test_nightly_runs_end_where_one_full_run_does(engine, generated_shop):
+    full, daily = full_copy(engine, generated_shop), daily_copy(engine, generated_shop)
     assert_same(full, daily)
     # What every night recomputed: one day each, recorded per batch in audit.batch_dates.
     days = daily.fetch("SELECT change_id, count(DISTINCT business_date) FROM audit.batch_dates GROUP BY change_id "
@@ -242,9 +187,10 @@ def balances(backend: Backend) -> dict[str, int]:
     return dict(backend.fetch("SELECT customer_id, balance FROM loyalty.balances")[1])
 
 
-def test_a_restated_day_replaces_the_day_as_if_it_had_been_sent_right(shop, built, tmp_path):
-    databases, _, daily = copies(built)
-    masters, days = _days(shop)
+@PHANTOM_LOG_ON_MYSQL
+def test_a_restated_day_replaces_the_day_as_if_it_had_been_sent_right(engine, generated_shop, tmp_path):
+    daily = daily_copy(engine, generated_shop)
+    masters, days = _days(generated_shop)
     day = list(days)[5]
     corrected, roles = corrected_day(daily, days[day], tmp_path / "corrected")
     customers = dict(daily.fetch("SELECT transaction_id, customer_id FROM staging.store_sales_header WHERE "
@@ -257,7 +203,7 @@ def test_a_restated_day_replaces_the_day_as_if_it_had_been_sent_right(shop, buil
     assert [r.status for r in result.ingested] == ["loaded", "loaded"]
     # Phantom stock undid the nights back to the day before and extended again, without a rebuild.
     assert daily.scalar("SELECT count(*) FROM analytics.phantom_log") > 1
-    rebuilt = databases.new()
+    rebuilt = empty(engine)
     run_all(rebuilt, masters + [path for other, files in days.items() for path in files
                                 if other != day or "inventory" in path.name] + corrected)
     assert_same(rebuilt, daily)
@@ -288,24 +234,23 @@ def test_a_restated_day_replaces_the_day_as_if_it_had_been_sent_right(shop, buil
     assert_same(rebuilt, daily)
 
 
-@duckdb_only
-def test_line_items_are_restated_with_their_headers_only(shop, built, tmp_path):
-    _, daily, _ = copies(built)
-    _, days = _days(shop)
+def test_line_items_are_restated_with_their_headers_only(engine, generated_shop, tmp_path):
+    full = full_copy(engine, generated_shop)
+    _, days = _days(generated_shop)
     day = list(days)[2]
-    corrected, _ = corrected_day(daily, days[day], tmp_path / "corrected")
+    corrected, _ = corrected_day(full, days[day], tmp_path / "corrected")
     lines_only = [path for path in corrected if "line_items" in path.name]
     with pytest.raises(Exception, match="restated whole"):
-        run_pipeline(daily, lines_only, load_rules(), restate=True)
+        run_pipeline(full, lines_only, load_rules(), restate=True)
 
 
-@duckdb_only
-def test_a_late_file_changes_only_its_own_day(shop, built):
-    databases, full, _ = copies(built)
-    masters, days = _days(shop)
+@NOT_ON_MYSQL
+def test_a_late_file_changes_only_its_own_day(engine, generated_shop):
+    full = full_copy(engine, generated_shop)
+    masters, days = _days(generated_shop)
     keys = list(days)
     late = [path for path in days[keys[2]] if path.name.startswith("inventory")]
-    daily = databases.new()
+    daily = empty(engine)
     run_all(daily, masters + [path for day in keys for path in days[day] if path not in late])
     before = rows(daily, "analytics.promotion_daily")
     run_all(daily, late)
@@ -315,8 +260,8 @@ def test_a_late_file_changes_only_its_own_day(shop, built):
     assert changed_days <= {keys[2]}, changed_days
 
 
-@duckdb_only
-def test_a_backfill_after_a_rules_change_and_a_replay_equals_a_rebuild(shop, built, tmp_path):
+@NOT_ON_MYSQL
+def test_a_backfill_after_a_rules_change_and_a_replay_equals_a_rebuild(engine, generated_shop, tmp_path):
     strict = write_csv(tmp_path, "strict.yaml", """
 rules:
   - id: store_sales_line_items.quantity.at_most_two
@@ -327,23 +272,25 @@ rules:
     severity: reject
     description: Tills here never sell more than two of a thing.
 """)
-    databases, full, _ = copies(built)
-    daily = databases.new()
-    run_pipeline(daily, [shop], load_rules(strict))
+    full = full_copy(engine, generated_shop)
+    daily = empty(engine)
+    run_pipeline(daily, [generated_shop], load_rules(strict))
     assert daily.scalar("SELECT count(*) FROM quarantine.store_sales_line_items WHERE _rule_ids LIKE '%at_most_two%'")
     # The rule is dropped: replaying quarantine stages the lines it held back, dated as changes of their days.
     route_all(daily, load_rules(), "replay")
-    _, days = _days(shop)
+    _, days = _days(generated_shop)
     first, *_, final = map(dt.date.fromisoformat, days)
     run_pipeline(daily, [], load_rules(), days=DateRange(first, final))
     assert_same(full, daily)
 
 
-@duckdb_only
-def test_the_churn_model_is_refitted_once_a_week_of_data_old(built):
+# Not on MySQL: there the fit's time keeps whole seconds (CURRENT_TIMESTAMP without fractional digits), so a refit
+# in the same second as the fit copied cannot be told from it, and the test passes or fails by the clock.
+@pytest.mark.engines("duckdb", "postgres")
+def test_the_churn_model_is_refitted_once_a_week_of_data_old(engine, generated_shop):
     from retailflow.analytics.segmentation import run_segments
 
-    _, backend, _ = copies(built)
+    backend = full_copy(engine, generated_shop)
     fitted = backend.fetch("SELECT status, as_of, r, fitted_at FROM analytics.churn_model")[1]
     assert fitted[0][0] == "estimated"
     run_segments(backend)  # the same day: the stored parameters score the customers
@@ -352,10 +299,10 @@ def test_the_churn_model_is_refitted_once_a_week_of_data_old(built):
     assert backend.scalar("SELECT fitted_at FROM analytics.churn_model") != fitted[0][3]
 
 
-@duckdb_only
-def test_a_daily_file_restates_the_day_in_its_name_and_no_other(shop, built, tmp_path):
-    _, _, daily = copies(built)
-    _, days = _days(shop)
+@PHANTOM_LOG_ON_MYSQL
+def test_a_daily_file_restates_the_day_in_its_name_and_no_other(engine, generated_shop, tmp_path):
+    daily = daily_copy(engine, generated_shop)
+    _, days = _days(generated_shop)
     day, earlier = list(days)[6], list(days)[1]
     corrected, _ = corrected_day(daily, days[day], tmp_path / "corrected")
     on_earlier_day = ("SELECT count(*) FROM staging.store_sales_header WHERE CAST(transaction_date AS DATE) = "

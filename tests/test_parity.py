@@ -3,22 +3,20 @@
 Every table of every retailflow schema (raw, staging, quarantine, audit, analytics, loyalty,
 notifications) is compared as a multiset of rows, order-insensitive, with money compared
 exactly (decimals as text) and only the wall-clock columns of snapshots.VOLATILE_COLUMNS left
-out. Two inputs: the shipped sample (hand-made, errors included) and a small generated
-dataset with planted anomalies, promotions, stock-outs and lapsed customers.
+out. Two inputs: the shipped sample (hand-made, errors included) and the small generated shop of
+conftest, with planted anomalies, promotions, stock-outs and lapsed customers. Each engine's run is
+the one other tests start from too (helpers.after_one_run), then the e-mails are sent.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import MYSQL_ADMIN, MYSQL_SKIP, SAMPLE_DIR, drop_mysql_database
-from retailflow.backends import Backend, connect
-from retailflow.generate import generate_dataset
-from retailflow.generate.options import GeneratorOptions
+from engines import Engine
+from helpers import SAMPLE_DIR, after_one_run
+from retailflow.backends import Backend
 from retailflow.notify import outbox
 from retailflow.notify.senders import LogSender
 from retailflow.pipeline import run_pipeline
@@ -28,48 +26,28 @@ from snapshots import SCHEMAS, Snapshot, differences, snapshot
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("parity") / "data"
-    generate_dataset(folder, GeneratorOptions(seed=11, stores=3, products=25, customers=120, days=10,
-                                              anomaly_rate=0.03))
-    return folder
-
-
 def _state_after_pipeline(backend: Backend, data: Path) -> Snapshot:
     run_pipeline(backend, [data], load_rules())
+    return _state_after_sending(backend)
+
+
+def _state_after_sending(backend: Backend) -> Snapshot:
+    """Every table once the loyalty e-mails are sent (simulated)."""
     outbox.send(backend, LogSender())
     return snapshot(backend.fetch, [(schema, table) for schema in SCHEMAS for table in backend.tables(schema)])
 
 
-def _on_duckdb(tmp_path: Path, data: Path) -> Snapshot:
-    backend = connect(f"duckdb:///{tmp_path}/reference.duckdb")
-    try:
-        return _state_after_pipeline(backend, data)
-    finally:
-        backend.close()
+def _on_duckdb(reference: Engine, data: Path) -> Snapshot:
+    return _state_after_sending(after_one_run(reference, data))
 
 
-@pytest.fixture
-def mysql_url() -> Iterator[str]:
-    if MYSQL_SKIP:
-        pytest.skip(MYSQL_SKIP)
-    name = f"rf_parity_{uuid.uuid4().hex[:10]}"
-    try:
-        yield f"{MYSQL_ADMIN.rstrip('/')}/{name}"
-    finally:
-        drop_mysql_database(name)
-
-
+# Spark's whole loop, minutes long, is in test_pyspark.py.
+@pytest.mark.engines("mysql")
 @pytest.mark.parametrize("dataset", ["sample", "generated"])
-def test_mysql_matches_duckdb(dataset, mysql_url, generated, tmp_path):
-    data = SAMPLE_DIR if dataset == "sample" else generated
-    expected = _on_duckdb(tmp_path, data)
-    backend = connect(mysql_url)
-    try:
-        actual = _state_after_pipeline(backend, data)
-    finally:
-        backend.close()
+def test_matches_duckdb(dataset, engine, reference, request):
+    data = SAMPLE_DIR if dataset == "sample" else request.getfixturevalue("generated_shop")
+    expected = _on_duckdb(reference, data)
+    actual = _state_after_sending(after_one_run(engine, data))
     assert expected.tables["staging.store_sales_line_items"][1], "the input should stage rows"
     assert expected.tables["quarantine.store_sales_header"][1], "the input should quarantine rows"
     problems = differences(expected, actual)

@@ -1,86 +1,51 @@
 """PySpark: the whole pipeline gives the same rows as on DuckDB, and the statements Spark lacks
 (UPDATE, DELETE, ON CONFLICT, ADD COLUMN IF NOT EXISTS, key constraints) are re-written.
 
-Each test opens its own warehouse under tmp_path (one Spark database per process at a time).
-The URL tunes Spark for tiny tables (TINY_DATA), where its per-query machinery costs more
-than the work.
+Each test opens its own warehouse (one Spark database per process at a time). The engine's URL tunes
+Spark for tiny tables (engines.TINY_DATA), where its per-query machinery costs more than the work.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import ibis
 import pytest
+from test_parity import _on_duckdb, _state_after_pipeline
 
 from helpers import SAMPLE_DIR
-from retailflow.backends import pyspark as spark_backend
 from retailflow.backends import mask_url
 from retailflow.backends.pyspark import PySparkBackend, parse_url
 from retailflow.errors import UserError
-from retailflow.generate import generate_dataset
-from retailflow.generate.options import GeneratorOptions
 from snapshots import SCHEMAS, differences
-from test_parity import _on_duckdb, _state_after_pipeline
 
-if spark_backend.SparkSession is None:
-    SPARK_SKIP = "PySpark is not installed: pip install -e '.[pyspark]'"
-elif not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-    SPARK_SKIP = "PySpark needs Java 17: none on PATH and JAVA_HOME is not set"
-else:
-    SPARK_SKIP = None
-needs_spark = pytest.mark.skipif(SPARK_SKIP is not None, reason=SPARK_SKIP or "")
 #: The whole-loop parity runs (see test_matches_duckdb).
 FULL_PARITY = os.environ.get("RETAILFLOW_TEST_SPARK_FULL") == "1"
 #: A Spark Connect server to run the sample on (sc://host:15002); its retailflow schemas are dropped first.
 CONNECT_URL = os.environ.get("RETAILFLOW_TEST_SPARK_CONNECT")
 
-#: Spark tuned for a dozen rows: one shuffle partition, no adaptive re-planning, expressions
-#: interpreted rather than compiled, and the JVM's quick compiler only (read when the JVM starts).
-TINY_DATA = "&".join([
-    "spark.sql.shuffle.partitions=1", "spark.sql.adaptive.enabled=false", "spark.sql.codegen.wholeStage=false",
-    "spark.sql.codegen.factoryMode=NO_CODEGEN", "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1"])
-
-pytestmark = pytest.mark.slow
-
-
-def _url(warehouse: Path) -> str:
-    return f"pyspark://local[2]?warehouse={warehouse}&{TINY_DATA}"
+# Tests taking `engine` run on Spark alone, skipped with the reason where Spark cannot start (no Java).
+pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark")]
 
 
 @pytest.fixture
-def spark(tmp_path) -> Iterator[PySparkBackend]:
+def spark(engine) -> PySparkBackend:
     """A PySpark backend on a fresh warehouse, schemas created."""
-    backend = PySparkBackend(_url(tmp_path / "warehouse"))
-    backend.create_schemas()
-    yield backend
-    backend.close()
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    """The small generated dataset of test_parity (same options)."""
-    folder = tmp_path_factory.mktemp("spark_parity") / "data"
-    generate_dataset(folder, GeneratorOptions(seed=11, stores=3, products=25, customers=120, days=10,
-                                              anomaly_rate=0.03))
-    return folder
+    return engine.connect(engine.fresh())
 
 
 #: The whole loop on Spark costs two and a half minutes even on the sample (Spark spends a third of a second
 #: on each of its hundreds of statements): more than the suite's ten-minute budget allows beside everything
 #: else, so it runs with `make test-spark-full`. The statement rewrites and the warehouse lock run always.
-@needs_spark
 @pytest.mark.skipif(not FULL_PARITY, reason="the whole loop on Spark takes minutes: `make test-spark-full` runs it")
 @pytest.mark.parametrize("dataset", ["sample", "generated"])
-def test_matches_duckdb(dataset, spark, request, tmp_path):
-    data = SAMPLE_DIR if dataset == "sample" else request.getfixturevalue("generated")
-    expected = _on_duckdb(tmp_path, data)
+def test_matches_duckdb(dataset, spark, reference, request):
+    data = SAMPLE_DIR if dataset == "sample" else request.getfixturevalue("generated_shop")
+    expected = _on_duckdb(reference, data)
     actual = _state_after_pipeline(spark, data)
     problems = differences(expected, actual)
     assert not problems, "\n".join(problems)
@@ -93,7 +58,6 @@ def _rows(backend: PySparkBackend, sql: str) -> list[tuple]:
     return sorted(backend.fetch(sql)[1], key=repr)
 
 
-@needs_spark
 def test_rewrites_the_statements_spark_lacks(spark):
     spark.execute('CREATE TABLE IF NOT EXISTS analytics.t ("k" VARCHAR PRIMARY KEY, n BIGINT NOT NULL, d DATE, '
                   "FOREIGN KEY (k) REFERENCES staging.products (product_id))")
@@ -126,18 +90,17 @@ def test_rewrites_the_statements_spark_lacks(spark):
     assert spark.tables("analytics") == ["s", "t"]
 
 
-@needs_spark
-def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(tmp_path):
-    url = _url(tmp_path / "warehouse")
+def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(engine):
+    url = engine.url(engine.fresh())
     backend = PySparkBackend(url)
     try:
         backend.create_schemas()
         backend.execute("INSERT INTO audit.rule_results VALUES (1, 'stores', 'r', 'reject', 'validate', 3, 1, NULL)")
         with pytest.raises(UserError, match="another Spark database"):
-            PySparkBackend(_url(tmp_path / "other"))
+            PySparkBackend(engine.url(engine.fresh()))
         second = subprocess.run(
             [sys.executable, "-c", f"from retailflow.backends.pyspark import PySparkBackend; PySparkBackend({url!r})"],
-            capture_output=True, text=True, timeout=300)
+            check=False, capture_output=True, text=True, timeout=300)
         assert second.returncode != 0 and "another retailflow process" in second.stderr, second.stderr[-2000:]
     finally:
         backend.close()
@@ -163,7 +126,7 @@ def test_url_names_master_warehouse_and_spark_settings(tmp_path):
 
 @pytest.mark.skipif(not CONNECT_URL, reason="no Spark Connect server: set RETAILFLOW_TEST_SPARK_CONNECT=sc://host:15002 "
                                            "(a scratch server: the test drops its retailflow schemas)")
-def test_sample_matches_duckdb_over_spark_connect(tmp_path):
+def test_sample_matches_duckdb_over_spark_connect(reference):
     # Last in the file: once a process has used Spark Connect, PySpark starts no local session in it.
     backend = PySparkBackend(CONNECT_URL)
     try:
@@ -173,5 +136,5 @@ def test_sample_matches_duckdb_over_spark_connect(tmp_path):
         actual = _state_after_pipeline(backend, SAMPLE_DIR)
     finally:
         backend.close()
-    problems = differences(_on_duckdb(tmp_path, SAMPLE_DIR), actual)
+    problems = differences(_on_duckdb(reference, SAMPLE_DIR), actual)
     assert not problems, "\n".join(problems)
