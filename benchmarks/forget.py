@@ -49,8 +49,9 @@ def floor_seconds(backend, ids: list[str]) -> float:
     backend.execute("CREATE OR REPLACE TEMPORARY TABLE floor_ids AS SELECT * FROM (VALUES " + values + ") v(original)")
     started = time.perf_counter()
     for table in person_tables(backend):
-        backend.scalar(f"SELECT count(*) FROM {table.qualified(backend)} JOIN floor_ids "
-                       f"ON {table.qualified(backend)}.{backend.quote(table.person)} = floor_ids.original")
+        qualified = backend.qualified(table.schema, table.name)
+        backend.scalar(f"SELECT count(*) FROM {qualified} JOIN floor_ids "
+                       f"ON {qualified}.{backend.quote(table.person)} = floor_ids.original")
     return time.perf_counter() - started
 
 

@@ -132,7 +132,7 @@ def test_report_command(staged_sample, tmp_path):
                                       "Weekly review"])
     assert result.exit_code == 0, result.output
     assert f"report: {tmp_path / 'report.html'}" in result.output
-    assert "not run yet: promotions, loyalty, segments, inventory" in result.output
+    assert "not run yet: checks, promotions, loyalty, segments, inventory" in result.output
     assert "<title>Weekly review</title>" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
