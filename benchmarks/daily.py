@@ -41,7 +41,7 @@ def run_files(url: str, files: list[Path], analytics: bool = True, restate: bool
     from retailflow.ingest import discover
     from retailflow.pipeline import PipelineResult, run_pipeline
     from retailflow.quality.rules import load_rules
-    from retailflow.stages import load_and_validate
+    from retailflow.running import load_and_validate
 
     started = time.perf_counter()
     backend = connect(url)

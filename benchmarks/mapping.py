@@ -38,8 +38,8 @@ from retailflow.backends import connect
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.ingest import discover
 from retailflow.quality.rules import load_rules
+from retailflow.running import load_and_validate
 from retailflow.sources.mapping import load_sources
-from retailflow.stages import load_and_validate
 
 MAPPING = """\
 sources:

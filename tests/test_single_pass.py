@@ -18,8 +18,8 @@ from retailflow.ingest import discover, ingest
 from retailflow.model import ENTITIES
 from retailflow.quality.engine import check, findings, typed_candidates
 from retailflow.quality.rules import Rule, load_rules
+from retailflow.running import load_and_validate
 from retailflow.sources import parsing
-from retailflow.stages import load_and_validate
 
 
 def test_each_file_is_parsed_once_and_every_row_lands(backend, sample_dir, monkeypatch):

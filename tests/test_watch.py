@@ -18,7 +18,7 @@ from retailflow.backends import Backend, connect
 from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.pipeline import run_analytics, run_pipeline
 from retailflow.quality.rules import load_rules
-from retailflow.stages import StageListener
+from retailflow.running import StageListener
 from retailflow.watch import Watcher
 from snapshots import differences, snapshot
 

@@ -197,6 +197,3 @@ OTHER_WRITERS: dict[str, str] = {
 BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 #: The stages after validation that `retailflow run` and `rebuild` bring up to date, in order.
 NIGHTLY: tuple[Stage, ...] = tuple(stage for stage in STAGES if stage.run is not None and stage.nightly)
-
-# Until every importer names running.py (this session's rename): the old home of the runner's names.
-from retailflow.running import StageListener, load_and_validate, stage_timer  # noqa: E402,F401

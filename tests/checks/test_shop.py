@@ -21,15 +21,15 @@ from checks_engines import ENGINES, database
 from typer.testing import CliRunner
 
 from retailflow.backends import Backend, connect
+from retailflow.catalog import STORE_DAY_METRICS
 from retailflow.checks import ChecksOutcome, load_checks, run_checks, summary_text
 from retailflow.checks import run as checks_run
 from retailflow.checks.anomalies import anomalies
 from retailflow.checks.findings import list_findings
-from retailflow.checks.schemas import STORE_DAY_METRICS
 from retailflow.checks.settings import ChecksSettings
 from retailflow.commands.checks import checks_command
 from retailflow.config import Settings
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 from retailflow.ingest import discover, ingest
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules

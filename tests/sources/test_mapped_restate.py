@@ -7,8 +7,8 @@ from retailflow import audit
 from retailflow.backends import connect
 from retailflow.ingest import discover
 from retailflow.quality.rules import load_rules
+from retailflow.running import load_and_validate
 from retailflow.sources.mapping import load_sources
-from retailflow.stages import load_and_validate
 
 
 def test_a_corrected_export_restates_what_it_sent(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from retailflow.backends import connect
 from retailflow.ingest import discover
 from retailflow.quality.rules import load_rules
+from retailflow.running import load_and_validate
 from retailflow.sources.mapping import load_sources
-from retailflow.stages import load_and_validate
 
 # A product list from an ERP: a banner line, no header row, '|' between fields, Latin-1 text, prices with a
 # thousands point and a decimal comma, 'N/A' and '-' for "no value", stock written with thousands too.

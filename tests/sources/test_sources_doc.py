@@ -10,8 +10,8 @@ from retailflow.backends import connect
 from retailflow.ingest import discover
 from retailflow.model import ENTITIES
 from retailflow.quality.rules import load_rules
+from retailflow.running import load_and_validate
 from retailflow.sources.mapping import load_sources
-from retailflow.stages import load_and_validate
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reference" / "sources.md"
 

@@ -27,7 +27,7 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.analytics.sales import shifted
-from retailflow.checks.schemas import ANOMALIES
+from retailflow.catalog import ANOMALIES
 from retailflow.checks.settings import VOLUME_METRICS, ChecksSettings, Holiday
 
 #: Materialises a table a query reads more than once: (name, table) -> a table over the result.

@@ -28,8 +28,8 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.analytics.sales import shifted
+from retailflow.catalog import EXPECTED_DELIVERIES
 from retailflow.checks.anomalies import holiday_days
-from retailflow.checks.schemas import EXPECTED_DELIVERIES
 from retailflow.checks.settings import SALES_ENTITY, ChecksSettings
 
 #: A store-weekday is judged once the store has been open on it this many times.

@@ -12,7 +12,7 @@ import ibis
 import ibis.expr.types as ir
 
 from retailflow.backends import Backend
-from retailflow.checks.schemas import ANOMALIES, EXPECTED_DELIVERIES
+from retailflow.catalog import ANOMALIES, EXPECTED_DELIVERIES
 from retailflow.checks.settings import METRICS
 
 #: Severities that are findings (info is listed on request only).

@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from retailflow.analytics.sales import safe_ratio
 from retailflow.analytics.transactions import counted
-from retailflow.checks.schemas import STORE_DAY_DELIVERIES, STORE_DAY_METRICS
+from retailflow.catalog import STORE_DAY_DELIVERIES, STORE_DAY_METRICS
 
 HEADER, LINES, INVENTORY = "store_sales_header", "store_sales_line_items", "inventory_daily"
 

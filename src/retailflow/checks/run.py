@@ -15,9 +15,17 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import dates
+from retailflow import incremental
 from retailflow.analytics.sales import shifted
 from retailflow.backends import Backend
+from retailflow.catalog import (
+    ANOMALIES,
+    CHECK_RUNS,
+    EXPECTED_DELIVERIES,
+    STORE_DAY_DELIVERIES,
+    STORE_DAY_METRICS,
+    StoredTable,
+)
 from retailflow.checks.anomalies import KEPT, Keep, anomalies, computed
 from retailflow.checks.expected import expected_deliveries
 from retailflow.checks.findings import RECORDED, ChecksOutcome, finding_rows, to_findings
@@ -30,15 +38,8 @@ from retailflow.checks.metrics import (
     store_day_deliveries,
     store_day_metrics,
 )
-from retailflow.checks.schemas import (
-    ANOMALIES,
-    CHECK_RUNS,
-    EXPECTED_DELIVERIES,
-    STORE_DAY_DELIVERIES,
-    STORE_DAY_METRICS,
-    StoredTable,
-)
 from retailflow.checks.settings import ChecksSettings, load_checks
+from retailflow.incremental import EVERY_DAY, DateRange, Days
 from retailflow.tables import staging_table
 
 STAGE = "checks"
@@ -83,15 +84,15 @@ def _days_quarantined_since(quarantined: dict[str, ir.Table], params: ir.Table) 
         snapshots.filter(snapshots._batch_id > seen).select("business_date"))
 
 
-def per_day_tables(quarantined: dict[str, ir.Table], days: ir.Table | dates.DateRange | None,
+def per_day_tables(quarantined: dict[str, ir.Table], days: Days,
                    keep: Keep = computed) -> dict[str, ir.Table]:
-    """analytics.store_day_deliveries and store_day_metrics of `days` (every day for None), from staging and
+    """analytics.store_day_deliveries and store_day_metrics of `days` (incremental.EVERY_DAY: every day), from staging and
     `quarantined` (_quarantined); `keep` may materialise the days' lines, which both read."""
     headers = dated_headers(staging_table("store_sales_header"))
-    headers = dates.on_days(headers, headers.business_date, days)
+    headers = incremental.on_days(headers, headers.business_date, days)
     inventory = staging_table("inventory_daily")
-    inventory = dates.on_days(inventory, inventory.snapshot_date, days)
-    parked = {name: (table if name == "lines" else dates.on_days(table, table.business_date, days))
+    inventory = incremental.on_days(inventory, inventory.snapshot_date, days)
+    parked = {name: (table if name == "lines" else incremental.on_days(table, table.business_date, days))
               for name, table in quarantined.items()}
     lines = keep(LINES_TABLE, dated_lines(headers, staging_table("store_sales_line_items")))
     return {
@@ -133,17 +134,17 @@ def _write_params(backend: Backend, now: dt.datetime, first_check_at: dt.datetim
                     f"first_check_at, {due} AS last_due, CAST({int(last_batch_seen)} AS BIGINT) AS last_batch_seen")
 
 
-def _anomaly_days(changed: ir.Table | dates.DateRange | None, settings: ChecksSettings) -> ir.Table | None:
+def _anomaly_days(changed: Days, settings: ChecksSettings) -> Days:
     """The days whose anomalies a change of `changed` reaches: those days and the same weekday of the
     2 × baseline_weeks weeks after them (their baselines, and the first pass judging those baselines, read it)."""
     if not isinstance(changed, ir.Table):
-        return None
+        return EVERY_DAY
     return ibis.union(*(changed.select(business_date=shifted(changed.business_date, 7 * weeks))
                         for weeks in range(2 * settings.baseline_weeks + 1)), distinct=True)
 
 
 def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rules_path: Path | None = None,
-               days: dates.DateRange | None = None, rebuild: bool = False,
+               days: DateRange | None = None, rebuild: bool = False,
                now: dt.datetime | None = None) -> ChecksOutcome:
     """Update the per-day tables for the changed days (`days`: a backfill; every day on the first run or with
     `rebuild`), judge the expected deliveries and the anomalies, record the run; what it found.
@@ -155,43 +156,43 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
     settings = settings or load_checks(rules_path)
     with backend.transaction():
         now = now or backend.scalar("SELECT CAST(CURRENT_TIMESTAMP AS TIMESTAMP)")
-        latest = dates.latest_change(backend)
         stored = _stored(backend)
         last_run = _last_run(backend, stored)
         fresh = rebuild or last_run is None or not {STORE_DAY_DELIVERIES.qualified_name,
                                                     STORE_DAY_METRICS.qualified_name} <= stored
-        changed = dates.days_to_recompute(backend, STAGE, days, fresh)
-        last_due = None
-        if settings.cutoff_minutes is not None:
-            last_due = (now - dt.timedelta(minutes=settings.cutoff_minutes)).date() - dt.timedelta(days=1)
-        _write_params(backend, now, last_run and last_run["first_ran_at"], last_due,
-                      int(last_run["last_batch_id"]) if last_run else 0)
-        quarantined = _quarantined(backend)
-        if isinstance(changed, ir.Table):
-            changed = backend.create_temp_table(DAYS, changed.union(
-                _days_quarantined_since(quarantined, PARAMS_TABLE), distinct=True))
-        recomputed = None if changed is None else (
-            None if isinstance(changed, dates.DateRange) else int(backend.scalar(f"SELECT count(*) FROM {DAYS}")))
-        _keep_open_findings(backend, stored)
-        for name, rows in per_day_tables(quarantined, changed, backend.create_temp_table).items():
-            dates.replace_days(backend, "analytics", name, "business_date", rows, changed)
-        reach = None
-        if not (fresh or last_run["settings_digest"] != settings.digest() or ANOMALIES.qualified_name not in stored):
-            reach = _anomaly_days(changed, settings)
-        if reach is not None:
-            reach = backend.create_temp_table(ANOMALY_DAYS, reach)
-        # MySQL / MariaDB have no median aggregate: the middle values by row number instead.
-        found = anomalies(STORE_DAY_METRICS.table(), reach, settings, backend.create_temp_table,
-                          windowed_median=not backend.capabilities.has_median)
-        dates.replace_days(backend, ANOMALIES.schema, ANOMALIES.name, "business_date", found, reach)
-        previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
-                    else empty(EXPECTED_DELIVERIES))
-        judged = backend.create_temp_table(JUDGED, expected_deliveries(
-            STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings))
-        backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
-        outcome = _outcome(backend, recomputed)
-        _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
-        dates.set_mark(backend, STAGE, latest, days, changed)
+        with incremental.window(backend, STAGE, days=days, rebuild=fresh) as changed:
+            # The change the window marks as processed: the same transaction reads the same one.
+            latest = incremental.latest_change(backend)
+            last_due = None
+            if settings.cutoff_minutes is not None:
+                last_due = (now - dt.timedelta(minutes=settings.cutoff_minutes)).date() - dt.timedelta(days=1)
+            _write_params(backend, now, last_run and last_run["first_ran_at"], last_due,
+                          int(last_run["last_batch_id"]) if last_run else 0)
+            quarantined = _quarantined(backend)
+            if isinstance(changed, ir.Table):
+                changed = backend.create_temp_table(DAYS, changed.union(
+                    _days_quarantined_since(quarantined, PARAMS_TABLE), distinct=True))
+            recomputed = None if changed is EVERY_DAY or isinstance(changed, DateRange) else int(
+                backend.scalar(f"SELECT count(*) FROM {DAYS}"))
+            _keep_open_findings(backend, stored)
+            for name, rows in per_day_tables(quarantined, changed, backend.create_temp_table).items():
+                incremental.replace_days(backend, "analytics", name, "business_date", rows, changed)
+            reach = EVERY_DAY
+            if not (fresh or last_run["settings_digest"] != settings.digest() or ANOMALIES.qualified_name not in stored):
+                reach = _anomaly_days(changed, settings)
+            if isinstance(reach, ir.Table):
+                reach = backend.create_temp_table(ANOMALY_DAYS, reach)
+            # MySQL / MariaDB have no median aggregate: the middle values by row number instead.
+            found = anomalies(STORE_DAY_METRICS.table(), reach if isinstance(reach, ir.Table) else None, settings,
+                              backend.create_temp_table, windowed_median=not backend.capabilities.has_median)
+            incremental.replace_days(backend, ANOMALIES.schema, ANOMALIES.name, "business_date", found, reach)
+            previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
+                        else empty(EXPECTED_DELIVERIES))
+            judged = backend.create_temp_table(JUDGED, expected_deliveries(
+                STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings))
+            backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
+            outcome = _outcome(backend, recomputed)
+            _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
         for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
             backend.execute(f"DROP TABLE IF EXISTS {name}")
     outcome.seconds = time.perf_counter() - started

@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from retailflow.dates import is_fact
 from retailflow.errors import UserError
+from retailflow.incremental import is_fact
 from retailflow.model import ENTITIES
 from retailflow.quality.rules import checks_sections
 from retailflow.yaml_file import YamlFile

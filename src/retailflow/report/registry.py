@@ -54,16 +54,12 @@ SECTIONS: list[SectionSpec] = []
 
 
 def stored_table(qualified_name: str) -> ir.Table:
-    """An unbound table over a stored table: the pipeline's (report.stored) or the checks' own (checks.schemas)."""
-    from retailflow.checks.schemas import TABLES
-
-    return TABLES[qualified_name].table() if qualified_name in TABLES else stored(qualified_name)
+    """An unbound table over a stored table (staging from the input model, the rest from the catalog)."""
+    return stored(qualified_name)
 
 
 def known_table(qualified_name: str) -> bool:
-    from retailflow.checks.schemas import TABLES
-
-    return qualified_name in TABLES or known(qualified_name)
+    return known(qualified_name)
 
 
 def section(key: str, title: str, *, needs: Sequence[str], command: str):

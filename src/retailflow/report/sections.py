@@ -204,8 +204,8 @@ def _check_cells(deliveries: ibis.Table, anomalies: ibis.Table) -> ibis.Table:
 @section("checks", "Deliveries and volume", needs=("audit.expected_deliveries",), command="retailflow checks")
 def deliveries_and_volume(backend: Backend) -> Section | None:
     """The checks' section: a store × day grid of what arrived and what looked wrong, the open findings."""
+    from retailflow.catalog import ANOMALIES, CHECK_RUNS, EXPECTED_DELIVERIES
     from retailflow.checks import list_findings
-    from retailflow.checks.schemas import ANOMALIES, CHECK_RUNS, EXPECTED_DELIVERIES
 
     deliveries, anomalies = EXPECTED_DELIVERIES.table(), ANOMALIES.table()
     last_day = backend.fetch_dicts(deliveries.aggregate(last=deliveries.business_date.max()))[0]["last"]
