@@ -19,7 +19,7 @@ from engines import Engine
 from helpers import after_one_run, write_csv
 from retailflow import audit
 from retailflow.backends import Backend
-from retailflow.dates import DateRange
+from retailflow.incremental import DateRange
 from retailflow.pipeline import run_analytics, run_pipeline
 from retailflow.quality.engine import route_all
 from retailflow.quality.rules import load_rules
@@ -28,10 +28,6 @@ from snapshots import _normalised
 #: Spark runs these stages too, at minutes a run: more than the suite's ten minutes leave (its whole loop is
 #: compared with DuckDB's by test_pyspark.py under `make test-spark-full`).
 pytestmark = pytest.mark.engines("duckdb", "postgres", "mysql")
-#: Found by running these tests on MySQL: the phantom-stock log is created from an expression whose
-#: horizon_before is a bare NULL, which MySQL types BINARY(0), so the second night's append of a date fails.
-PHANTOM_LOG_ON_MYSQL = pytest.mark.gap("mysql", reason="analytics.phantom_log.horizon_before is created as BINARY(0) "
-                                                       "on MySQL: 'Data too long' on the second night")
 #: The late file and the backfill each load the shop afresh, twice: a minute more on MySQL (both pass there,
 #: measured at load 5 on 2 cores), more than the suite's time leaves; its other tests start from the runs built once.
 NOT_ON_MYSQL = pytest.mark.engines("duckdb", "postgres")
@@ -115,7 +111,6 @@ def run_daily(backend: Backend, shop: Path) -> None:
         run_all(backend, days[day])
 
 
-@PHANTOM_LOG_ON_MYSQL
 def test_nightly_runs_end_where_one_full_run_does(engine, generated_shop):
     full, daily = full_copy(engine, generated_shop), daily_copy(engine, generated_shop)
     assert_same(full, daily)
@@ -187,7 +182,6 @@ def balances(backend: Backend) -> dict[str, int]:
     return dict(backend.fetch("SELECT customer_id, balance FROM loyalty.balances")[1])
 
 
-@PHANTOM_LOG_ON_MYSQL
 def test_a_restated_day_replaces_the_day_as_if_it_had_been_sent_right(engine, generated_shop, tmp_path):
     daily = daily_copy(engine, generated_shop)
     masters, days = _days(generated_shop)
@@ -284,9 +278,6 @@ rules:
     assert_same(full, daily)
 
 
-# Not on MySQL: there the fit's time keeps whole seconds (CURRENT_TIMESTAMP without fractional digits), so a refit
-# in the same second as the fit copied cannot be told from it, and the test passes or fails by the clock.
-@pytest.mark.engines("duckdb", "postgres")
 def test_the_churn_model_is_refitted_once_a_week_of_data_old(engine, generated_shop):
     from retailflow.analytics.segmentation import run_segments
 
@@ -299,7 +290,6 @@ def test_the_churn_model_is_refitted_once_a_week_of_data_old(engine, generated_s
     assert backend.scalar("SELECT fitted_at FROM analytics.churn_model") != fitted[0][3]
 
 
-@PHANTOM_LOG_ON_MYSQL
 def test_a_daily_file_restates_the_day_in_its_name_and_no_other(engine, generated_shop, tmp_path):
     daily = daily_copy(engine, generated_shop)
     _, days = _days(generated_shop)

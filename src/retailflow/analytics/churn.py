@@ -45,8 +45,6 @@ from dataclasses import dataclass, replace
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import betaln, gammaln
 
 from retailflow import catalog
 from retailflow.analytics.loyalty import OPENING
@@ -171,6 +169,8 @@ def summary_counts(summary: ir.Table) -> ir.Table:
 def log_likelihood(log_parameters: np.ndarray, repeat_purchases: np.ndarray, first_to_last: np.ndarray,
                    first_to_as_of: np.ndarray, model: str = DEFAULT_MODEL) -> np.ndarray:
     """Log-likelihood of each (x, t_x, T) under the model with parameters exp(log_parameters) = (r, α, a, b)."""
+    from scipy.special import betaln, gammaln  # here, not at the top: see fit_parameters
+
     r, alpha, a, b = np.exp(log_parameters)
     x = repeat_purchases
     chances = x + MODELS[model]
@@ -188,6 +188,10 @@ def fit_parameters(repeat_purchases: np.ndarray, first_to_last: np.ndarray, firs
                    customers: np.ndarray, model: str = DEFAULT_MODEL, *, min_customers: int = MIN_CUSTOMERS,
                    min_history_days: float = MIN_HISTORY_DAYS) -> ChurnFit:
     """Maximum-likelihood (r, α, a, b) from grouped (x, t_x, T, customers), or a status saying why not."""
+    # Imported when a fit runs, not with the module: scipy.optimize took 17 % of a night with nothing new
+    # (py-spy, `retailflow run` of the loaded 8-day test shop again), which never fits.
+    from scipy.optimize import minimize
+
     x, t_x, age, weight = (np.asarray(values, dtype=float) for values in (
         repeat_purchases, first_to_last, first_to_as_of, customers))
     seen = {"model": model, "customers": int(weight.sum()), "repeat_buyers": int(weight[x > 0].sum()),

@@ -116,6 +116,7 @@ KEY = ["store_id", "product_id", "first_number"]
 STATE_TABLES = ("phantom_idle_runs", "phantom_rates", "phantom_log", "phantom_log_removed", "phantom_log_added",
                 "phantom_log_rates")
 RUNS, RATES, LOG, LOG_REMOVED, LOG_ADDED, LOG_RATES = (catalog.table(f"analytics.{name}") for name in STATE_TABLES)
+LOG_TABLE = catalog.stored("analytics.phantom_log")
 #: The extension log's tables, each with the append_id of the extension that wrote a row.
 LOGS = (LOG, LOG_REMOVED, LOG_ADDED, LOG_RATES)
 SCRATCH = ("rf_counted_days", "rf_phantom_rates", "rf_phantom_islands", "rf_phantom_merged")
@@ -133,7 +134,10 @@ def rebuild(backend: Backend, lines: ir.Table, inventory: ir.Table) -> None:
     backend.replace_table("analytics", "phantom_rates", day_rates(counted))
     for name, empty in empty_logs().items():
         backend.replace_table("analytics", name, empty)
-    backend.replace_table("analytics", "phantom_log", log_entry(lines, 0, None))
+    # Created from its declaration, then filled: the rebuild's horizon_before is NULL, whose type CREATE TABLE … AS
+    # cannot tell from the value on every engine (MySQL made it BINARY(0): the next night's date was "too long").
+    backend.create_table(LOG_TABLE)
+    backend.insert("analytics", "phantom_log", log_entry(lines, 0, None))
     _drop_scratch(backend)
 
 

@@ -28,7 +28,16 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
-from retailflow.backends.base import SCHEMAS, Backend, Capabilities, EngineScalars, IntegerSums, hmac_pads
+from retailflow.backends.base import (
+    NOW,
+    SCHEMAS,
+    Backend,
+    Capabilities,
+    EngineScalars,
+    IntegerSums,
+    Value,
+    hmac_pads,
+)
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES
@@ -103,6 +112,20 @@ class _Compiler(EngineScalars, IntegerSums, MySQLCompiler):
         if to.is_string() and op.arg.dtype.is_string():
             return arg
         return super().visit_Cast(op, arg=arg, to=to)
+
+    def visit_Literal(self, op, *, value, dtype):
+        # Ibis writes a typed NULL bare, and CREATE TABLE … AS types a bare NULL column BINARY(0), where a later
+        # row's value is "too long": a date, time stamp or number says its type. (Text stays bare: CAST(NULL AS
+        # CHAR) makes a CHAR(0).)
+        if value is None and dtype.is_timestamp():
+            return sge.Cast(this=sge.Null(), to=sge.DataType.build("DATETIME(6)", dialect="mysql"))
+        if value is None and (dtype.is_date() or dtype.is_floating() or dtype.is_integer()):
+            return self.cast(sge.Null(), dtype)
+        return super().visit_Literal(op, value=value, dtype=dtype)
+
+    def visit_TimestampNow(self, op):
+        # CURRENT_TIMESTAMP keeps whole seconds here: two writes in one second would look the same.
+        return sge.CurrentTimestamp(this=sge.convert(6))
 
     def visit_RegexReplace(self, op, *, arg, pattern, replacement):
         return self.f.regexp_replace(arg, pattern, replacement)
@@ -297,6 +320,11 @@ class MySQLBackend(Backend):
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         # MySQL commits implicitly before any DDL, so only row changes are atomic here.
         return self._joined_transaction(self._raw.begin, self._raw.commit, self._raw.rollback)
+
+    def sql_value(self, value: Value) -> str:
+        # NOW with microseconds, as the other engines have it (DATETIME(6) columns keep them): whole seconds could
+        # not tell two writes in one second apart (a churn refit from the fit before it).
+        return "CURRENT_TIMESTAMP(6)" if value is NOW else super().sql_value(value)
 
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
         # DDL cannot be rolled back here: build the new table aside, then swap with one atomic RENAME.
