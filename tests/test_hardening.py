@@ -49,13 +49,12 @@ def test_nul_bytes_are_refused_with_the_line(backend, tmp_path):
     assert backend.scalar("SELECT count(*) FROM audit.batches") == 0
 
 
+# DuckDB's file itself is locked by the first process; inside one process the connection is shared, so the lock
+# is the engine's, checked in test_cli.
+@pytest.mark.engines("postgres", "mysql")
 def test_a_second_writer_is_refused(db_url):
     first = connect(db_url)
     try:
-        if db_url.startswith("duckdb"):
-            # The DuckDB file itself is locked by the first process; inside one process the
-            # connection is shared, so the lock is the engine's, checked in test_cli.
-            pytest.skip("DuckDB refuses a second process at the file lock (covered by the CLI test)")
         first.lock_for_writing()
         second = connect(db_url)
         with pytest.raises(UserError, match="another retailflow process is writing"):

@@ -69,14 +69,14 @@ def test_staging_is_typed(staged_sample):
 
 def test_staging_declares_keys(staged_sample):
     backend = staged_sample
-    if backend.declares_fact_keys:
+    if backend.capabilities.declares_fact_keys:
         with pytest.raises(Exception):  # noqa: B017 (each engine raises its own driver error)
             with backend.transaction():
                 backend.execute("INSERT INTO staging.store_sales_line_items VALUES "
                                 "('999', 'NOPE', 'P01', NULL, 1, 1.00, 1, 1)")
     else:
         assert "PRIMARY KEY" not in backend.staging_ddl(ENTITIES["store_sales_line_items"])
-    if backend.declares_master_keys:
+    if backend.capabilities.declares_master_keys:
         with pytest.raises(Exception):  # noqa: B017 (each engine raises its own driver error)
             with backend.transaction():
                 backend.execute("INSERT INTO staging.stores VALUES ('ST01', 'x', 'x', 'x', NULL, 1, 1)")
