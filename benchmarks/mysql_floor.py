@@ -13,11 +13,16 @@ import time
 import uuid
 from pathlib import Path
 
-from floor import create_floor_tables, keep_castable_rows
+from floor import cast_insert_sql, create_floor_tables, keep_castable_rows
 
 from retailflow.backends import connect
 from retailflow.backends.mysql import drop_database
-from retailflow.model import ENTITIES
+from retailflow.model import ENTITIES, Column
+
+
+def cast_or_keep_text(column: Column) -> str:
+    """A text column as it is; any other cast to its type."""
+    return f'"{column.name}"' if column.type == "text" else f'CAST("{column.name}" AS {column.sql_type})'
 
 
 def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
@@ -42,12 +47,7 @@ def mysql_floor_seconds(files: list[Path], server_url: str) -> dict[str, float]:
         cast_started = time.perf_counter()
         with backend.transaction():
             for entity_name in by_entity:
-                entity = ENTITIES[entity_name]
-                names = ", ".join(f'"{column.name}"' for column in entity.columns)
-                casts = ", ".join(f'"{column.name}"' if column.type == "text" else
-                                  f'CAST("{column.name}" AS {column.sql_type})' for column in entity.columns)
-                backend.execute(f'INSERT INTO staging."floor_{entity_name}" ({names}) '
-                                f'SELECT {casts} FROM raw."floor_clean_{entity_name}"')
+                backend.execute(cast_insert_sql(ENTITIES[entity_name], cast_or_keep_text))
         finished = time.perf_counter()
         return {"load_seconds": copied - started, "cast_keyed_insert_seconds": finished - cast_started,
                 "seconds": (copied - started) + (finished - cast_started)}

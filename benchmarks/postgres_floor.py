@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from floor import create_floor_tables, keep_castable_rows
+from floor import cast_insert_sql, create_floor_tables, keep_castable_rows
 
 from retailflow.backends import connect
 from retailflow.model import ENTITIES
@@ -46,11 +46,7 @@ def postgres_floor_seconds(files: list[Path], server_url: str) -> dict[str, floa
         connection.commit()
         cast_started = time.perf_counter()
         for entity_name in by_entity:
-            entity = ENTITIES[entity_name]
-            names = ", ".join(f'"{column.name}"' for column in entity.columns)
-            casts = ", ".join(f'CAST("{column.name}" AS {column.sql_type})' for column in entity.columns)
-            backend.execute(f'INSERT INTO staging."floor_{entity_name}" ({names}) '
-                            f'SELECT {casts} FROM raw."floor_clean_{entity_name}"')
+            backend.execute(cast_insert_sql(ENTITIES[entity_name]))
         connection.commit()
         finished = time.perf_counter()
         return {"copy_seconds": copied - started, "cast_keyed_insert_seconds": finished - cast_started,

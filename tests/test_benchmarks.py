@@ -16,7 +16,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 @pytest.mark.parametrize("arguments, fields", [
     (["startup.py", "--runs", "1"], {"help_seconds", "reconcile_empty_seconds", "targets_met"}),
     (["generate.py", "5000", "--no-inventory"], {"line_items", "line_items_per_second"}),
-    (["ingest_validate.py", "--line-items", "5000"], {"ingest_seconds", "validate_seconds", "ratio_to_floor"}),
+    (["ingest_validate.py", "--line-items", "2000", "--days", "7", "--stores", "3", "--products", "40", "--shape",
+      "per-entity"], {"ingest_seconds", "validate_seconds", "ratio_to_floor", "floor_seconds", "typed_load_seconds",
+                      "run_seconds", "idle_command_seconds", "ratio_run_to_floor", "ratio_to_typed_load"}),
     (["daily.py", "--line-items", "4000", "--days", "7", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
     (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
