@@ -46,7 +46,9 @@ test: system-deps $(VENV)/.dev-installed
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py --line-items 1000000
 
-# The generated-dataset Spark parity run (about 2.5 more minutes), beside what `make test` runs.
+# The whole loop on Spark beside DuckDB (parity): the sample and the generated shop on a local session, the sample
+# on a standalone cluster (a master and two workers) and through a Spark Connect server, each started by the
+# tests; 15-25 minutes on 2 cores, beside what `make test` runs.
 test-spark-full: $(VENV)/.dev-installed
 	RETAILFLOW_TEST_SPARK_FULL=1 $(BIN)/python -m pytest tests/test_pyspark.py -q
 

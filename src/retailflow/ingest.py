@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -10,8 +11,8 @@ from pathlib import Path
 from retailflow import catalog
 from retailflow.backends import NOW, Backend
 from retailflow.errors import UserError
-from retailflow.model import ENTITIES, Entity
-from retailflow.privacy.pseudonyms import suppress_erased
+from retailflow.model import ENTITIES, Entity, person_references
+from retailflow.privacy.pseudonyms import erasures_on_record, suppress_erased
 from retailflow.sources import parsing
 from retailflow.sources.mapping import Source, SourceMap, contract_source
 from retailflow.sources.reading import Feed, FilePlan, plan_file
@@ -112,59 +113,110 @@ def ingest(backend: Backend, files: Iterable[tuple[Path, Source | Entity]],
     """
     earlier: dict[str, list[list[str]]] = {}
     planned = [_plan(backend, path, source, earlier) for path, source in files]
-    results: list[IngestResult] = []
     with backend.transaction():
-        for plan in planned:
-            for result in _load(backend, plan, restate):
-                results.append(result)
-                on_loaded(result)
+        results = _load(backend, planned, restate, on_loaded)
         backend.analyse_loaded_tables()
     return results
 
 
-def _load(backend: Backend, plan: FilePlan, restate: bool = False) -> list[IngestResult]:
-    results = []
-    with plan.rows() as feeds:
-        for feed, rows in feeds:
-            results.append(_load_feed(backend, plan, feed, rows, restate))
-    fact = next(result for result in results if result.entity == plan.entity.name)
-    if fact.status == "loaded":
-        fact.note = "; ".join(filter(None, [*plan.notes, fact.note]))
-    return results
+@dataclass
+class _Slot:
+    """One entity's rows of one planned file, in file order: its result once known, and its load when it loads."""
+
+    plan: FilePlan
+    feed: Feed
+    rows: parsing.FileRows
+    result: IngestResult | None = None
+    batch_id: int | None = None
+    mode: str = "append"
+    extra: tuple[str, ...] = ()
 
 
-def _load_feed(backend: Backend, plan: FilePlan, feed: Feed, rows: parsing.FileRows,
-               restate: bool) -> IngestResult:
-    entity = feed.entity
-    previous = backend.fetch_dicts(
-        f"SELECT batch_id, source_file FROM audit.batches WHERE sha256 = {backend.literal(plan.sha256)} "
-        f"AND entity = {backend.literal(entity.name)} ORDER BY batch_id LIMIT 1")
-    if previous:
-        nothing_to_do = "; nothing to restate, the day is staged as sent" if restate and not entity.master else ""
-        return IngestResult(plan.path, entity.name, "skipped", int(previous[0]["batch_id"]),
-                            note=f"identical to batch {previous[0]['batch_id']} ({previous[0]['source_file']})"
-                                 f"{nothing_to_do}")
-    mode = "derived" if feed.derived_master else "restate" if restate and not entity.master else "append"
+def _load(backend: Backend, planned: Sequence[FilePlan], restate: bool,
+          on_loaded: Callable[[IngestResult], None]) -> list[IngestResult]:
+    """Load every planned file: batch ids given up front in file order, each entity's files in one bulk_load_files
+    call, the audit.batches rows in one INSERT; `on_loaded` hears of the files in order, as soon as each is done."""
+    with contextlib.ExitStack() as stack:
+        slots = [_Slot(plan, feed, rows) for plan in planned for feed, rows in stack.enter_context(plan.rows())]
+        pending = _number(backend, slots, restate)
+        by_entity: dict[str, list[_Slot]] = {}
+        for slot in pending:
+            by_entity.setdefault(slot.feed.entity.name, []).append(slot)
+        erased: int | None = None
+        told = 0
+        for group in by_entity.values():
+            if erased is None and person_references().get(group[0].feed.entity.name) is not None:
+                erased = erasures_on_record(backend)  # once: suppress_erased costs a count per batch otherwise
+            _load_entity(backend, group, bool(erased))
+            while told < len(slots) and slots[told].result is not None:
+                on_loaded(slots[told].result)
+                told += 1
+        backend.append_values(catalog.table("audit.batches"), [(
+            slot.batch_id, slot.feed.entity.name, str(slot.plan.path), slot.plan.sha256, slot.plan.path.stat().st_size,
+            slot.result.rows, ",".join(slot.plan.header), ",".join(slot.extra), "loaded", NOW,
+            round(slot.result.seconds, 4), slot.mode, None if slot.plan.source.contract else slot.plan.source.name,
+            "; ".join(slot.plan.drift) or None) for slot in pending],
+            columns=["batch_id", "entity", "source_file", "sha256", "size_bytes", "rows", "columns", "extra_columns",
+                     "status", "loaded_at", "load_seconds", "mode", "source", "drift"])
+    for slot in slots[told:]:
+        on_loaded(slot.result)
+    return [slot.result for slot in slots]
+
+
+def _number(backend: Backend, slots: Sequence[_Slot], restate: bool) -> list[_Slot]:
+    """Give each slot to load its batch id, in file order; a file whose bytes an earlier batch of the entity loaded
+    (before, or earlier in this ingest) is skipped. Returns the slots to load."""
+    if not slots:
+        return []
+    hashes = ", ".join(backend.literal(sha) for sha in sorted({slot.plan.sha256 for slot in slots}))
+    loaded: dict[tuple[str, str], tuple[int, str]] = {}
+    for row in backend.fetch_dicts(f"SELECT batch_id, source_file, sha256, entity FROM audit.batches "
+                                   f"WHERE sha256 IN ({hashes}) ORDER BY batch_id"):
+        loaded.setdefault((row["sha256"], row["entity"]), (int(row["batch_id"]), row["source_file"]))
+    next_batch = None
+    pending = []
+    for slot in slots:
+        entity = slot.feed.entity
+        key = (slot.plan.sha256, entity.name)
+        if key in loaded:
+            batch_id, source_file = loaded[key]
+            nothing_to_do = "; nothing to restate, the day is staged as sent" if restate and not entity.master else ""
+            slot.result = IngestResult(slot.plan.path, entity.name, "skipped", batch_id,
+                                       note=f"identical to batch {batch_id} ({source_file}){nothing_to_do}")
+            continue
+        if next_batch is None:
+            next_batch = int(backend.scalar("SELECT coalesce(max(batch_id), 0) + 1 FROM audit.batches"))
+        slot.batch_id, next_batch = next_batch, next_batch + 1
+        loaded[key] = (slot.batch_id, str(slot.plan.path))
+        slot.mode = "derived" if slot.feed.derived_master else "restate" if restate and not entity.master else "append"
+        slot.extra = tuple(name for name in slot.rows.columns if name not in entity.column_names)
+        pending.append(slot)
+    return pending
+
+
+def _load_entity(backend: Backend, group: Sequence[_Slot], suppress: bool) -> None:
+    """Load one entity's files with one bulk_load_files call and record each file's result."""
+    entity = group[0].feed.entity
     started = time.perf_counter()
-    batch_id = int(backend.scalar("SELECT coalesce(max(batch_id), 0) + 1 FROM audit.batches"))
-    extra = [name for name in rows.columns if name not in entity.column_names]
-    backend.add_text_columns(entity.name, extra)
-    loaded = backend.bulk_load(rows, entity.name, batch_id, plan.path.name)
-    suppressed = suppress_erased(backend, entity, batch_id)
+    backend.add_text_columns(entity.name, list(dict.fromkeys(name for slot in group for name in slot.extra)))
+    counts = backend.bulk_load_files(entity.name, [(slot.rows, slot.batch_id, slot.plan.path.name) for slot in group])
+    suppressed = [suppress_erased(backend, entity, slot.batch_id) if suppress else 0 for slot in group]
     seconds = time.perf_counter() - started
-    source = None if plan.source.contract else plan.source.name
-    backend.append_values(catalog.table("audit.batches"), [(
-        batch_id, entity.name, str(plan.path), plan.sha256, plan.path.stat().st_size, loaded, ",".join(plan.header),
-        ",".join(extra), "loaded", NOW, round(seconds, 4), mode, source, "; ".join(plan.drift) or None)],
-        columns=["batch_id", "entity", "source_file", "sha256", "size_bytes", "rows", "columns", "extra_columns",
-                 "status", "loaded_at", "load_seconds", "mode", "source", "drift"])
-    notes = []
-    if feed.derived_master:
-        notes.append(f"derived from {plan.path.name} ({plan.source.name})")
-    elif feed.key is not None:
-        notes.append(f"one per {', '.join(entity.primary_key)} of {plan.path.name}")
-    if suppressed:
-        notes.append(f"{suppressed} row(s) of erased customers pseudonymised")
-    if mode == "restate":
-        notes.append("restates its dates when validated")
-    return IngestResult(plan.path, entity.name, "loaded", batch_id, loaded, seconds, note="; ".join(notes))
+    total = sum(counts)
+    for slot, loaded, erased in zip(group, counts, suppressed):
+        plan = slot.plan
+        notes = []
+        if slot.feed.derived_master:
+            notes.append(f"derived from {plan.path.name} ({plan.source.name})")
+        elif slot.feed.key is not None:
+            notes.append(f"one per {', '.join(entity.primary_key)} of {plan.path.name}")
+        if erased:
+            notes.append(f"{erased} row(s) of erased customers pseudonymised")
+        if slot.mode == "restate":
+            notes.append("restates its dates when validated")
+        if entity.name == plan.entity.name:
+            notes = [*filter(None, plan.notes), *notes]
+        # The files load together: each is given its share of the time by its rows.
+        share = loaded / total if total else 1 / len(group)
+        slot.result = IngestResult(plan.path, entity.name, "loaded", slot.batch_id, loaded, seconds * share,
+                                   note="; ".join(notes))

@@ -142,20 +142,6 @@ class Backend(abc.ABC):
     #: What the engine can do and how it behaves (each engine sets its own).
     capabilities = Capabilities()
 
-    # The capability flags by their former names, for callers outside the package not yet reading
-    # `capabilities` (tables.matching, tests/quality/test_engine.py).
-    @property
-    def joins_exists_per_row(self) -> bool:
-        return self.capabilities.joins_exists_per_row
-
-    @property
-    def declares_fact_keys(self) -> bool:
-        return self.capabilities.declares_fact_keys
-
-    @property
-    def declares_master_keys(self) -> bool:
-        return self.capabilities.declares_master_keys
-
     def __init__(self, url: str) -> None:
         self.url = url
         self.ibis = self._connect()
@@ -231,6 +217,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def bulk_load(self, rows: FileRows, table: str, batch_id: int, source_name: str) -> int:
         """Append one entity's rows of a file to raw.<table> with the engine's native bulk path; returns rows loaded."""
+
+    def bulk_load_files(self, table: str, loads: Sequence[tuple[FileRows, int, str]]) -> list[int]:
+        """Append one entity's rows of many files, each (rows, batch id, source name), to raw.<table>; returns the
+        rows loaded per file, in order. One bulk_load per file here; an engine that reads files itself reads them
+        at once."""
+        return [self.bulk_load(rows, table, batch_id, source_name) for rows, batch_id, source_name in loads]
 
     @abc.abstractmethod
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:

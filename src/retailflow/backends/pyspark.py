@@ -31,6 +31,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -39,6 +40,7 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlglot
 import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
@@ -59,7 +61,7 @@ from retailflow.errors import UserError
 from retailflow.sources import parsing
 
 try:
-    from pyspark.sql import Observation, SparkSession
+    from pyspark.sql import Observation, SparkSession, Window
     from pyspark.sql import functions as spark_functions
 except ImportError:  # the extra is not installed: connecting says how to install it
     SparkSession = None
@@ -76,8 +78,13 @@ CHANGED = "__rf_changed"
 MATCHED = "__rf_matched"
 
 #: Settings every session gets. ANSI off: a division by zero or a cast of text that is not a
-#: number gives NULL, as on DuckDB, instead of failing the whole statement.
-SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC"}
+#: number gives NULL, as on DuckDB, instead of failing the whole statement. Constraint propagation off:
+#: on validate's wide plans (a rule per column, each a CASE over the same cells) the optimizer's
+#: inference of constraints filled a 1 GB driver's heap and ran for minutes in full garbage
+#: collections (a thread dump of the sample's run, 2026-12-06: getAllValidConstraints); it only
+#: adds redundant filters, so results are the same without it.
+SESSION_SETTINGS = {"spark.sql.ansi.enabled": "false", "spark.sql.session.timeZone": "UTC",
+                    "spark.sql.constraintPropagation.enabled": "false"}
 #: Backends of this process using each session (by warehouse or Connect URL); the last one to close stops it.
 _OPEN: collections.Counter[str] = collections.Counter()
 #: Per local warehouse this process has open, its lock file (held while a session uses the warehouse).
@@ -454,8 +461,9 @@ class PySparkBackend(Backend):
 
     # -- writes -----------------------------------------------------------------------------
 
-    def _append(self, frame, schema: str, table: str) -> int:
-        """Append a DataFrame to schema.table, matching columns by name; returns the rows written."""
+    def _append(self, frame, schema: str, table: str, measures: Mapping[str, object] | None = None):
+        """Append a DataFrame to schema.table, matching columns by name; returns the rows written (or, given
+        `measures`, those aggregates of the rows written, by name, computed in the same pass)."""
         target = self.qualified(schema, table)
         types = self._column_types(target)
         present = set(frame.columns)
@@ -467,8 +475,9 @@ class PySparkBackend(Backend):
             else spark_functions.lit(None).cast(sql_type).alias(name)
             for name, sql_type in types])
         counts = Observation()
-        ordered.observe(counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.insertInto(target)
-        return int(counts.get["rows"])
+        observed = measures or {"rows": spark_functions.count(spark_functions.lit(1))}
+        ordered.observe(counts, *(measure.alias(name) for name, measure in observed.items())).write.insertInto(target)
+        return counts.get if measures else int(counts.get["rows"])
 
     def insert(self, schema: str, table: str, expr: ir.Table, constants: Mapping[str, int] | None = None) -> int:
         # Spark reports no row count for INSERT: an observed count on the written rows gives it in the same pass.
@@ -513,23 +522,200 @@ class PySparkBackend(Backend):
         return value.try_cast(logical_type)
 
     def bulk_load(self, rows: parsing.FileRows, table: str, batch_id: int, source_name: str) -> int:
-        """DuckDB parses the file (as for every engine), Spark reads the rows it wrote as Parquet.
+        """One file as bulk_load_files reads a file Spark does not read itself (DuckDB parses it)."""
+        return self._parsed_here(table, [(rows, batch_id, source_name)])[0]
 
-        That is Spark's native bulk path (spark.read) fed by the one parser every engine shares,
-        so NULL and empty text, quoting and line numbers come out as on DuckDB. Over Spark Connect
-        the cluster cannot read a local file: the parsed rows go as Arrow batches instead.
-        """
-        select = rows.select_sql(batch_id, source_name)
+    def bulk_load_files(self, table: str, loads: Sequence[tuple[parsing.FileRows, int, str]]) -> list[int]:
+        """Spark reads the files itself, all at once, when each is a file's own columns (no expressions, no
+        derived rows) in CSV or Parquet that Spark reads exactly as DuckDB does (file_reads): one read per kind
+        of file, one append; the rows never pass through this process. Otherwise, and when a row has more values
+        than the header (which DuckDB names with its line), DuckDB parses them here (_parsed_here): nothing was
+        written by the refused append."""
+        if not loads:
+            return []
+        reads = file_reads(loads)
+        if reads is None:
+            return self._parsed_here(table, loads)
+        local = not self.is_connect
+        if local:  # a refused row is answered below: Spark's page of task errors would only hide the answer
+            self._session.sparkContext.setLogLevel("OFF")
         try:
-            if self.is_connect:
-                arrow = duckdb.connect().execute(select).to_arrow_table()
-                return self._append(self._session.createDataFrame(arrow), "raw", table)
-            with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
-                parsed = Path(folder) / "rows.parquet"
-                duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT parquet)")
-                return self._append(self._session.read.parquet(str(parsed)), "raw", table)
-        except duckdb.Error as error:
-            raise parsing.explain_read_error(rows.path, error) from None
+            return self._load_files(table, loads, reads)
+        except Exception as error:
+            if not any(kind in str(error) for kind in SPARK_READ_REFUSALS):
+                raise
+        finally:
+            if local:
+                self._session.sparkContext.setLogLevel("ERROR")
+        return self._parsed_here(table, loads)
+
+    def _parsed_here(self, table: str, loads: Sequence[tuple[parsing.FileRows, int, str]]) -> list[int]:
+        """DuckDB parses every file here (as for every engine), then Spark appends all their rows at once: as
+        Parquet files it reads, or over Spark Connect (whose cluster cannot read a local file) as Arrow batches.
+
+        That is Spark's native bulk path (spark.read) fed by the one parser every engine shares, so NULL and empty
+        text, quoting and line numbers come out as on DuckDB; a file DuckDB cannot read is refused before anything
+        is written."""
+        with tempfile.TemporaryDirectory(prefix="retailflow-") as folder:
+            frames = []
+            for index, (rows, batch_id, source_name) in enumerate(loads):
+                select = rows.select_sql(batch_id, source_name)
+                try:
+                    if self.is_connect:
+                        frames.append(self._session.createDataFrame(duckdb.connect().execute(select).to_arrow_table()))
+                    else:
+                        parsed = Path(folder) / f"rows-{index}.parquet"
+                        duckdb.connect().execute(f"COPY ({select}) TO '{parsed}' (FORMAT parquet)")
+                        frames.append(self._session.read.parquet(str(parsed)))
+                except duckdb.Error as error:
+                    raise parsing.explain_read_error(rows.path, error) from None
+            return self._append_files(table, loads, frames)
+
+    def _load_files(self, table: str, loads: Sequence[tuple[parsing.FileRows, int, str]],
+                    reads: Sequence[SparkRead]) -> list[int]:
+        """One Spark read per kind of file, each row with its file's batch id, name and line; one append."""
+        F = spark_functions
+        frames = []
+        for read in reads:
+            chosen = [loads[index] for index in read.loads]
+            # The path as a string, absolute: Spark (or a Spark Connect server) resolves it on its side.
+            paths = [str(rows.path.absolute()) for rows, _, _ in chosen]
+            if read.format == "csv":
+                positional = [f"_c{index}" for index in range(len(read.header))]
+                # A row with another count of values than the header keeps its text in CORRUPT (and its values,
+                # padded with NULL when fewer, as DuckDB pads them).
+                frame = self._session.read.csv(
+                    paths, schema=", ".join(f"{name} STRING" for name in [*positional, CORRUPT]), header=True,
+                    sep=read.delimiter, quote=read.quote, escape=read.quote, lineSep=read.line_ending,
+                    multiLine=True, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, encoding="UTF-8")
+                values = [F.col(name) for name in positional]
+                # One split per file (multiLine): the ids rise through each file in its order.
+                order = F.monotonically_increasing_id()
+                # More values than the header: its delimiters outside quoted values counted. Spark stops, and
+                # DuckDB then names the row (the client path).
+                unquoted = F.regexp_replace(CORRUPT, '"(?:[^"]|"")*"', "")
+                count = F.length(unquoted) - F.length(F.replace(unquoted, F.lit(read.delimiter))) + 1
+                too_many = F.col(CORRUPT).isNotNull() & (count > len(read.header))
+            else:
+                frame = self._session.read.parquet(*paths)
+                values = [F.col(_backquoted(name)).cast("string") for name in frame.columns]
+                order = F.col("_metadata.row_index")
+                too_many = F.lit(False)
+            # Spark names the file it read URL-encoded ("a%20b.csv"), '+' as it is (which url_decode would read as
+            # a space); the files of one read have distinct names.
+            read_name = F.expr("url_decode(replace(_metadata.file_name, '+', '%2B'))")
+
+            def per_file(results, chosen=chosen, read_name=read_name):
+                cases = F
+                for (rows, _, _), result in zip(chosen, results):
+                    cases = cases.when(read_name == F.lit(rows.path.name), F.lit(result))
+                return cases
+
+            position = {name: index for index, name in enumerate(read.header)}
+            frame = frame.select(
+                *(values[position[name]].alias(column) for column, name in zip(read.columns, read.names)),
+                F.when(too_many, F.raise_error(F.lit(TOO_MANY_VALUES)))
+                .otherwise(per_file([batch_id for _, batch_id, _ in chosen])).alias("_batch_id"),
+                per_file([source_name for _, _, source_name in chosen]).alias("_source_file"),
+                per_file([rows.first_line for rows, _, _ in chosen]).alias("_first"), order.alias("_order"))
+            line = F.row_number().over(Window.partitionBy("_batch_id").orderBy("_order")) + F.col("_first") - 1
+            frames.append(frame.select(*(F.col(_backquoted(column)) for column in read.columns), "_batch_id",
+                                       "_source_file", line.alias("_source_line")))
+        return self._append_files(table, loads, frames)
+
+    def _append_files(self, table: str, loads: Sequence[tuple[parsing.FileRows, int, str]], frames: list) -> list[int]:
+        """Append the files' rows (`frames`, their union) to raw.<table> in one write; the rows of each file."""
+        F = spark_functions
+        combined = frames[0]
+        for frame in frames[1:]:
+            combined = combined.unionByName(frame, allowMissingColumns=True)
+        measures = {f"b{batch_id}": F.count_if(F.col("_batch_id") == F.lit(batch_id)) for _, batch_id, _ in loads}
+        counts = self._append(combined, "raw", table, measures)
+        return [int(counts[f"b{batch_id}"]) for _, batch_id, _ in loads]
+
+
+#: The column of a CSV row's text when it has another count of values than the header.
+CORRUPT = "_rf_corrupt_row"
+#: The error a row with more values than the header raises in Spark.
+TOO_MANY_VALUES = "retailflow: a row has more values than the header"
+#: What Spark says when it refuses a file (or cannot find it, over Spark Connect on another machine).
+SPARK_READ_REFUSALS = (TOO_MANY_VALUES, "MALFORMED_RECORD_IN_PARSING", "MALFORMED_CSV_RECORD", "FAILED_READ_FILE",
+                       "PATH_NOT_FOUND")
+#: Parquet types whose text Spark writes as DuckDB does (CAST AS VARCHAR); other types are read by DuckDB.
+SAME_TEXT_TYPES = ("string", "large_string", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                   "bool", "date32[day]")
+#: Characters a Spark path reads as a pattern or cannot hold (a file so named is read by DuckDB).
+PATTERN_CHARACTERS = set("*?[]{}\\:")
+
+
+@dataclass(frozen=True)
+class SparkRead:
+    """Files Spark reads in one go: one format, header and read options, the same columns of raw from the same
+    file columns, distinct file names; `loads` are their indexes in the call."""
+
+    format: str
+    header: tuple[str, ...]
+    columns: tuple[str, ...]
+    names: tuple[str, ...]
+    delimiter: str = ","
+    quote: str = '"'
+    line_ending: str = "\n"
+    #: A Parquet file's types (its column types, which every file of a read must share).
+    types: tuple[str, ...] = ()
+    loads: tuple[int, ...] = ()
+
+
+def file_reads(loads: Sequence[tuple[parsing.FileRows, int, str]]) -> list[SparkRead] | None:
+    """The reads in which Spark reads every file of `loads` as DuckDB does (parsing.relation_sql), byte for byte;
+    None when one file is not such a file."""
+    kinds: dict[tuple, list[int]] = {}
+    for index, (rows, _, _) in enumerate(loads):
+        kind = _read_kind(rows)
+        if kind is None:
+            return None
+        kinds.setdefault(kind, []).append(index)
+    reads = []
+    for kind, indexes in kinds.items():
+        # Spark tells a row's file by its name: a name twice, a read more.
+        batches: list[tuple[set[str], list[int]]] = []
+        for index in indexes:
+            name = loads[index][0].path.name
+            batch = next((batch for batch in batches if name not in batch[0]), None)
+            if batch is None:
+                batches.append(batch := (set(), []))
+            batch[0].add(name)
+            batch[1].append(index)
+        reads += [SparkRead(*kind, loads=tuple(batch[1])) for batch in batches]
+    return reads
+
+
+def _read_kind(rows: parsing.FileRows) -> tuple | None:
+    """What a file's read must share with the files read with it, None when Spark cannot read it as DuckDB does."""
+    plain = rows.plain_columns()
+    relation = rows.relation
+    if plain is None or relation.path != rows.path or PATTERN_CHARACTERS & set(str(rows.path)):
+        return None
+    read = relation.read
+    common = (tuple(relation.columns), tuple(rows.columns), tuple(plain))
+    if parsing.file_format(rows.path) == "parquet":
+        try:
+            schema = pq.read_schema(rows.path)
+        except (OSError, pa.ArrowException):
+            return None
+        if ([name.strip().lower() for name in schema.names] != list(relation.columns)
+                or any(str(field.type) not in SAME_TEXT_TYPES for field in schema)):
+            return None
+        return ("parquet", *common, ",", '"', "\n", tuple(str(field.type) for field in schema))
+    if not read.header or read.skip or read.encoding != "utf-8" or read.quote != '"':
+        return None
+    facts = parsing.text_facts(rows.path)
+    if not facts.utf8 or facts.line_ending is None or not facts.even_quotes:
+        return None
+    return ("csv", *common, read.delimiter, read.quote, facts.line_ending, ())
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _lock_warehouse(warehouse: Path) -> None:

@@ -2,6 +2,9 @@
 
 DuckDB's CSV reader handles quotes, CRLF, BOM and ragged rows well and streams large files,
 so it is the single parser; each backend then moves the parsed rows with its own bulk path.
+Spark alone reads a plain file itself (backends/pyspark.py, file_reads), where its reader gives
+exactly what DuckDB's does: relation_sql says what it reads (RelationSql) and the hashing pass
+what the file's text is like (text_facts).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,19 +27,80 @@ READ_CHUNK = 1 << 20
 
 
 def sha256_of(path: Path) -> str:
-    """The file's SHA-256; a UserError if it holds a NUL byte (no engine stores those as text)."""
+    """The file's SHA-256; a UserError if a CSV file holds a NUL byte (no engine stores those as text; Parquet, a
+    binary format, is full of them).
+
+    The same pass notes how the file's text is written (text_facts), for an engine that reads the file itself."""
+    text = file_format(path) == "csv"
     digest = hashlib.sha256()
-    newlines = 0
+    newlines = crlf = lone_cr = quotes = 0
+    previous = b""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
     with path.open("rb") as handle:
+        stat = os.fstat(handle.fileno())
         while chunk := handle.read(READ_CHUNK):
             digest.update(chunk)
-            nul = chunk.find(b"\x00")
+            nul = chunk.find(b"\x00") if text else -1
             if nul >= 0:
                 line = newlines + chunk.count(b"\n", 0, nul) + 1
                 raise UserError(f"{path}:{line}: contains a NUL byte (binary or UTF-16 data?); "
                                 "remove it or re-export the file as UTF-8 text")
             newlines += chunk.count(b"\n")
+            quotes += chunk.count(b'"')
+            crlf += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
+            lone_cr += chunk.count(b"\r")
+            previous = chunk[-1:]
+            # ASCII (most exports) is UTF-8 as it is, unless a character began in the chunk before.
+            if utf8 and text and not (chunk.isascii() and not decoder.getstate()[0]):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    # \r counted once each: those before a \n are CRLF, the others stand alone (old Mac endings or inside values).
+    lone_cr -= crlf
+    if lone_cr or (crlf and crlf != newlines):
+        ending = None
+    else:
+        ending = "\r\n" if crlf else "\n"
+    _FACTS[_identity(path, stat)] = TextFacts(utf8, ending, quotes % 2 == 0)
     return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TextFacts:
+    """How a file's bytes are written, as an engine reading the file itself needs to know."""
+
+    #: Whether the bytes are valid UTF-8 (another engine's reader might replace what is not, where DuckDB refuses).
+    utf8: bool
+    #: The one line ending of the file ("\n" or "\r\n"), None when it mixes them or has a lone "\r" (even inside a
+    #: quoted value).
+    line_ending: str | None
+    #: Whether it has an even number of double quotes: a quote left open (which DuckDB refuses, where another reader
+    #: might take the rest of the file as its value) or a stray one makes it odd.
+    even_quotes: bool = True
+
+
+#: Facts of the files hashed by this process, by (path, size, modification time).
+_FACTS: dict[tuple[str, int, int], TextFacts] = {}
+
+
+def _identity(path: Path, stat: os.stat_result) -> tuple[str, int, int]:
+    return str(Path(path).absolute()), stat.st_size, stat.st_mtime_ns
+
+
+def text_facts(path: Path) -> TextFacts:
+    """The facts sha256_of noted of the file as it is now (it is read again when it was not, or has changed)."""
+    facts = _FACTS.get(_identity(path, path.stat()))
+    if facts is None:
+        sha256_of(path)
+        facts = _FACTS[_identity(path, path.stat())]
+    return facts
 
 
 def file_format(path: Path) -> str:
@@ -99,15 +164,30 @@ def first_line(path: Path, read: ReadOptions = ReadOptions()) -> int:
     return 1 if file_format(path) == "parquet" else read.skip + (2 if read.header else 1)
 
 
-def relation_sql(path: Path, columns: Sequence[str], read: ReadOptions = ReadOptions()) -> str:
+class RelationSql(str):
+    """The SQL of relation_sql, which also says what it reads: the file, its columns and the read options (for an
+    engine that reads the file itself rather than through DuckDB)."""
+
+    path: Path
+    columns: tuple[str, ...]
+    read: ReadOptions
+
+    def __new__(cls, sql: str, path: Path, columns: Sequence[str], read: ReadOptions) -> RelationSql:
+        relation = super().__new__(cls, sql)
+        relation.path, relation.columns, relation.read = path, tuple(columns), read
+        return relation
+
+
+def relation_sql(path: Path, columns: Sequence[str], read: ReadOptions = ReadOptions()) -> RelationSql:
     """A DuckDB relation of the file's rows, every column as text under the names `columns` (in file order)."""
     if file_format(path) == "parquet":
         values = ", ".join(f'CAST("{_ident(name)}" AS VARCHAR) AS "{_ident(name)}"' for name in columns)
-        return f"(SELECT {values} FROM read_parquet({_quote(path)}))"
+        return RelationSql(f"(SELECT {values} FROM read_parquet({_quote(path)}))", path, columns, read)
     struct = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name in columns)
-    return (f"read_csv({_quote(path)}, header = {str(read.header).lower()}, skip = {read.skip}, auto_detect = false, "
-            f"delim = {_quote(read.delimiter)}, quote = {_quote(read.quote)}, escape = {_quote(read.quote)}, "
-            f"null_padding = true, strict_mode = true, encoding = 'utf-8', columns = {{{struct}}})")
+    return RelationSql(
+        f"read_csv({_quote(path)}, header = {str(read.header).lower()}, skip = {read.skip}, auto_detect = false, "
+        f"delim = {_quote(read.delimiter)}, quote = {_quote(read.quote)}, escape = {_quote(read.quote)}, "
+        f"null_padding = true, strict_mode = true, encoding = 'utf-8', columns = {{{struct}}})", path, columns, read)
 
 
 @dataclass(frozen=True)
@@ -124,6 +204,16 @@ class FileRows:
     first_line: int
     key: tuple[str, ...] | None = None
     where: str | None = None
+
+    def plain_columns(self) -> list[str] | None:
+        """The file column each of `columns` is, when the rows are the file's own, every value a column of the file
+        as read (no expression, no derived rows); else None."""
+        header = getattr(self.relation, "columns", None)
+        if header is None or self.key is not None or self.where is not None:
+            return None
+        names = {f'"{_ident(name)}"': name for name in header}
+        plain = [names.get(value) for value in self.values]
+        return None if None in plain else plain
 
     @property
     def numbers_itself(self) -> bool:
