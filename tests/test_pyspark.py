@@ -182,3 +182,43 @@ def test_the_cluster_reads_the_files_on_its_executors_as_duckdb_reads_them(spark
     assert not problems, "\n".join(problems)
     assert backend.scalar("SELECT count(*) FROM raw.store_sales_line_items") > 100
     assert backend.scalar("SELECT count(DISTINCT _source_file) FROM raw.store_sales_line_items") == 8
+
+
+class _Killed(Exception):
+    """Stands for the process being killed at that point."""
+
+
+def test_a_replace_killed_at_any_point_leaves_a_whole_table(spark, monkeypatch):
+    """replace_table writes the new rows aside and swaps them in; killed before the swap the old rows stay, killed
+    between its drop and its rename the next connection gives the new table its name (finish_swaps)."""
+    spark.execute("CREATE TABLE analytics.numbers (n BIGINT)")
+    spark.execute("INSERT INTO analytics.numbers VALUES (1), (2), (3), (4), (5)")
+    numbers = ibis.table({"n": "int64"}, name="numbers", database="analytics")
+
+    def values(*chosen: int) -> ibis.Table:
+        return numbers.filter(numbers.n.isin(chosen))
+
+    def stored() -> list[int]:
+        return sorted(row[0] for row in spark.fetch("SELECT n FROM analytics.t")[1])
+
+    assert spark.replace_table("analytics", "t", values(1, 2)) == 2
+
+    def swap_never_starts(schema, name):
+        raise _Killed
+
+    monkeypatch.setattr(spark, "_swap", swap_never_starts)
+    with pytest.raises(_Killed):
+        spark.replace_table("analytics", "t", values(3, 4, 5))
+    assert stored() == [1, 2]
+    assert spark.finish_swaps() == ["analytics.t"] and stored() == [1, 2]
+
+    def swap_killed_after_the_drop(schema, name):
+        spark._sql(f"DROP TABLE {spark.qualified(schema, name)}").collect()
+        raise _Killed
+
+    monkeypatch.setattr(spark, "_swap", swap_killed_after_the_drop)
+    with pytest.raises(_Killed):
+        spark.replace_table("analytics", "t", values(3, 4, 5))
+    assert not spark.has_table("analytics", "t")
+    assert spark.finish_swaps() == ["analytics.t"] and stored() == [3, 4, 5]
+    assert spark.tables("analytics") == ["numbers", "t"]

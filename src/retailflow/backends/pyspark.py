@@ -20,8 +20,11 @@ rules guarantee keys and references before a row is staged) and NOT NULL too (Sp
 tables accept it but never enforce it).
 
 Not atomic: `transaction()` is a no-op, so the crash-safety guarantees of the other engines do
-not hold here. A process killed during a stage can leave it half-written, and one killed during
-an INSERT OVERWRITE can leave that table empty; re-run the stage (or rebuild from the inputs).
+not hold here. A table replaced whole (replace_table) is written aside and swapped in, so a kill
+leaves the old table or, during the swap, the new one for the next connection to name
+(finish_swaps). Everything else can be half-done: a stage's tables are not replaced together, an
+append can be half-written, and a process killed during an INSERT OVERWRITE (a row change) can
+leave that table empty; re-run the stage (or rebuild from the inputs).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 from ibis.backends.sql.dialects import PySpark
 
 from retailflow.backends.base import (
+    SCHEMAS,
     Backend,
     Capabilities,
     EngineScalars,
@@ -72,6 +76,8 @@ WAREHOUSE_SETTING = "spark.retailflow.warehouse"
 DEFAULT_WAREHOUSE = "retailflow-spark"
 #: Temporary view holding a checkpointed result while it is written back.
 SCRATCH_VIEW = "rf_spark_rewrite"
+#: Suffix of the table replace_table writes before it takes the table's name.
+SWAP_SUFFIX = "__rf_new"
 #: Column a re-written UPDATE or DELETE marks the rows it changes with.
 CHANGED = "__rf_changed"
 #: Column marking the FROM source's rows in a re-written UPDATE ... FROM.
@@ -148,6 +154,10 @@ class PySparkBackend(Backend):
         # Backslash escapes in string literals.
         standard_string_literals=False,
     )
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.finish_swaps()
 
     @property
     def is_connect(self) -> bool:
@@ -500,13 +510,43 @@ class PySparkBackend(Backend):
             self._session.catalog.dropTempView(incoming)
 
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
-        target = self.qualified(schema, name)
-        self.execute(f"DROP TABLE IF EXISTS {target}")
+        """Write the new table aside (name + SWAP_SUFFIX), then swap it in (_swap): a process killed while the
+        rows are written leaves the previous table whole; one killed during the swap leaves the new one for the
+        next connection to finish (finish_swaps)."""
+        fresh = self.qualified(schema, name + SWAP_SUFFIX)
+        self._sql(f"DROP TABLE IF EXISTS {fresh}").collect()
         counts = Observation()
         self._session.sql(self.compile(expr)).observe(
-            counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.saveAsTable(target)
-        self._forget(sge.to_table(target, dialect=_Written))
-        return int(counts.get["rows"])
+            counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.saveAsTable(fresh)
+        rows = int(counts.get["rows"])
+        self._swap(schema, name)
+        return rows
+
+    def _swap(self, schema: str, name: str) -> None:
+        """Give schema.name + SWAP_SUFFIX, complete, the name schema.name: two metastore operations (drop, rename)."""
+        target, fresh = self.qualified(schema, name), self.qualified(schema, name + SWAP_SUFFIX)
+        self._sql(f"DROP TABLE IF EXISTS {target}").collect()
+        self._sql(f"ALTER TABLE {fresh} RENAME TO {target}").collect()
+        self._forget(None)
+
+    def finish_swaps(self) -> list[str]:
+        """Finish what a killed replace_table left: a table written aside whose old table is still there was never
+        swapped in (the stage did not finish: the old one stays, the new one goes); one whose old table is gone
+        was being swapped in (it is complete: it takes the name). Returns the tables it acted on."""
+        existing = {database.name for database in self._session.catalog.listDatabases()}
+        acted = []
+        for schema in (schema for schema in SCHEMAS if schema in existing):
+            rows = self._sql(f"SHOW TABLES IN {self.quote(schema)}").collect()
+            for fresh in (row.tableName for row in rows if not row.isTemporary and row.tableName.endswith(SWAP_SUFFIX)):
+                name = fresh[:-len(SWAP_SUFFIX)]
+                if self._session.catalog.tableExists(f"{schema}.{name}"):
+                    self._sql(f"DROP TABLE {self.qualified(schema, fresh)}").collect()
+                else:
+                    self._sql(f"ALTER TABLE {self.qualified(schema, fresh)} RENAME TO "
+                              f"{self.qualified(schema, name)}").collect()
+                acted.append(f"{schema}.{name}")
+        self._forget(None)
+        return acted
 
     def _translated(self, sql: str) -> str:
         return ";\n".join(tree.sql(self.dialect) for tree in self._parse(sql))
