@@ -30,7 +30,7 @@ from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.backends import NOW, Backend
 from retailflow.config import env
 from retailflow.errors import UserError
-from retailflow.tables import staging_table
+from retailflow.tables import matching, staging_table
 
 POLICIES = ("best", "stack")
 DEFAULT_TIERS = (("Bronze", 0), ("Silver", 500), ("Gold", 1500), ("Platinum", 4000))
@@ -39,6 +39,10 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EARNED, RESTATED, RETURNED = "earned", "restated", "returned"
 #: The stage's name in audit.stage_marks.
 STAGE = "loyalty"
+#: What ledger_changes compares booked and expected points by.
+LEDGER_KEY = ("transaction_id", "rule_id", "customer_id")
+#: The temporary table holding the expected ledger of a run (see run_loyalty).
+EXPECTED = "rf_loyalty_expected"
 
 
 def tiers_from_env() -> tuple[tuple[str, int], ...]:
@@ -109,7 +113,8 @@ def _ledger_rows(earned: ir.Table, headers: ir.Table, reason: str) -> ir.Table:
 
 
 def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
-                  policy: str = "best", originals: ir.Table | None = None, returns: bool = True) -> ir.Table:
+                  policy: str = "best", originals: ir.Table | None = None, returns: bool = True,
+                  exists_per_row: bool = False) -> ir.Table:
     """One row per transaction × rule whose points change a loyalty customer's balance: base, bonus, total, reason.
 
     A purchase (net total above 0) earns (reason 'earned'). A return (net total below 0) claws back (reason
@@ -124,6 +129,8 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
     which sale's threshold it breaks). Anonymous sales and voids earn nothing.
 
     `returns=False` says `headers` hold no return: the purchases' rows alone, without the joins returns need.
+    `exists_per_row`: the engine runs NOT EXISTS as a subquery per row (`Capabilities.joins_exists_per_row`), so
+    the returns naming no staged sale are found by a LEFT JOIN instead (the same rows).
     """
     originals = headers if originals is None else originals
     kept = counted_transactions(headers)
@@ -176,8 +183,15 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
         base_points=delta.after_base.fill_null(0) - delta.before_base.fill_null(0),
         bonus_points=delta.after_bonus.fill_null(0) - delta.before_bonus.fill_null(0))
     sold = named.select(_named=named.transaction_id)
-    unlinked = return_rows.filter(return_rows.customer_id.notnull()).anti_join(
-        sold, return_rows.transaction_id == sold._named)
+    carded = return_rows.filter(return_rows.customer_id.notnull())
+    if exists_per_row:
+        # NOT EXISTS would scan `named` again for every staged transaction (MariaDB tests it before the return
+        # filter): 4.7k headers took 21 s, 26k over 4 minutes. The returns without a sale, by a LEFT JOIN it hashes.
+        marked = sold.distinct().mutate(_sold=ibis.literal(True))
+        unlinked = carded.left_join(marked, carded.transaction_id == marked._named).select(*carded.columns, "_sold")
+        unlinked = unlinked.filter(unlinked._sold.isnull()).drop("_sold")
+    else:
+        unlinked = carded.anti_join(sold, carded.transaction_id == sold._named)
     unlinked = unlinked.mutate(total_amount=(-unlinked.total_amount).cast("decimal(12, 2)"))
     base_only = _earnings(unlinked, line_items, products, loyalty_rules, ["transaction_id", "customer_id"], policy)
     base_only = base_only.select("transaction_id", "rule_id", "customer_id", base_points=-base_only.base_points,
@@ -194,7 +208,7 @@ def ledger_changes(expected: ir.Table, booked: ir.Table, *, policy: str) -> ir.T
     credited (reason 'earned'); where they agree nothing is written, so a re-run adds nothing. Reversals negate
     every numeric column, so the ledger's sums per transaction stay those of what is staged.
     """
-    key = ["transaction_id", "rule_id", "customer_id"]
+    key = list(LEDGER_KEY)
     net = booked.group_by(key).aggregate(
         _base=booked.base_points.sum(), _bonus=booked.bonus_points.sum(), _points=booked.points.sum(),
         _total=booked.total_amount.sum(), _date=booked.transaction_date.max(), _policy=booked.policy.max(),
@@ -258,7 +272,7 @@ def _ensure_tables(backend: Backend) -> None:
         backend.ensure_tables(DECLARED)
 
 
-def _affected(headers: ir.Table, changed: incremental.Days) -> tuple[ir.Table, ir.Table, ir.Table]:
+def _affected(backend: Backend, headers: ir.Table, changed: incremental.Days) -> tuple[ir.Table, ir.Table, ir.Table]:
     """The staged headers whose ledger rows a change of `changed` days may alter, their booked ledger rows, and the
     line items the rules read (those transactions' and their sales').
 
@@ -271,17 +285,24 @@ def _affected(headers: ir.Table, changed: incremental.Days) -> tuple[ir.Table, i
         return headers, LEDGER, lines
     on_days = incremental.on_days(headers, headers.transaction_date, changed)
     booked_on_days = incremental.on_days(LEDGER, LEDGER.transaction_date, changed)
+    # The ledger's ids typed as keys (TEXT on MySQL / MariaDB, hashed there on a 3-byte prefix; see run_loyalty).
+    sales = booked_on_days.select(**{name: backend.parse(booked_on_days[name], "text", name)
+                                     for name in ("transaction_id", "original_transaction_id")})
     touched = (on_days.select(_sale=on_days.transaction_id)
                .union(on_days.select(_sale=on_days.original_transaction_id))
-               .union(booked_on_days.select(_sale=booked_on_days.transaction_id))
-               .union(booked_on_days.select(_sale=booked_on_days.original_transaction_id)))
+               .union(sales.select(_sale=sales.transaction_id))
+               .union(sales.select(_sale=sales.original_transaction_id)))
     touched = touched.filter(touched._sale.notnull())
     returns = headers.join(touched, headers.original_transaction_id == touched._sale).select(*headers.columns)
     affected = on_days.union(returns, distinct=True)
-    booked = booked_on_days.union(LEDGER.semi_join(affected.select("transaction_id"), "transaction_id"), distinct=True)
+    # Semi-joins by tables.matching: MariaDB ran EXISTS once per line item, each a scan of `read` (a 30-day backfill
+    # of 200k line items had not finished in 7 minutes).
+    on_id = [("transaction_id", "transaction_id")]
+    booked = booked_on_days.union(matching(backend, LEDGER, affected.select("transaction_id").distinct(), on_id),
+                                  distinct=True)
     read = affected.select("transaction_id").union(affected.filter(affected.original_transaction_id.notnull())
                                                    .select(transaction_id=affected.original_transaction_id))
-    return affected, booked, lines.semi_join(read, "transaction_id")
+    return affected, booked, matching(backend, lines, read.distinct(), on_id)
 
 
 def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[str, int], ...] | None = None,
@@ -302,14 +323,24 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         backend.insert("loyalty", "opening_balances", new_customers.select(
             "customer_id", opening_points=new_customers.total_loyalty_points.fill_null(0),
             recorded_at=ibis.now().cast("timestamp"), last_purchase_date=new_customers.last_purchase_date))
-        affected, booked, lines = _affected(headers, changed)
+        affected, booked, lines = _affected(backend, headers, changed)
         # A night without a return skips the joins returns need (its reversals come from `booked` either way).
         returns = bool(backend.scalar(backend.compile(affected.filter(affected.total_amount < 0).count())))
         expected = points_ledger(affected, lines, staging_table("products"), staging_table("loyalty_rules"),
-                                 policy=policy, originals=headers, returns=returns)
+                                 policy=policy, originals=headers, returns=returns,
+                                 exists_per_row=backend.capabilities.joins_exists_per_row)
+        # Computed once: ledger_changes reads it in an outer join, for its reversals and again for its credits, and
+        # an engine without FULL JOIN (MariaDB: LEFT JOIN, RIGHT JOIN and NOT EXISTS) computes every reading
+        # again: six times the rules, and the returns' judgement in each (a full run of 50k line items: over 4
+        # minutes for this insert).
+        expected = backend.create_temp_table(EXPECTED, expected, indexed=[LEDGER_KEY])
+        # The ledger's ids are TEXT on MySQL / MariaDB, which hashes a TEXT join key on its first bytes: every booked
+        # row met every expected one (a re-run of 4.7k transactions: 19 s). Typed as keys they hash whole.
+        booked = booked.mutate(**{name: backend.parse(booked[name], "text", name) for name in LEDGER_KEY})
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
             run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
+        backend.drop_temp_tables(EXPECTED)
         summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no
@@ -320,7 +351,10 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
                                           int(summary["points"] or 0))])
         latest = backend.scalar("SELECT run_id FROM loyalty.runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
         update_purchases(backend, days, rebuild)
-        backend.replace_table("loyalty", "balances", balances(customers, OPENING, LEDGER, PURCHASES, tiers, latest))
+        # Its customer_id typed as a key too: summed per customer from TEXT, MariaDB hashed the sums on a 3-byte
+        # prefix (200k line items: over 3 minutes).
+        ledger = LEDGER.mutate(customer_id=backend.parse(LEDGER.customer_id, "text", "customer_id"))
+        backend.replace_table("loyalty", "balances", balances(customers, OPENING, ledger, PURCHASES, tiers, latest))
         backend.update_from(customers, BALANCES, [("customer_id", "customer_id")], lambda _, balance: {
             "total_loyalty_points": balance.balance, "loyalty_status": balance.tier,
             "last_purchase_date": balance.last_purchase_date})
