@@ -22,7 +22,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     (["daily.py", "--line-items", "4000", "--days", "7", "--stores", "3", "--products", "40"], {"day_on_history", "day_on_masters",
                                                            "ratio_history_to_masters", "ratio_restated_to_day"}),
     (["forget.py", "--line-items", "2000", "--customers", "1", "5"], {"runs", "staged_line_items", "peak_rss_mb"}),
-    (["checks.py", "--line-items", "40000", "--days", "42", "--stores", "6", "--products", "300", "--seed", "3",
+    (["checks.py", "--line-items", "10000", "--days", "42", "--stores", "6", "--products", "80", "--seed", "3",
       "--nights", "1"], {"precision", "recall", "ratio_checks_to_run"}),
     (["no_inventory.py", "--stores", "3", "--products", "30", "--days", "10", "--line-items", "2000",
       "--with-products", "20"], {"without_inventory", "with_inventory", "ratio_without_to_with"}),

@@ -51,7 +51,14 @@ def matching(backend: Backend, table: ir.Table, keys: ir.Table, on: Sequence[tup
     LEFT JOIN form: it estimates the IS NULL filter of an anti-join at 0.5 % of the rows, and planned
     nested loops of index probes over the million clean line items the staging insert reads (7.7 s).
     """
-    if not backend.capabilities.joins_exists_per_row:
+    return matching_rows(table, keys, on, keep, exists_per_row=backend.capabilities.joins_exists_per_row)
+
+
+def matching_rows(table: ir.Table, keys: ir.Table, on: Sequence[tuple[str, str]], keep: bool = True, *,
+                  exists_per_row: bool = False) -> ir.Table:
+    """matching() for an expression built without a backend: `exists_per_row` is the engine's
+    Capabilities.joins_exists_per_row."""
+    if not exists_per_row:
         predicates = [table[left] == keys[right] for left, right in on]
         return table.semi_join(keys, predicates) if keep else table.anti_join(keys, predicates)
     marked = keys.select(*[keys[right].name(f"_m_{right}") for _, right in on], _matched=ibis.literal(True))
