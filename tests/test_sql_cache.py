@@ -56,7 +56,7 @@ def test_compiled_sql_is_reused_from_disk_and_equals_a_fresh_compile(tmp_path, m
         assert len(calls) == 1 and len(list((tmp_path / "cache" / "sql").glob("*.sql"))) == 1
         # Another engine, or another version of the code, never reads that entry.
         assert sql_cache.compiled(_expr(), "OtherBackend other", counting) == fresh and len(calls) == 2
-        monkeypatch.setattr(sql_cache, "_code_version", lambda: "edited")
+        monkeypatch.setattr(sql_cache, "code_version", lambda: "edited")
         sql_cache.compiled(_expr(), backend.compile_key, counting)
         assert len(calls) == 3
     finally:

@@ -283,6 +283,9 @@ STORED_TABLES: tuple[StoredTable, ...] = (
                _c("stage", "text", "The stage (promotions, inventory, loyalty, purchases).", not_null=True),
                _c("change_id", "int", "The last change of batch_dates and master_changes it has processed.",
                   not_null=True),
+               _c("parameters", "text", "A digest of the parameters and code its stored results were made with; "
+                  "NULL when unknown (a backfill since, or a stage that is never skipped). A run with nothing new "
+                  "and the same digest is answered from the stored results."),
            ), scope=GLOBAL, key=("stage",)),
     _audit("master_changes", "Masters staged by a validate or replay run (a change, numbered as in batch_dates): a "
            "stage whose per-day tables are built from such a master recomputes every day.",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Union
@@ -129,10 +130,16 @@ def changed_since(change_id: int) -> ir.Table:
 
 # -- stage marks ----------------------------------------------------------------------------
 
+def _mark_row(backend: Backend, stage: str) -> tuple[int, str | None] | None:
+    """`stage`'s row of audit.stage_marks: (change id, parameters digest), or None when it has never run."""
+    rows = backend.fetch(f"SELECT change_id, parameters FROM audit.stage_marks WHERE stage = {backend.literal(stage)}")[1]
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
 def mark(backend: Backend, stage: str) -> int | None:
     """The last change id `stage` has processed; None when it has never run (or was asked to rebuild)."""
-    rows = backend.fetch_dicts(STAGE_MARKS.filter(STAGE_MARKS.stage == stage).select("change_id"))
-    return int(rows[0]["change_id"]) if rows else None
+    row = _mark_row(backend, stage)
+    return None if row is None else row[0]
 
 
 def up_to_date(backend: Backend, stage: str) -> bool:
@@ -140,13 +147,35 @@ def up_to_date(backend: Backend, stage: str) -> bool:
     return mark(backend, stage) == latest_change(backend)
 
 
-def set_mark(backend: Backend, stage: str, change_id: int, days: DateRange | None, recomputed: Days) -> None:
-    """Record, inside the stage's transaction, that `stage` has processed every change up to `change_id`: after a
-    run over the changed days or every day, not after a backfill of `days` (the changes outside them stay due)."""
+def digest(stage: str, parameters: dict[str, object]) -> str:
+    """What a stage's stored results depend on besides the data: its parameters and the code that made them (an
+    upgrade or an edit of retailflow recomputes once)."""
+    from retailflow.backends.sql_cache import code_version
+
+    text = f"{stage} {sorted(parameters.items())!r} {code_version()}"
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def current(backend: Backend, stage: str, parameters: dict[str, object]) -> bool:
+    """Whether `stage`'s stored results already answer a run with these `parameters`: it has processed every change
+    there is, and its last run over the changed days used the same parameters and code (window(parameters=...)).
+    Two small reads: a stage with nothing new to do returns its stored results without recomputing anything."""
+    row = _mark_row(backend, stage)
+    return row is not None and row[1] == digest(stage, parameters) and row[0] == latest_change(backend)
+
+
+def set_mark(backend: Backend, stage: str, change_id: int, days: DateRange | None, recomputed: Days,
+             parameters: str | None = None) -> None:
+    """Record, inside the stage's transaction, that `stage` has processed every change up to `change_id` with the
+    `parameters` digest: after a run over the changed days or every day. A backfill of `days` leaves the changes
+    outside them due (the change id stays) and forgets the digest: its days were made with its own parameters."""
     if days is not None and recomputed is not EVERY_DAY:
-        return
+        previous = mark(backend, stage)
+        if previous is None:
+            return
+        change_id, parameters = previous, None
     backend.delete_where(STAGE_MARKS, {"stage": stage})
-    backend.append_values(STAGE_MARKS, [(stage, change_id)])
+    backend.append_values(STAGE_MARKS, [(stage, change_id, parameters)])
 
 
 def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = None, rebuild: bool = False,
@@ -162,14 +191,16 @@ def days_to_recompute(backend: Backend, stage: str, days: DateRange | None = Non
 
 @contextlib.contextmanager
 def window(backend: Backend, stage: str, *, days: DateRange | None = None, rebuild: bool = False,
-           masters: tuple[str, ...] = ()) -> Iterator[Days]:
+           masters: tuple[str, ...] = (), parameters: dict[str, object] | None = None) -> Iterator[Days]:
     """The days `stage` recomputes (days_to_recompute), in one transaction that marks the changes up to now as
-    processed once the stage's work inside it succeeds (set_mark): a failure leaves them due."""
+    processed once the stage's work inside it succeeds (set_mark): a failure leaves them due. A stage that gives
+    its `parameters` records their digest, so that a later run with nothing new can be answered from what it
+    stored (current)."""
     with backend.transaction():
         latest = latest_change(backend)
         changed = days_to_recompute(backend, stage, days, rebuild, masters)
         yield changed
-        set_mark(backend, stage, latest, days, changed)
+        set_mark(backend, stage, latest, days, changed, None if parameters is None else digest(stage, parameters))
 
 
 # -- per-day tables ---------------------------------------------------------------------------

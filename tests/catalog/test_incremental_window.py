@@ -52,3 +52,27 @@ def test_a_master_change_recomputes_every_day(backend):
     incremental.record_master(backend, ENTITIES["products"], 2, 5)
     with incremental.window(backend, "test", masters=("products",)) as changed:
         assert changed is EVERY_DAY
+
+
+@pytest.mark.engines("duckdb")
+def test_a_stage_is_current_with_nothing_new_and_the_same_parameters(backend):
+    _change(backend, 1, dt.date(2024, 12, 1))
+    assert not incremental.current(backend, "test", {"top": 3}), "never ran"
+    with incremental.window(backend, "test", parameters={"top": 3}):
+        pass
+    assert incremental.current(backend, "test", {"top": 3})
+    assert not incremental.current(backend, "test", {"top": 4})
+    with pytest.raises(RuntimeError), incremental.window(backend, "test", parameters={"top": 4}):
+        raise RuntimeError("the stage failed")
+    assert incremental.current(backend, "test", {"top": 3}), "a failed run changes nothing"
+    _change(backend, 2, dt.date(2024, 12, 2))
+    assert not incremental.current(backend, "test", {"top": 3}), "a change since"
+    with incremental.window(backend, "test", parameters={"top": 3}):
+        pass
+    with incremental.window(backend, "test", days=DateRange(dt.date(2024, 12, 1)), parameters={"top": 3}):
+        pass
+    assert incremental.mark(backend, "test") == 2
+    assert not incremental.current(backend, "test", {"top": 3}), "a backfill's days were made with its parameters"
+    with incremental.window(backend, "test"):
+        pass
+    assert not incremental.current(backend, "test", {}), "a stage giving no parameters is never current"

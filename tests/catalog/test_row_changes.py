@@ -18,7 +18,7 @@ def _marks(backend) -> list[tuple]:
 
 
 def test_rows_change_alike_on_every_engine(backend):
-    assert backend.append_values(MARKS, [("a", 1), ("b", 2), ("c", 3), ("it's", 4)]) == 4
+    assert backend.append_values(MARKS, [("a", 1), ("b", 2), ("c", 3), ("it's", 4)], columns=["stage", "change_id"]) == 4
     assert backend.update_where(MARKS, {"change_id": 20}, {"stage": "b"}) == 1
     assert backend.update_where(MARKS, {"change_id": MARKS.change_id * 10}, MARKS.stage.isin(["c", "it's"])) == 2
     source = backend.create_temp_table("rf_test_source", MARKS.filter(MARKS.stage == "a").select(

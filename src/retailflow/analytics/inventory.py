@@ -158,10 +158,15 @@ def stored_inputs() -> dict[str, ir.Table]:
 def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 0.001, phantom_min_days: int = 3,
                   days: incremental.DateRange | None = None, rebuild: bool = False) -> dict[str, list[dict]]:
     """Bring store_product_daily up to date for the changed days (`days`; every day on the first run, with `rebuild`
-    or after a master change), materialise top products, stock-outs, lost sales and phantom runs; return them."""
+    or after a master change), materialise top products, stock-outs, lost sales and phantom runs; return them. With
+    nothing new since the last run with the same parameters (incremental.current), the stored tables are the answer."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    with incremental.window(backend, STAGE, days=days, rebuild=rebuild, masters=MASTERS) as changed:
+    parameters = {"top": top, "phantom_threshold": phantom_threshold, "phantom_min_days": phantom_min_days}
+    if days is None and not rebuild and incremental.current(backend, STAGE, parameters):
+        return _stored_results(backend, top)
+    with incremental.window(backend, STAGE, days=days, rebuild=rebuild, masters=MASTERS,
+                            parameters=parameters) as changed:
         incremental.replace_days(backend, "analytics", "store_product_daily", "sale_date", inputs(changed)["lines"],
                                  changed)
         tables = stored_inputs()
@@ -184,6 +189,12 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top, cells=cells))
         backend.drop_temp_tables("rf_top_cells")
         backend.replace_table("analytics", "phantom_inventory", phantom)
+    return _stored_results(backend, top)
+
+
+def _stored_results(backend: Backend, top: int) -> dict[str, list[dict]]:
+    """The stage's stored tables, as run_inventory returns them."""
+    tables = stored_inputs()
     lost, outs = catalog.table("analytics.lost_sales"), catalog.table("analytics.stockouts")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),

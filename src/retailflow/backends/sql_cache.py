@@ -31,7 +31,7 @@ _memory: dict[str, str] = {}
 
 
 @functools.cache
-def _code_version() -> str:
+def code_version() -> str:
     """Digest of retailflow's source and the compiler libraries' versions."""
     import ibis
     import sqlglot
@@ -64,7 +64,7 @@ def cache_dir() -> Path:
 
 def compiled(expr: ir.Expr, compile_key: str, compile_fn: Callable[[ir.Expr], str]) -> str:
     """The SQL of expr: from the process's memory, the disk cache, or compile_fn (then kept in both)."""
-    key = hashlib.blake2b(f"{_code_version()} {compile_key} {fingerprint(expr)}".encode(),
+    key = hashlib.blake2b(f"{code_version()} {compile_key} {fingerprint(expr)}".encode(),
                           digest_size=20).hexdigest()
     if key in _memory:
         return _memory[key]
