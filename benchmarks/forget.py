@@ -1,6 +1,7 @@
 """`retailflow forget` on a loaded DuckDB database: seconds to erase N customers, beside the engine's floor.
 
-    python benchmarks/forget.py --line-items 1000000 [--customers 1 10000] [--keep DIR]
+    python benchmarks/forget.py --line-items 1000000 [--days 30] [--stores 20] [--products 300] [--customers 1 10000]
+                                [--keep DIR]
     python benchmarks/forget.py --database FILE.duckdb [--customers 1 10000]   # a database built before
 
 The database holds the whole loop (run_pipeline: staging, quarantine, analytics, loyalty, the outbox).
@@ -21,18 +22,17 @@ import time
 from pathlib import Path
 
 from retailflow.backends import connect
+from retailflow.generate import GeneratorOptions, generate_dataset
 from retailflow.pipeline import run_pipeline
 from retailflow.privacy import pseudonyms
 from retailflow.privacy.forget import forget, person_tables
 from retailflow.quality.rules import load_rules
 
 
-def build(database: Path, line_items: int, scratch: Path) -> float:
-    """Generate `line_items` and run the whole loop into a new DuckDB file; seconds taken."""
-    from retailflow.generate import GeneratorOptions, generate_dataset
-
+def build(database: Path, options: GeneratorOptions, scratch: Path) -> float:
+    """Generate the data `options` describe and run the whole loop into a new DuckDB file; seconds taken."""
     data = scratch / "data"
-    generate_dataset(data, GeneratorOptions(line_items=line_items))
+    generate_dataset(data, options)
     started = time.perf_counter()
     backend = connect(f"duckdb:///{database}")
     try:
@@ -77,6 +77,10 @@ def erase(database: Path, copy: Path, customers: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--line-items", type=int, default=1_000_000, help="generate this many line items")
+    # The generator's defaults; a smoke run takes fewer (the inventory snapshots are stores x products x days).
+    parser.add_argument("--days", type=int, default=30, help="days of sales to generate")
+    parser.add_argument("--stores", type=int, default=20, help="stores to generate")
+    parser.add_argument("--products", type=int, default=300, help="products to generate")
     parser.add_argument("--database", type=Path, help="a DuckDB file holding a loaded database (not changed)")
     parser.add_argument("--keep", type=Path, help="keep the database built here, for another run with --database")
     parser.add_argument("--customers", type=int, nargs="+", default=[1, 10_000], help="request sizes")
@@ -88,7 +92,9 @@ def main() -> None:
         if database is None:
             database = args.keep or scratch / "loaded.duckdb"
             database.parent.mkdir(parents=True, exist_ok=True)
-            build_seconds = round(build(database, args.line_items, scratch), 1)
+            options = GeneratorOptions(line_items=args.line_items, days=args.days, stores=args.stores,
+                                       products=args.products)
+            build_seconds = round(build(database, options, scratch), 1)
         source = connect(f"duckdb:///{database}")
         try:
             line_items = int(source.scalar("SELECT count(*) FROM staging.store_sales_line_items"))

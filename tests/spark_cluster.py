@@ -1,5 +1,11 @@
-"""Real Spark processes for the tests: a standalone cluster (a master, two one-core workers) and a Spark Connect
-server, each started the first time a test of the process asks for it and killed when the process's tests end.
+"""Spark for the tests: the test process's local Spark warehouse (local_spark), and real Spark processes: a
+standalone cluster (a master, two one-core workers) and a Spark Connect server, each started the first time a test
+of the process asks for it and killed when the process's tests end.
+
+A process has one local Spark session at a time, tied to one warehouse (retailflow.backends.pyspark), and starting
+one costs 8 to 35 s here (the first also starts the JVM): test_pyspark.py and test_spark_ingest.py share one
+warehouse per process, each test emptying what it reads. A test needing another session (a warehouse of its own, the
+cluster, Spark Connect) releases it first; the next test opens it again (an existing warehouse in the running JVM).
 
 They are started by benchmarks/spark_processes.py (PySpark's own bin/spark-class, SPARK_HOME the pyspark package
 folder, free ports on 127.0.0.1, small heaps, Spark tuned for tiny tables), which benchmarks/spark.py uses too;
@@ -20,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from engines import PySparkEngine
+from engines import PySparkEngine, SuiteRun
+from retailflow.backends import connect
+from retailflow.backends.pyspark import PySparkBackend
 
 #: Where the process-starting code lives (beside the benchmark that uses it too).
 PROCESSES_FILE = Path(__file__).resolve().parents[1] / "benchmarks" / "spark_processes.py"
@@ -59,6 +67,49 @@ def _skip_without_connect_client() -> None:
     except ImportError as error:
         pytest.skip(f"the Spark Connect client is not installed ({str(error).strip()[:120]}): "
                     "pip install -e '.[spark-connect]'")
+
+
+class LocalSpark:
+    """The process's local Spark warehouse: opened by the first test that asks (schemas created), kept open for the
+    next ones; closed by `release` for a test that needs another Spark session, and opened again when asked."""
+
+    def __init__(self, run: SuiteRun) -> None:
+        self.engine = PySparkEngine(run)
+        self.url = self.engine.url(self.engine.fresh())
+        self._backend: PySparkBackend | None = None
+        self._created = False
+
+    def backend(self) -> PySparkBackend:
+        """The warehouse's backend, its session started when none is open."""
+        if self._backend is None:
+            # Opened again, the warehouse has its schemas: connect's set-up check would only read audit.setup.
+            self._backend = PySparkBackend(self.url) if self._created else connect(self.url)
+            self._created = True
+        return self._backend
+
+    def release(self) -> None:
+        """Stop the warehouse's session (another can start in this process); nothing when none is open."""
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+    def adopt(self, backend: PySparkBackend) -> None:
+        """Take `backend`, opened on this warehouse by a test, as the warehouse's backend (its session kept)."""
+        self.release()
+        self._backend, self._created = backend, True
+
+    def close(self) -> None:
+        self.release()
+        self.engine.close()
+
+
+@pytest.fixture(scope="session")
+def local_spark(suite_run) -> Iterator[LocalSpark]:
+    """The process's local Spark warehouse (LocalSpark), shared by the Spark tests; its folder dropped at the end."""
+    _skip_without_spark()
+    shared = LocalSpark(suite_run)
+    yield shared
+    shared.close()
 
 
 @pytest.fixture(scope="session")

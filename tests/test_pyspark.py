@@ -1,8 +1,10 @@
 """PySpark: the whole pipeline gives the same rows as on DuckDB, and the statements Spark lacks
 (UPDATE, DELETE, ON CONFLICT, ADD COLUMN IF NOT EXISTS, key constraints) are re-written.
 
-Each test opens its own warehouse (one Spark database per process at a time). The engine's URL tunes
-Spark for tiny tables (engines.TINY_DATA), where its per-query machinery costs more than the work.
+The tests share the process's local warehouse (spark_cluster.local_spark; one Spark database per process at a
+time, a session start costing 8 to 35 s), analytics emptied for each; the whole loop's parity runs open their own.
+The engine's URL tunes Spark for tiny tables (engines.TINY_DATA), where its per-query machinery costs more than
+the work.
 The sample's whole loop runs on real Spark processes (spark_cluster.py): a standalone cluster (a
 master and two workers) and a Spark Connect server, each started for the test process that needs it.
 """
@@ -26,19 +28,30 @@ from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
 from snapshots import SCHEMAS, differences, snapshot
 
-#: The real Spark processes' fixtures: spark_cluster, spark_connect_server, spark_connect_url.
+#: The process's local warehouse (local_spark) and the real Spark processes' fixtures: spark_cluster,
+#: spark_connect_server, spark_connect_url.
 pytest_plugins = ["spark_cluster"]
 
 #: The whole-loop parity runs (see test_matches_duckdb).
 FULL_PARITY = os.environ.get("RETAILFLOW_TEST_SPARK_FULL") == "1"
 
 # Tests taking `engine` run on Spark alone, skipped with the reason where Spark cannot start (no Java).
-pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark")]
+pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark"), pytest.mark.xdist_group("spark")]
 
 
 @pytest.fixture
-def spark(engine) -> PySparkBackend:
-    """A PySpark backend on a fresh warehouse, schemas created."""
+def spark(engine, local_spark) -> PySparkBackend:
+    """The process's local warehouse, schemas created, nothing in analytics (where these tests write)."""
+    backend = local_spark.backend()
+    for table in backend.tables("analytics"):
+        backend.execute(f"DROP TABLE {backend.qualified('analytics', table)}")
+    return backend
+
+
+@pytest.fixture
+def own_spark(engine, local_spark) -> PySparkBackend:
+    """A PySpark backend on a fresh warehouse, schemas created (the process's shared one closed first)."""
+    local_spark.release()
     return engine.connect(engine.fresh())
 
 
@@ -47,10 +60,10 @@ def spark(engine) -> PySparkBackend:
 #: else, so it runs with `make test-spark-full`. The statement rewrites and the warehouse lock run always.
 @pytest.mark.skipif(not FULL_PARITY, reason="the whole loop on Spark takes minutes: `make test-spark-full` runs it")
 @pytest.mark.parametrize("dataset", ["sample", "generated"])
-def test_matches_duckdb(dataset, spark, reference, request):
+def test_matches_duckdb(dataset, own_spark, reference, request):
     data = SAMPLE_DIR if dataset == "sample" else request.getfixturevalue("generated_shop")
     expected = _on_duckdb(reference, data)
-    actual = _state_after_pipeline(spark, data)
+    actual = _state_after_pipeline(own_spark, data)
     problems = differences(expected, actual)
     assert not problems, "\n".join(problems)
     assert expected.tables["staging.store_sales_line_items"][1], "the input should stage rows"
@@ -94,8 +107,11 @@ def test_rewrites_the_statements_spark_lacks(spark):
     assert spark.tables("analytics") == ["s", "t"]
 
 
-def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(engine):
-    url = engine.url(engine.fresh())
+def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(engine, local_spark):
+    # The process's shared warehouse, its session stopped: this test's last session is kept as the shared one
+    # (a session start fewer). No other test writes audit.rule_results; this one empties it as it ends.
+    local_spark.release()
+    url = local_spark.url
     backend = PySparkBackend(url)
     try:
         backend.create_schemas()
@@ -109,11 +125,10 @@ def test_a_warehouse_outlives_its_process_and_admits_one_at_a_time(engine):
     finally:
         backend.close()
     reopened = PySparkBackend(url)
-    try:
-        reopened.create_schemas()
-        assert reopened.fetch("SELECT rule_id, failed FROM audit.rule_results")[1] == [("r", 1)]
-    finally:
-        reopened.close()
+    local_spark.adopt(reopened)
+    reopened.create_schemas()
+    assert reopened.fetch("SELECT rule_id, failed FROM audit.rule_results")[1] == [("r", 1)]
+    reopened.execute("TRUNCATE TABLE audit.rule_results")
 
 
 def test_url_names_master_warehouse_and_spark_settings(tmp_path):
@@ -132,8 +147,9 @@ def test_url_names_master_warehouse_and_spark_settings(tmp_path):
 #: statements at a third of a second each, measured 2026-12-06): with `make test-spark-full`, beside the generated
 #: shop. `make test` reads the sample's files on the standalone cluster's executors instead (below).
 @pytest.mark.skipif(not FULL_PARITY, reason="the whole loop on Spark takes minutes: `make test-spark-full` runs it")
-def test_sample_matches_duckdb_on_a_standalone_cluster(spark_cluster, engine, reference):
+def test_sample_matches_duckdb_on_a_standalone_cluster(spark_cluster, engine, reference, local_spark):
     # pyspark://spark://127.0.0.1:PORT?warehouse=...: the driver in this process, the executors in the workers.
+    local_spark.release()
     backend = connect(spark_cluster.url(engine.warehouse(engine.fresh())))
     engine.opened.append(backend)
     assert backend._session.sparkContext.master == spark_cluster.master
@@ -145,9 +161,10 @@ def test_sample_matches_duckdb_on_a_standalone_cluster(spark_cluster, engine, re
 
 
 @pytest.mark.skipif(not FULL_PARITY, reason="the whole loop on Spark takes minutes: `make test-spark-full` runs it")
-def test_sample_matches_duckdb_over_spark_connect(spark_connect_url, reference):
+def test_sample_matches_duckdb_over_spark_connect(spark_connect_url, reference, local_spark):
     # The server's catalog holds the schemas, one retailflow database per catalog: a server started for this
     # process is new, one named by RETAILFLOW_TEST_SPARK_CONNECT has its retailflow schemas dropped first.
+    local_spark.release()
     backend = PySparkBackend(spark_connect_url)
     try:
         assert backend.is_connect
@@ -162,11 +179,15 @@ def test_sample_matches_duckdb_over_spark_connect(spark_connect_url, reference):
 
 
 def test_the_cluster_reads_the_files_on_its_executors_as_duckdb_reads_them(spark_cluster, engine, reference,
-                                                                          generated_shop):
+                                                                          generated_shop, local_spark):
     """The generated shop's files (every entity, eight daily files of each fact) loaded on the standalone cluster:
     Spark reads them itself, one read per entity, and raw holds exactly DuckDB's rows, lineage included (batch
     ids, file names, line numbers). No file is parsed in this process: that path fails here. (Odd files, and
     those Spark leaves to DuckDB, are test_spark_ingest.py's.)"""
+    # Measured at load 8-10 (2026-12-07), 64 s: the session on the cluster 11.5 s, its executors 2.7 s, the schemas
+    # 9.7 s, Spark's ingest 32.6 s, its snapshot 6.3 s. The ingest is eight reads and appends of about 4 s each,
+    # whatever their files hold (168 KB in all): fewer days would save little of it.
+    local_spark.release()
     backend = connect(spark_cluster.url(engine.warehouse(engine.fresh())))
     engine.opened.append(backend)
 

@@ -3,7 +3,9 @@ holds exactly what the DuckDB path gives: every cell, NULL and empty, quoting, l
 names and line numbers. Files Spark would read otherwise (a short row, a row with too many values) are read by
 DuckDB, row by row as before, so that the padding and the error are DuckDB's.
 
-One Spark session for the module (its start costs 20 to 40 s here); each test empties the tables it loads.
+The process's local Spark warehouse, shared with test_pyspark.py (spark_cluster.local_spark: a session start costs
+8 to 35 s here; a module-scoped one was started again whenever pytest-xdist ran another module's test between two of
+these, 8 to 9.6 s a test's setup under `make test`); each test empties the tables it loads.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
 from retailflow.sources.mapping import load_sources
 
-pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark")]
+pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark"), pytest.mark.xdist_group("spark")]
+
+#: The process's local Spark warehouse: local_spark.
+pytest_plugins = ["spark_cluster"]
 
 LINES = "store_sales_line_items"
 HEADER = "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount"
@@ -69,24 +74,10 @@ sources:
 """
 
 
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory, suite_run) -> PySparkBackend:
-    """One Spark database for the module (see the module's docstring)."""
-    from engines import ENGINES
-
-    engine_class = ENGINES["pyspark"]
-    why_not = engine_class.unavailable()
-    if why_not:
-        pytest.skip(why_not)
-    engine = engine_class(suite_run)
-    backend = engine.connect(engine.fresh())
-    yield backend
-    engine.close()
-
-
 @pytest.fixture
-def fresh_spark(engine, spark) -> PySparkBackend:
-    """The module's Spark database with nothing loaded."""
+def fresh_spark(engine, local_spark) -> PySparkBackend:
+    """The process's Spark database with nothing loaded (see the module's docstring)."""
+    spark = local_spark.backend()
     for table in (LINES, "stores"):
         spark.execute(f"TRUNCATE TABLE raw.{table}")
     spark.execute("TRUNCATE TABLE audit.batches")
@@ -101,7 +92,7 @@ def _write(folder: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def _raw(backend: Backend, table: str, like: list[dict] | None = None) -> list[dict]:
-    """The raw table's rows by batch and line; with `like`, only the columns those rows have (the module's Spark
+    """The raw table's rows by batch and line; with `like`, only the columns those rows have (the process's Spark
     database keeps the extra columns an earlier test added)."""
     columns, rows = backend.fetch(f"SELECT * FROM raw.{table}")
     if like:

@@ -278,6 +278,13 @@ STORED_TABLES: tuple[StoredTable, ...] = (
                _c("superseded_rows", "int", "Rows of the date the change took out of staging or quarantine.",
                   not_null=True),
            )),
+    _audit("setup", "Which code last set the database up (its schemas and tables, the model's columns): a "
+           "connection from the same code skips the set-up; another release, or an edited retailflow, does it again.",
+           "One row.", (
+               _c("code", "text", "A digest of retailflow's source, Ibis's and sqlglot's versions and the engine.",
+                  not_null=True),
+               _c("set_up_at", "timestamp", "When it set the database up.", not_null=True),
+           ), scope=GLOBAL),
     _audit("stage_marks", "The last change each incremental stage has processed: it recomputes the dates of the "
            "changes after it.", "One row per incremental stage that has run.", (
                _c("stage", "text", "The stage (promotions, inventory, loyalty, purchases).", not_null=True),

@@ -190,6 +190,7 @@ STAGES: tuple[Stage, ...] = (
 #: Tables written outside one stage's declaration: shared bookkeeping, and commands that are not stages.
 OTHER_WRITERS: dict[str, str] = {
     "audit.stage_marks": "every day and customer stage: its own row, the last change it has processed",
+    "audit.setup": "every connection (Backend.set_up): which code last set the database up",
     "audit.erasures": "`retailflow forget` (privacy/forget.py); the table exists from the first run",
     "audit.erasure_rows": "`retailflow forget` (privacy/forget.py); the table exists from the first run",
 }

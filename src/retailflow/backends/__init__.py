@@ -30,7 +30,7 @@ def mask_url(url: str) -> str:
 
 
 def connect(url: str) -> Backend:
-    """Open the database at `url` and ensure its schemas: duckdb:///path, postgresql://user@host:port/db,
+    """Open the database at `url`, set up for this code (Backend.set_up): duckdb:///path, postgresql://user@host:port/db,
     mysql://user@host:port/db, pyspark://local[2]?warehouse=/path or sc://host:15002 (Spark Connect)."""
     try:
         scheme = urlsplit(url).scheme.lower()
@@ -59,5 +59,5 @@ def connect(url: str) -> Backend:
             "postgresql://user@host:5432/dbname, mysql://user@host:3306/dbname, "
             "pyspark://local[2]?warehouse=/path or sc://host:15002"
         )
-    backend.create_schemas()
+    backend.set_up()
     return backend
