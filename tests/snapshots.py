@@ -37,8 +37,9 @@ VOLATILE_COLUMNS = {
     ("audit", "expected_deliveries", "first_loaded_at"): "wall-clock time the delivery first arrived",
     ("audit", "expected_deliveries", "reported_missing_at"): "wall-clock time a checks run found it missing",
 }
-#: Logs of runs, where every correct run adds its row (a run again adds one more): not compared.
-RUN_LOGS = {("audit", "check_runs"): "one row per checks run"}
+#: Logs of runs, where every correct run adds its row (a run again adds one more), and the set-up record: not compared.
+RUN_LOGS = {("audit", "check_runs"): "one row per checks run",
+            ("audit", "setup"): "which code set the database up, and when: it names the engine's backend"}
 # Loyalty run ids (UTC time + random suffix) are not ignored but replaced everywhere, also inside
 # outbox keys and Message-IDs, by their position in loyalty.runs: an extra run, or a message or
 # ledger row pointing at another run than in the clean run, still shows.

@@ -7,6 +7,7 @@ and no inventory file (real exports often have neither), no line ids (derived fr
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -308,6 +309,34 @@ def _earned(backend) -> dict[str, int]:
         backend, "SELECT customer_id, earned_points FROM loyalty.balances WHERE earned_points <> 0").items()}
 
 
+#: The restatement tests' shop: sale S1 of day 1 and its returns X2 (day 2) and X3 (day 3), under R1 and R2.
+RESTATED_SHOP_DAYS = {
+    "2024-12-01": ("S1,C1,ST1,2024-12-01 10:00:00,150.00,sale,", "S1,P1,,3,150.00"),
+    "2024-12-02": ("X2,C1,ST1,2024-12-02 10:00:00,-60.00,return,S1", "X2,P1,,-1,-60.00"),
+    "2024-12-03": ("X3,C1,ST1,2024-12-03 10:00:00,-60.00,return,S1", "X3,P1,,-1,-60.00")}
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory) -> tuple[Path, dict[str, list[Path]], Path]:
+    """The restatement tests' shop loaded night by night (the masters, then one run per day), once for both
+    restatements, which each start from a copy: four of the six pipeline runs each of them made (at 4 s a run).
+    (the masters' folder, the files of each day, the database file the nights left)."""
+    folder = tmp_path_factory.mktemp("nights")
+    days = _shop_days(folder / "shop", "R1,Base,1,0,0\nR2,Big basket,0,100,50", RESTATED_SHOP_DAYS)
+    database = folder / "nightly.duckdb"
+    nightly = connect(f"duckdb:///{database}")
+    try:
+        nightly.create_schemas()
+        run_pipeline(nightly, [path for path in (folder / "shop").iterdir() if path.suffix == ".csv"], load_rules())
+        for files in days.values():
+            run_pipeline(nightly, files, load_rules())
+        # S1 earns 150 + 50; X2 takes it to 90 (90 - 200 = -110, the bonus goes), X3 to 30 (-60): 30.
+        assert _earned(nightly) == {"C1": 30}
+    finally:
+        nightly.close()
+    return folder / "shop", days, database
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("restated_day, expected", [
     # Day 2's return X2 replaced by another customer's sale: X3 is judged again without it — S1 150 earns
@@ -316,24 +345,19 @@ def _earned(backend) -> dict[str, int]:
     # Day 1's sale S1 replaced: X2 and X3 name a sale no longer staged: base points only, -60 each.
     ("2024-12-01", {"C1": -120, "C2": 10}),
 ])
-def test_a_restated_sale_or_return_recomputes_the_returns_of_that_sale(tmp_path, restated_day, expected):
-    days = _shop_days(tmp_path / "shop", "R1,Base,1,0,0\nR2,Big basket,0,100,50", {
-        "2024-12-01": ("S1,C1,ST1,2024-12-01 10:00:00,150.00,sale,", "S1,P1,,3,150.00"),
-        "2024-12-02": ("X2,C1,ST1,2024-12-02 10:00:00,-60.00,return,S1", "X2,P1,,-1,-60.00"),
-        "2024-12-03": ("X3,C1,ST1,2024-12-03 10:00:00,-60.00,return,S1", "X3,P1,,-1,-60.00")})
+def test_a_restated_sale_or_return_recomputes_the_returns_of_that_sale(nights, tmp_path, restated_day, expected):
+    shop, days, nightly_database = nights
     corrected = write_csv(tmp_path / "fix", f"store_sales_header_{restated_day}.csv",
                           HEADERS.strip().splitlines()[0] + f"\nY,C2,ST1,{restated_day} 11:00:00,10.00,sale,")
     corrected_lines = write_csv(tmp_path / "fix", f"store_sales_line_items_{restated_day}.csv",
                                 LINES.strip().splitlines()[0] + "\nY,P2,,1,10.00")
-    masters = [path for path in (tmp_path / "shop").iterdir() if path.suffix == ".csv"]
+    masters = [path for path in shop.iterdir() if path.suffix == ".csv"]
+    for suffix in ("", ".wal"):
+        if Path(f"{nightly_database}{suffix}").exists():
+            shutil.copyfile(f"{nightly_database}{suffix}", f"{tmp_path}/nightly.duckdb{suffix}")
     nightly, rebuilt = (connect(f"duckdb:///{tmp_path}/{name}.duckdb") for name in ("nightly", "rebuilt"))
     try:
-        for backend in (nightly, rebuilt):
-            backend.create_schemas()
-        run_pipeline(nightly, masters, load_rules())
-        for files in days.values():
-            run_pipeline(nightly, files, load_rules())
-        # S1 earns 150 + 50; X2 takes it to 90 (90 - 200 = -110, the bonus goes), X3 to 30 (-60): 30.
+        rebuilt.create_schemas()
         assert _earned(nightly) == {"C1": 30}
         run_pipeline(nightly, [corrected, corrected_lines], load_rules(), restate=True)
         kept = [path for day, files in days.items() if day != restated_day for path in files]

@@ -3,16 +3,17 @@ same files, bad files are set aside with their error, and a stop or a kill loses
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
 
+from helpers import command_output, start_command
 from retailflow import audit
 from retailflow.backends import Backend, connect
 from retailflow.generate import GeneratorOptions, generate_dataset
@@ -23,7 +24,6 @@ from retailflow.watch import Watcher
 from snapshots import differences, snapshot
 
 MASTERS = ("stores.csv", "products.csv", "customer_details.csv", "promotion_details.csv", "loyalty_rules.csv")
-RETAILFLOW = Path(sys.executable).with_name("retailflow")
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +132,17 @@ def test_a_bad_file_beside_good_ones_is_set_aside_with_its_error(data, tmp_path)
     assert all(balance.balanced for balance in audit.reconcile(backend))
 
 
-def _watch(database: Path, landing: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(RETAILFLOW), "--db", f"duckdb:///{database}", "watch", str(landing),
-                             "--interval", "0.2", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+def _watch(database: Path, landing: Path, output: Path, *args: str) -> BaseProcess:
+    """`retailflow watch` in a process forked from helpers' command server (no interpreter start and imports
+    each time: 2-3 s of each of this test's three watchers, load 4); stdout and stderr go to output.out/.err."""
+    return start_command(["--db", f"duckdb:///{database}", "watch", str(landing), "--interval", "0.2", *args],
+                         output, columns=200)
+
+
+def _printed(output: Path) -> str:
+    """What a watcher started with _watch(…, output) printed so far."""
+    path = Path(f"{output}.out")
+    return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
 @pytest.mark.slow
@@ -146,27 +153,40 @@ def test_a_stop_finishes_the_batch_and_a_kill_loses_nothing(data, tmp_path):
     _land(files, landing)
     database = tmp_path / "watched.duckdb"
 
-    killed = _watch(database, landing)
-    time.sleep(3)
-    killed.kill()
-    killed.wait()
-    restarted = _watch(database, landing, "--once")
-    assert restarted.wait(timeout=120) == 0, restarted.stderr.read()
+    def build_reference() -> None:
+        reference = connect(f"duckdb:///{tmp_path}/reference.duckdb")
+        try:
+            run_pipeline(reference, _in_watch_order(files), load_rules())
+            run_pipeline(reference, _day(data, 2), load_rules())
+        finally:
+            reference.close()
 
-    stopped = _watch(database, landing)
-    _land(_day(data, 2), landing)
-    deadline = time.monotonic() + 120
-    line = ""
-    while "batch 1" not in line and time.monotonic() < deadline:
-        line = stopped.stdout.readline()
-    stopped.send_signal(signal.SIGTERM)
-    assert stopped.wait(timeout=60) == 0, stopped.stderr.read()
-    assert "stopped after 1 batch(es)" in stopped.stdout.read()
+    # The reference the watched database is compared with (two runs, 8 s at load 3) is built in a thread while
+    # this one waits on the watchers, which run in processes of their own.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as builder:
+        reference_built = builder.submit(build_reference)
+        killed = _watch(database, landing, tmp_path / "killed")
+        time.sleep(3)
+        killed.kill()
+        killed.join()
+        assert killed.exitcode == -signal.SIGKILL, command_output(tmp_path / "killed")
+        restarted = _watch(database, landing, tmp_path / "restarted", "--once")
+        restarted.join(timeout=120)
+        assert restarted.exitcode == 0, command_output(tmp_path / "restarted")[1]
 
-    backend = connect(f"duckdb:///{database}")
+        stopped = _watch(database, landing, tmp_path / "stopped")
+        _land(_day(data, 2), landing)
+        deadline = time.monotonic() + 120
+        while "batch 1" not in _printed(tmp_path / "stopped") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stopped.terminate()
+        stopped.join(timeout=60)
+        assert stopped.exitcode == 0, command_output(tmp_path / "stopped")[1]
+        assert "stopped after 1 batch(es)" in command_output(tmp_path / "stopped")[0]
+        reference_built.result()
+
     reference = connect(f"duckdb:///{tmp_path}/reference.duckdb")
-    run_pipeline(reference, _in_watch_order(files), load_rules())
-    run_pipeline(reference, _day(data, 2), load_rules())
+    backend = connect(f"duckdb:///{database}")
     problems = differences(_outputs(reference), _outputs(backend))
     assert not problems, "\n".join(problems)
     assert all(balance.balanced for balance in audit.reconcile(backend))

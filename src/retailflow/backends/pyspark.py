@@ -732,17 +732,16 @@ def file_reads(loads: Sequence[tuple[parsing.FileRows, int, str]]) -> list[Spark
 def _read_kind(rows: parsing.FileRows) -> tuple | None:
     """What a file's read must share with the files read with it, None when Spark cannot read it as DuckDB does."""
     plain = rows.plain_columns()
-    relation = rows.relation
-    if plain is None or relation.path != rows.path or PATTERN_CHARACTERS & set(str(rows.path)):
+    if plain is None or rows.readable != rows.path or PATTERN_CHARACTERS & set(str(rows.path)):
         return None
-    read = relation.read
-    common = (tuple(relation.columns), tuple(rows.columns), tuple(plain))
+    read = rows.read
+    common = (rows.header, tuple(rows.columns), tuple(plain))
     if parsing.file_format(rows.path) == "parquet":
         try:
             schema = pq.read_schema(rows.path)
         except (OSError, pa.ArrowException):
             return None
-        if ([name.strip().lower() for name in schema.names] != list(relation.columns)
+        if ([name.strip().lower() for name in schema.names] != list(rows.header)
                 or any(str(field.type) not in SAME_TEXT_TYPES for field in schema)):
             return None
         return ("parquet", *common, ",", '"', "\n", tuple(str(field.type) for field in schema))

@@ -3,8 +3,8 @@
 DuckDB's CSV reader handles quotes, CRLF, BOM and ragged rows well and streams large files,
 so it is the single parser; each backend then moves the parsed rows with its own bulk path.
 Spark alone reads a plain file itself (backends/pyspark.py, file_reads), where its reader gives
-exactly what DuckDB's does: relation_sql says what it reads (RelationSql) and text_facts what
-the file's text is like.
+exactly what DuckDB's does: FileRows says what its relation reads (the file, its columns, the read
+options) and text_facts what the file's text is like.
 """
 
 from __future__ import annotations
@@ -170,54 +170,50 @@ def first_line(path: Path, read: ReadOptions = ReadOptions()) -> int:
     return 1 if file_format(path) == "parquet" else read.skip + (2 if read.header else 1)
 
 
-class RelationSql(str):
-    """The SQL of relation_sql, which also says what it reads: the file, its columns and the read options (for an
-    engine that reads the file itself rather than through DuckDB)."""
-
-    path: Path
-    columns: tuple[str, ...]
-    read: ReadOptions
-
-    def __new__(cls, sql: str, path: Path, columns: Sequence[str], read: ReadOptions) -> RelationSql:
-        relation = super().__new__(cls, sql)
-        relation.path, relation.columns, relation.read = path, tuple(columns), read
-        return relation
-
-
-def relation_sql(path: Path, columns: Sequence[str], read: ReadOptions = ReadOptions()) -> RelationSql:
+def relation_sql(path: Path, columns: Sequence[str], read: ReadOptions = ReadOptions()) -> str:
     """A DuckDB relation of the file's rows, every column as text under the names `columns` (in file order)."""
     if file_format(path) == "parquet":
         values = ", ".join(f'CAST("{_ident(name)}" AS VARCHAR) AS "{_ident(name)}"' for name in columns)
-        return RelationSql(f"(SELECT {values} FROM read_parquet({_quote(path)}))", path, columns, read)
+        return f"(SELECT {values} FROM read_parquet({_quote(path)}))"
     struct = ", ".join(f"{_quote(name)}: 'VARCHAR'" for name in columns)
-    return RelationSql(
-        f"read_csv({_quote(path)}, header = {str(read.header).lower()}, skip = {read.skip}, auto_detect = false, "
-        f"delim = {_quote(read.delimiter)}, quote = {_quote(read.quote)}, escape = {_quote(read.quote)}, "
-        f"null_padding = true, strict_mode = true, encoding = 'utf-8', columns = {{{struct}}})", path, columns, read)
+    return (f"read_csv({_quote(path)}, header = {str(read.header).lower()}, skip = {read.skip}, auto_detect = false, "
+            f"delim = {_quote(read.delimiter)}, quote = {_quote(read.quote)}, escape = {_quote(read.quote)}, "
+            f"null_padding = true, strict_mode = true, encoding = 'utf-8', columns = {{{struct}}})")
 
 
 @dataclass(frozen=True)
 class FileRows:
     """One entity's rows of one file as a backend appends them to raw: column names and the SQL of each value
-    over `relation` (relation_sql). With `key`, the rows are derived, one per distinct key (a transaction's
+    over `relation` (relation_sql of `readable`, `header` and `read`, which also tell an engine that reads the
+    file itself what DuckDB reads). With `key`, the rows are derived, one per distinct key (a transaction's
     header from its lines, a product from the lines naming it): the other columns from the key's last row in the
     file, the line number its first."""
 
+    #: The file as received (errors and lineage name it).
     path: Path
-    relation: str
+    #: The file read: `path`, or a UTF-8 copy of it when it is written in another encoding.
+    readable: Path
+    #: The file's columns in file order, under the names the relation gives them (read_header).
+    header: tuple[str, ...]
+    #: How the file is written (its source's read options).
+    read: ReadOptions
     columns: tuple[str, ...]
     values: tuple[str, ...]
     first_line: int
     key: tuple[str, ...] | None = None
     where: str | None = None
 
+    @property
+    def relation(self) -> str:
+        """The DuckDB relation of the file's rows, every column as text (relation_sql)."""
+        return relation_sql(self.readable, self.header, self.read)
+
     def plain_columns(self) -> list[str] | None:
         """The file column each of `columns` is, when the rows are the file's own, every value a column of the file
         as read (no expression, no derived rows); else None."""
-        header = getattr(self.relation, "columns", None)
-        if header is None or self.key is not None or self.where is not None:
+        if self.key is not None or self.where is not None:
             return None
-        names = {f'"{_ident(name)}"': name for name in header}
+        names = {f'"{_ident(name)}"': name for name in self.header}
         plain = [names.get(value) for value in self.values]
         return None if None in plain else plain
 

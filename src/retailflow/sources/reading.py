@@ -1,5 +1,5 @@
 """Planning the read of one received file: its header checked against its source, the drift found, and for
-each entity it feeds the columns raw receives and the SQL of each (backends.parsing.FileRows).
+each entity it feeds the columns raw receives and the SQL of each (parsing.FileRows).
 
 Raw keeps the file's own columns as received (lower-case names) and, beside them, our columns as the mapping
 gives them. A file column whose name is one of ours that the mapping computes otherwise is kept as
@@ -72,11 +72,10 @@ class FilePlan:
     def rows(self) -> Iterator[list[tuple[Feed, FileRows]]]:
         """Each feed with the rows a backend appends; a file in another encoding is read from a UTF-8 copy."""
         with _utf8(self.path, self.source.read.encoding) as readable:
-            relation = relation_sql(readable, self.header, self.source.read)
             line = first_line(self.path, self.source.read)
-            yield [(feed, self._file_rows(feed, relation, line)) for feed in self.feeds]
+            yield [(feed, self._file_rows(feed, readable, line)) for feed in self.feeds]
 
-    def _file_rows(self, feed: Feed, relation: str, line: int) -> FileRows:
+    def _file_rows(self, feed: Feed, readable: Path, line: int) -> FileRows:
         values: dict[str, str] = {}
         for target, spec in feed.specs.items():
             column = feed.entity.column(target)
@@ -84,7 +83,8 @@ class FilePlan:
                                                                            self.missing)
         for name, stored in feed.kept.items():
             values.setdefault(stored, quote(name))
-        return FileRows(self.path, relation, tuple(values), tuple(values.values()), line, feed.key, feed.where)
+        return FileRows(self.path, readable, tuple(self.header), self.source.read, tuple(values),
+                        tuple(values.values()), line, feed.key, feed.where)
 
 
 @contextlib.contextmanager
