@@ -17,7 +17,7 @@ import ibis.expr.types as ir
 
 from retailflow import incremental
 from retailflow.analytics.sales import shifted
-from retailflow.backends import Backend
+from retailflow.backends import NOW, Backend
 from retailflow.catalog import (
     ANOMALIES,
     CHECK_RUNS,
@@ -155,7 +155,8 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
     started = time.perf_counter()
     settings = settings or load_checks(rules_path)
     with backend.transaction():
-        now = now or backend.scalar("SELECT CAST(CURRENT_TIMESTAMP AS TIMESTAMP)")
+        # The engine's NOW, with the fractions of a second every engine keeps (MariaDB's bare CURRENT_TIMESTAMP has none).
+        now = now or backend.scalar(f"SELECT CAST({backend.sql_value(NOW)} AS TIMESTAMP)")
         stored = _stored(backend)
         last_run = _last_run(backend, stored)
         fresh = rebuild or last_run is None or not {STORE_DAY_DELIVERIES.qualified_name,
