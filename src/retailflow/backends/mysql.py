@@ -389,6 +389,17 @@ class MySQLBackend(Backend):
             return trimmed.cast(KEY_STRING).cast("string")
         return super().parse(trimmed, logical_type, column)
 
+    def delete_matching(self, table: ir.Table, keys: ir.Table, columns: Sequence[str] | None = None) -> int:
+        # MariaDB 10.x runs a single-table DELETE's IN (subquery) once per row of the table (semi-joins in
+        # UPDATE/DELETE came with 11.1): a 30-day loyalty backfill of 50k line items spent 83 s deleting the
+        # touched customers' purchases. A multi-table DELETE joins the distinct keys instead.
+        names = list(columns or keys.columns)
+        if len(names) != len(keys.columns):
+            raise ValueError(f"{len(names)} columns of {self._target(table)} against {len(keys.columns)} key columns")
+        on = " AND ".join(f"t.{self.quote(name)} = k.{self.quote(key)}" for name, key in zip(names, keys.columns))
+        return self.execute_built(f"DELETE t FROM {self._target(table)} AS t JOIN (SELECT DISTINCT * FROM "
+                                  f"({self.compile(keys)}) AS s) AS k ON {on}")
+
     def lock_for_writing(self) -> None:
         if not self.scalar(f"SELECT GET_LOCK({self.literal('retailflow:' + self.database)}, 0)"):
             raise UserError(f"another retailflow process is writing to {self.display_url}; "
