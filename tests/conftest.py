@@ -73,10 +73,10 @@ def _engine_name(item: pytest.Item) -> str | None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Known gaps become strict xfails on their engines. Long tests (marked slow) first, handed out one at a
-    time (`make test`: --dist loadgroup, where each test is its own unit of work unless marked
-    xdist_group): a minute-long test started last kept one worker busy while the other sat idle, and xdist's
-    default chunks gave every long test to the same worker. The Spark tests are one group, run by one worker
-    first (the biggest unit): one JVM start, and no two Spark drivers on two cores."""
+    time (`make test`: --maxschedchunk 1): a minute-long test started last kept one worker busy while the other
+    sat idle, and xdist's default chunks gave every long test to the same worker. (`--dist loadgroup`, which would
+    keep the Spark tests in one worker, groups nothing with pytest 9.2 and xdist 3.8: xdist sets a node id attribute
+    pytest no longer reads.)"""
     for item in items:
         for gap in item.iter_markers("gap"):
             if _engine_name(item) in gap.args:

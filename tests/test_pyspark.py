@@ -36,7 +36,7 @@ pytest_plugins = ["spark_cluster"]
 FULL_PARITY = os.environ.get("RETAILFLOW_TEST_SPARK_FULL") == "1"
 
 # Tests taking `engine` run on Spark alone, skipped with the reason where Spark cannot start (no Java).
-pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark"), pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark")]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from retailflow.errors import UserError
 from retailflow.ingest import discover, ingest
 from retailflow.sources.mapping import load_sources
 
-pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark"), pytest.mark.xdist_group("spark")]
+pytestmark = [pytest.mark.slow, pytest.mark.engines("pyspark")]
 
 #: The process's local Spark warehouse: local_spark.
 pytest_plugins = ["spark_cluster"]
