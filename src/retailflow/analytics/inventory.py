@@ -194,7 +194,7 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
 
 def _stored_results(backend: Backend, top: int) -> dict[str, list[dict]]:
     """The stage's stored tables, as run_inventory returns them."""
-    tables = stored_inputs()
+    tables = {"product_days": catalog.table("analytics.product_daily"), "products": staging_table("products")}
     lost, outs = catalog.table("analytics.lost_sales"), catalog.table("analytics.stockouts")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),

@@ -444,13 +444,18 @@ class Backend(abc.ABC):
         Cost: one DELETE with an IN subquery on DuckDB, PostgreSQL and MySQL; Spark rewrites the table through a
         LEFT JOIN with the distinct keys when a row matches.
         """
-        names = list(columns or keys.columns)
-        if len(names) != len(keys.columns):
-            raise ValueError(f"{len(names)} columns of {self._target(table)} against {len(keys.columns)} key columns")
+        names = self._matched_columns(table, keys, columns)
         tuple_sql = ", ".join(map(self.quote, names))
         if len(names) > 1:
             tuple_sql = f"({tuple_sql})"
         return self.execute_built(f"DELETE FROM {self._target(table)} WHERE {tuple_sql} IN ({self.compile(keys)})")
+
+    def _matched_columns(self, table: ir.Table, keys: ir.Table, columns: Sequence[str] | None) -> list[str]:
+        """delete_matching's columns of `table`, one per column of `keys` (default: keys' column names)."""
+        names = list(columns or keys.columns)
+        if len(names) != len(keys.columns):
+            raise ValueError(f"{len(names)} columns of {self._target(table)} against {len(keys.columns)} key columns")
+        return names
 
     def update_where(self, table: ir.Table, values: Mapping[str, Value], where: Where = None) -> int:
         """Set `values` (column: new value) in the rows of `table` that `where` holds for; returns how many.

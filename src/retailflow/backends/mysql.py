@@ -393,9 +393,7 @@ class MySQLBackend(Backend):
         # MariaDB 10.x runs a single-table DELETE's IN (subquery) once per row of the table (semi-joins in
         # UPDATE/DELETE came with 11.1): a 30-day loyalty backfill of 50k line items spent 83 s deleting the
         # touched customers' purchases. A multi-table DELETE joins the distinct keys instead.
-        names = list(columns or keys.columns)
-        if len(names) != len(keys.columns):
-            raise ValueError(f"{len(names)} columns of {self._target(table)} against {len(keys.columns)} key columns")
+        names = self._matched_columns(table, keys, columns)
         on = " AND ".join(f"t.{self.quote(name)} = k.{self.quote(key)}" for name, key in zip(names, keys.columns))
         return self.execute_built(f"DELETE t FROM {self._target(table)} AS t JOIN (SELECT DISTINCT * FROM "
                                   f"({self.compile(keys)}) AS s) AS k ON {on}")
