@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import ibis
+import pytest
 
 from retailflow.backends import connect, sql_cache
 
 EXPRESSION = """
 import ibis
+import pytest
 t = ibis.table({"a": "int64", "b": "string"}, name="t", database="staging")
 f = t.filter(t.a > 3)
 expr = f.group_by("b").aggregate(n=f.count(), top=f.a.max())
@@ -102,3 +104,47 @@ def test_constants_of_an_insert_leave_its_compiled_sql_unchanged(tmp_path, monke
             (41, "x", 2), (41, "y", 1), (42, "x", 2), (42, "y", 1)]
     finally:
         backend.close()
+
+
+def test_run_values_compile_once_and_each_statement_gets_its_own(backend, monkeypatch):
+    """A night's mark, day and run id are run values (backends/run_values.py): the statement over the changed days
+    is compiled on the first night only, on every engine, and each night reads its own values. Hand-made changes:
+    change 1 staged 2024-12-01 and 02, change 2 restated 02, change 3 staged 03 (inventory) and 04 (sales)."""
+    import datetime as dt
+
+    from retailflow import catalog
+    from retailflow.backends.run_values import run_value
+    from retailflow.incremental import changed_since
+
+    day = dt.date(2024, 12, 1)
+    backend.append_values(catalog.table("audit.batch_dates"), [
+        (1, 1, "store_sales_header", day, 5, 0), (1, 1, "store_sales_header", day + dt.timedelta(1), 4, 0),
+        (2, 2, "store_sales_header", day + dt.timedelta(1), 4, 4), (3, 3, "inventory_daily", day + dt.timedelta(2), 9, 0),
+        (3, 4, "store_sales_header", day + dt.timedelta(3), 2, 0)])
+    calls = []
+    compile_uncached = backend.compile_uncached
+    monkeypatch.setattr(backend, "compile_uncached", lambda expr: calls.append(expr) or compile_uncached(expr))
+    monkeypatch.setattr(sql_cache, "_memory", {})
+
+    def changed(mark: int) -> list[dt.date]:
+        days = changed_since(mark)
+        return sorted(row["business_date"] for row in backend.fetch_dicts(days))
+
+    assert changed(0) == [day + dt.timedelta(n) for n in range(4)]
+    assert changed(1) == [day + dt.timedelta(n) for n in (1, 2, 3)]
+    assert changed(3) == []
+    assert len(calls) == 1
+
+    dates = catalog.table("audit.batch_dates")
+
+    def staged(entity: str, since: dt.date) -> int:
+        rows = dates.filter((dates.entity == run_value("entity", entity, "string"))
+                            & (dates.business_date >= run_value("since", since, "date")))
+        return int(backend.fetch_dicts(rows.aggregate(n=rows.staged_rows.sum()))[0]["n"] or 0)
+
+    assert staged("store_sales_header", day + dt.timedelta(1)) == 10
+    assert staged("inventory_daily", day) == 9
+    assert staged("it's", day) == 0  # a quote in a text value is written as a literal, not pasted
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match="two values of run value 'mark'"):
+        backend.compile(changed_since(1).union(changed_since(2)))

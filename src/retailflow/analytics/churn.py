@@ -51,6 +51,7 @@ from retailflow.analytics.loyalty import OPENING
 from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import NOW, Backend
+from retailflow.backends.run_values import run_value
 from retailflow.tables import matching_rows, staging_table
 
 CHURN = catalog.table("analytics.customer_churn")
@@ -130,7 +131,8 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
     write-back replaces by the last staged sale once a customer buys again. `exists_per_row`: the engine's
     Capabilities.joins_exists_per_row (tables.matching says why).
     """
-    reference = (ibis.literal(as_of) if as_of else headers.transaction_date.max().date().as_scalar()).cast("date")
+    reference = (run_value("asof", as_of, "date") if as_of else headers.transaction_date.max().date().as_scalar()
+                 ).cast("date")
     if staged is None:
         staged = purchases(daily.filter(daily.sale_date <= reference))
     recorded = None

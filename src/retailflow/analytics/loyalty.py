@@ -28,6 +28,7 @@ from retailflow.analytics.purchases import PURCHASES
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.analytics.transactions import counted, counted_transactions
 from retailflow.backends import NOW, Backend
+from retailflow.backends.run_values import run_value
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.tables import matching, staging_table
@@ -242,7 +243,7 @@ def balances(customers: ir.Table, opening: ir.Table, ledger: ir.Table, purchases
     The last staged purchase comes from `purchases` (analytics.customer_purchases)."""
     earned = ledger.group_by("customer_id").aggregate(
         earned_points=ledger.points.sum(),
-        run_points=(ledger.run_id == (run_id or "")).ifelse(ledger.points, 0).sum())
+        run_points=(ledger.run_id == run_value("run", run_id or "", "string")).ifelse(ledger.points, 0).sum())
     bought = purchases.select("customer_id", last_transaction=purchases.last_day)
     # The export's own last purchase date as first staged (opening), not the staged one: that is this stage's
     # write-back, which would keep a sale a restated day removed.
@@ -353,9 +354,9 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         booked = booked.mutate(**{name: backend.parse(booked[name], "text", name) for name in LEDGER_KEY})
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
-            run_id=ibis.literal(run_id), recorded_at=ibis.now().cast("timestamp")))
+            run_id=run_value("run", run_id, "string"), recorded_at=ibis.now().cast("timestamp")))
         backend.drop_temp_tables(EXPECTED, AFFECTED)
-        summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_id).aggregate(
+        summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_value("run", run_id, "string")).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no
         # trace: runs and run_points keep pointing at the latest run that credited points, the one

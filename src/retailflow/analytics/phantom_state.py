@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 
 from retailflow import catalog, incremental
 from retailflow.backends import Backend
+from retailflow.backends.run_values import run_value
 from retailflow.errors import UserError
 from retailflow.model import IBIS_TYPES
 
@@ -151,8 +152,8 @@ def empty_logs() -> dict[str, ir.Table]:
 def log_entry(lines: ir.Table, append_id: int, horizon_before: dt.date | None) -> ir.Table:
     """phantom_log's row of extension `append_id` (0: a rebuild, whose state had no days before it: None)."""
     horizon = lines.aggregate(horizon_after=lines.sale_date.max())
-    before = ibis.null("date") if horizon_before is None else ibis.literal(horizon_before, "date")
-    return horizon.select(append_id=ibis.literal(append_id, "int64"), horizon_before=before,
+    before = ibis.null("date") if horizon_before is None else run_value("horizon", horizon_before, "date")
+    return horizon.select(append_id=run_value("append", append_id, "int64"), horizon_before=before,
                           horizon_after=horizon.horizon_after)
 
 
@@ -171,16 +172,17 @@ def _replace_rates(backend: Backend, rows: ir.Table) -> None:
 def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, append_id: int) -> None:
     """Add the days after `horizon` (none of them in the state yet) to the runs and rates, and log it."""
     days = trading_days(lines)
+    after = run_value("horizon", horizon, "date")
     new = backend.create_temp_table("rf_counted_days", counted_days(
-        lines.filter(lines.sale_date > horizon), inventory.filter(inventory.snapshot_date > horizon),
-        days.filter(days.sale_date > horizon)))
+        lines.filter(lines.sale_date > after), inventory.filter(inventory.snapshot_date > after),
+        days.filter(days.sale_date > after)))
     added = day_rates(new)
     # The append id as a constant around the compiled SELECT: the same SQL text every night (Backend.insert).
     stamp = {"append_id": append_id}
     backend.insert("analytics", "phantom_log_rates", added, constants=stamp)
     _replace_rates(backend, RATES.union(added))
     islands = backend.create_temp_table("rf_phantom_islands", idle_runs(new))
-    old = days.filter(days.sale_date <= horizon)
+    old = days.filter(days.sale_date <= after)
     old_last = old.group_by("store_id").aggregate(old_last=old.day_number.max())
     still_open = RUNS.join(old_last, [RUNS.store_id == old_last.store_id, RUNS.last_number == old_last.old_last])
     still_open = still_open.select(*RUNS.columns, "old_last")
@@ -203,7 +205,8 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
     backend.insert("analytics", "phantom_idle_runs", fresh)
     backend.insert("analytics", "phantom_log", log_entry(lines, append_id, horizon))
     for table in LOGS:
-        backend.delete_where(table, (table.append_id <= append_id - LOG_NIGHTS) & (table.append_id > 0))
+        backend.delete_where(table, (table.append_id <= run_value("oldest", append_id - LOG_NIGHTS, "int64"))
+                             & (table.append_id > 0))
     _drop_scratch(backend)
 
 

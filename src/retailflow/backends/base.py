@@ -20,6 +20,7 @@ import sqlglot
 import sqlglot.expressions as sge
 
 from retailflow import catalog
+from retailflow.backends.run_values import RunValues, bind
 from retailflow.catalog import ALWAYS, FACT, StoredTable, existing_table, in_schema
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
@@ -100,8 +101,9 @@ class EngineScalar(ops.Value):
 _VALUE_SLOT = "rf0engine0value"
 
 
-class EngineScalars:
-    """A compiler mixin: an EngineScalar is its template, parsed in the engine's dialect, around the value."""
+class EngineScalars(RunValues):
+    """A compiler mixin: an EngineScalar is its template, parsed in the engine's dialect, around the value; a run
+    value is its slot (run_values)."""
 
     def visit_EngineScalar(self, op, *, arg, template, secret):
         tree = sqlglot.parse_one(template.replace("{value}", _VALUE_SLOT), dialect=self.dialect)
@@ -271,8 +273,8 @@ class Backend(abc.ABC):
 
         if any(node.secret for node in expr.op().find(EngineScalar)):
             # The cache is a plain folder: SQL holding a secret (the pseudonym key's HMAC pads) is never kept.
-            return build(expr)
-        return sql_cache.compiled(expr, f"{self.compile_key}{kind}", build)
+            return bind(build(expr), expr, self.sql_value)
+        return bind(sql_cache.compiled(expr, f"{self.compile_key}{kind}", build), expr, self.sql_value)
 
     @property
     def compile_key(self) -> str:

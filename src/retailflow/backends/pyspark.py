@@ -61,6 +61,7 @@ from retailflow.backends.base import (
     row_condition,
     typed_values,
 )
+from retailflow.backends.run_values import bind
 from retailflow.errors import UserError
 from retailflow.sources import parsing
 
@@ -369,8 +370,8 @@ class PySparkBackend(Backend):
         items = {item.alias_or_name: item for item in tree.expressions}
         tree.set("expressions", [items.get(name) or sge.column(name, table=alias, quoted=True) for name in columns]
                  + [items[CHANGED]])
-        return self._rewrite(target, columns, self._render(tree), keep_changed=keep_changed,
-                             expected_rows=expected_rows)
+        sql = bind(self._render(tree), computed, self.sql_value)
+        return self._rewrite(target, columns, sql, keep_changed=keep_changed, expected_rows=expected_rows)
 
     def _update(self, tree: sge.Update) -> int:
         """UPDATE [FROM]: every row re-computed with CASE WHEN <matched> THEN <new> ELSE <old>."""

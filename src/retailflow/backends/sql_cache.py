@@ -24,6 +24,7 @@ from pathlib import Path
 
 import ibis.expr.types as ir
 
+from retailflow.backends.run_values import RunValue
 from retailflow.config import env
 
 MAX_ENTRIES = 4000
@@ -46,7 +47,10 @@ def code_version() -> str:
 def fingerprint(expr: ir.Expr) -> str:
     """A digest of the expression graph, the same in every process for the same expression."""
     def node_digest(node, _results, **arguments) -> str:
-        # Children arrive as their digests; the rest (names, dtypes, schemas, literal values) by repr.
+        # Children arrive as their digests; the rest (names, dtypes, schemas, literal values) by repr; a run
+        # value's value is not part of the SQL (run_values).
+        if isinstance(node, RunValue):
+            arguments.pop("value")
         text = f"{type(node).__module__}.{type(node).__qualname__}{sorted(arguments.items())!r}"
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 

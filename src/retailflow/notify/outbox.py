@@ -24,6 +24,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, S
 
 from retailflow import catalog
 from retailflow.backends import NOW, Backend
+from retailflow.backends.run_values import run_value
 from retailflow.errors import UserError
 from retailflow.notify.senders import SendError
 from retailflow.tables import staging_table
@@ -86,7 +87,8 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
     ensure_outbox(backend)
     if run_id is None:
         return {"run_id": None, "queued": 0, "skipped": 0}
-    earned = LEDGER.filter(LEDGER.run_id == run_id).group_by("customer_id").aggregate(
+    run = run_value("run", run_id, "string")
+    earned = LEDGER.filter(LEDGER.run_id == run).group_by("customer_id").aggregate(
         points_earned=LEDGER.points.sum(), transactions=LEDGER.transaction_id.nunique())
     earned = earned.filter(earned.points_earned != 0)
     customers = staging_table("customer_details")
@@ -96,9 +98,9 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
     erased = ERASURES.select(_erased=ERASURES.pseudonym).distinct()
     rows = rows.left_join(erased, rows.customer_id == erased._erased).select(rows, erased._erased)
     valid = rows.email.notnull() & rows.email.re_search(EMAIL_PATTERN)
-    key = rows.customer_id + ":" + ibis.literal(run_id)
+    key = rows.customer_id + ":" + run
     candidates = rows.select(
-        message_key=key, customer_id=rows.customer_id, run_id=ibis.literal(run_id), email=rows.email,
+        message_key=key, customer_id=rows.customer_id, run_id=run, email=rows.email,
         first_name=rows.first_name, points_earned=rows.points_earned, new_total=rows.balance, tier=rows.tier,
         segment_id=rows.segment_id, transactions=rows.transactions,
         status=ibis.cases((rows._erased.notnull(), "cancelled"), (valid, "queued"), else_="skipped"),
@@ -110,7 +112,7 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
     with backend.transaction():
         inserted = backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))
     counts = {row["status"]: row["n"] for row in backend.fetch_dicts(
-        OUTBOX.filter(OUTBOX.run_id == run_id).group_by("status").aggregate(n=ibis._.count()))}
+        OUTBOX.filter(OUTBOX.run_id == run).group_by("status").aggregate(n=ibis._.count()))}
     return {"run_id": run_id, "new": inserted, "queued": counts.get("queued", 0), "skipped": counts.get("skipped", 0)}
 
 
