@@ -106,7 +106,7 @@ def test_constants_of_an_insert_leave_its_compiled_sql_unchanged(tmp_path, monke
         backend.close()
 
 
-def test_run_values_compile_once_and_each_statement_gets_its_own(backend, monkeypatch):
+def test_run_values_compile_once_and_each_statement_gets_its_own(backend, monkeypatch, tmp_path):
     """A night's mark, day and run id are run values (backends/run_values.py): the statement over the changed days
     is compiled on the first night only, on every engine, and each night reads its own values. Hand-made changes:
     change 1 staged 2024-12-01 and 02, change 2 restated 02, change 3 staged 03 (inventory) and 04 (sales)."""
@@ -124,6 +124,7 @@ def test_run_values_compile_once_and_each_statement_gets_its_own(backend, monkey
     calls = []
     compile_uncached = backend.compile_uncached
     monkeypatch.setattr(backend, "compile_uncached", lambda expr: calls.append(expr) or compile_uncached(expr))
+    monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sql_cache, "_memory", {})
 
     def changed(mark: int) -> list[dt.date]:
