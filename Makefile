@@ -41,7 +41,7 @@ demo: $(VENV)/.installed
 	$(BIN)/retailflow demo
 
 test: system-deps $(VENV)/.dev-installed
-	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/pipeline.py --line-items 1000000

@@ -72,16 +72,27 @@ def _engine_name(item: pytest.Item) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Known gaps become strict xfails on their engines. Long tests (marked slow) first, handed out one at a
-    time (`make test`: --maxschedchunk 1): a minute-long test started last kept one worker busy while the other
-    sat idle, and xdist's default chunks gave every long test to the same worker. (`--dist loadgroup`, which would
-    keep the Spark tests in one worker, groups nothing with pytest 9.2 and xdist 3.8: xdist sets a node id attribute
-    pytest no longer reads.)"""
+    """Known gaps become strict xfails on their engines. Long tests (marked slow) first, handed out as workers free
+    up (`make test`: --dist loadgroup, each test a unit of its own but the Spark tests, one unit): a minute-long test
+    started last kept one worker busy while the other sat idle."""
     for item in items:
         for gap in item.iter_markers("gap"):
             if _engine_name(item) in gap.args:
                 item.add_marker(pytest.mark.xfail(strict=True, reason=gap.kwargs["reason"]))
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    for item in items:
+        if _engine_name(item) == "pyspark" or "local_spark" in getattr(item, "fixturenames", ()):
+            _one_worker(item, "spark")
+
+
+def _one_worker(item: pytest.Item, group: str) -> None:
+    """Run `item` in the worker that runs the rest of `group` (`make test`: --dist loadgroup), which reads the group
+    from the test id's `@` suffix. The Spark tests share one JVM that way: each worker starting its own cost 20-30 s
+    of two cores. xdist 3.8 writes the suffix to the attribute older pytest read the id from; pytest 9.2 reads it
+    from `_id`, hence the suffix here (and no xdist_group marks)."""
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -127,6 +128,12 @@ class IntegerSums:
         if isinstance(func, sge.Cast):
             return func.__class__(this=super().visit_WindowFunction(op, func=func.this, **kwargs), to=func.to)
         return super().visit_WindowFunction(op, func=func, **kwargs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(dialect: str, identifier: str) -> str:
+    """An identifier quoted in `dialect` (a night quotes the same few hundred names, at 40 µs each through sqlglot)."""
+    return sge.to_identifier(identifier, quoted=True).sql(dialect)
 
 
 def hmac_pads(key: bytes) -> tuple[str, str]:
@@ -313,7 +320,7 @@ class Backend(abc.ABC):
         return rows[0][0] if rows else None
 
     def quote(self, identifier: str) -> str:
-        return sge.to_identifier(identifier, quoted=True).sql(self.dialect)
+        return _quoted(self.dialect, identifier)
 
     def literal(self, value: str) -> str:
         if self.capabilities.standard_string_literals:

