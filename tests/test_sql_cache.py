@@ -82,9 +82,11 @@ def test_old_entries_are_pruned(tmp_path, monkeypatch):
     assert 2 <= len(list((tmp_path / "sql").glob("*.sql"))) <= 4
 
 
-def test_constants_of_an_insert_leave_its_compiled_sql_unchanged(tmp_path, monkeypatch):
-    """A night's change id is set around the compiled SELECT (Backend.insert constants=): the next night, with
-    another id, compiles nothing again, and each row gets its own night's value."""
+def test_a_run_value_in_an_insert_leaves_its_compiled_sql_unchanged(tmp_path, monkeypatch):
+    """A night's change id is a run value of the inserted rows (incremental.record): the next night, with another
+    id, compiles nothing again, and each row gets its own night's value."""
+    from retailflow.backends.run_values import run_value
+
     monkeypatch.setenv("RETAILFLOW_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(sql_cache, "_memory", {})
     backend = connect(f"duckdb:///{tmp_path}/db.duckdb")
@@ -98,7 +100,7 @@ def test_constants_of_an_insert_leave_its_compiled_sql_unchanged(tmp_path, monke
         rows = ibis.table({"a": "int64", "b": "string"}, name="t", database="staging")
         counted = rows.group_by("b").aggregate(n=rows.count())
         for night in (41, 42):
-            assert backend.insert("main", "counts", counted, constants={"change_id": night}) == 2
+            assert backend.insert("main", "counts", counted.mutate(change_id=run_value("change_id", night, "int64"))) == 2
         assert len(calls) == 1
         assert sorted(backend.fetch("SELECT change_id, b, n FROM counts")[1]) == [
             (41, "x", 2), (41, "y", 1), (42, "x", 2), (42, "y", 1)]

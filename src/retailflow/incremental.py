@@ -108,7 +108,7 @@ def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, 
     backend.insert("audit", "batch_dates", counts.select(
         batch_id=counts._credited, entity=ibis.literal(entity.name),
         business_date=counts.business_date, staged_rows=none if superseded else counts._n,
-        superseded_rows=counts._n if superseded else none), constants={"change_id": change_id})
+        superseded_rows=counts._n if superseded else none, change_id=run_value("change_id", change_id, "int64")))
 
 
 def record_master(backend: Backend, entity: Entity, change_id: int, rows: int) -> None:

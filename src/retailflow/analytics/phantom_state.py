@@ -177,9 +177,9 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
         lines.filter(lines.sale_date > after), inventory.filter(inventory.snapshot_date > after),
         days.filter(days.sale_date > after)))
     added = day_rates(new)
-    # The append id as a constant around the compiled SELECT: the same SQL text every night (Backend.insert).
-    stamp = {"append_id": append_id}
-    backend.insert("analytics", "phantom_log_rates", added, constants=stamp)
+    # The append id as a run value: the same SQL text every night (run_values).
+    stamp = {"append_id": run_value("append", append_id, "int64")}
+    backend.insert("analytics", "phantom_log_rates", added.mutate(**stamp))
     _replace_rates(backend, RATES.union(added))
     islands = backend.create_temp_table("rf_phantom_islands", idle_runs(new))
     old = days.filter(days.sale_date <= after)
@@ -196,10 +196,10 @@ def extend(backend: Backend, lines: ir.Table, inventory: ir.Table, horizon, appe
         min_stock_on_hand=ibis.least(still_open.min_stock_on_hand, islands.min_stock_on_hand),
         max_stock_on_hand=ibis.greatest(still_open.max_stock_on_hand, islands.max_stock_on_hand)))
     fresh = islands.anti_join(merged, ["store_id", "product_id", "last_number"]).select(*RUNS.columns)
-    backend.insert("analytics", "phantom_log_removed", RUNS.semi_join(merged, KEY), constants=stamp)
+    backend.insert("analytics", "phantom_log_removed", RUNS.semi_join(merged, KEY).mutate(**stamp))
     # Two statements: MySQL cannot read one temporary table twice in a statement.
-    backend.insert("analytics", "phantom_log_added", merged.select(*KEY), constants=stamp)
-    backend.insert("analytics", "phantom_log_added", fresh.select(*KEY), constants=stamp)
+    backend.insert("analytics", "phantom_log_added", merged.select(*KEY, **stamp))
+    backend.insert("analytics", "phantom_log_added", fresh.select(*KEY, **stamp))
     backend.delete_matching(RUNS, merged.select(*KEY))
     backend.insert("analytics", "phantom_idle_runs", merged)
     backend.insert("analytics", "phantom_idle_runs", fresh)

@@ -370,23 +370,11 @@ class Backend(abc.ABC):
         text, lineage typed."""
         return existing_table(schema, table, columns or self.table_columns(schema, table))
 
-    def insert(self, schema: str, table: str, expr: ir.Table, constants: Mapping[str, int] | None = None) -> int:
-        """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted.
-
-        `constants`: integer columns set to the same value in every row, such as the run's change id: kept out
-        of the compiled expression, whose SQL is then the same text every night (sql_cache) instead of being
-        compiled again for each new value.
-        """
-        names, select = self.insert_select(expr, constants)
-        columns = ", ".join(self.quote(name) for name in names)
-        return self.execute_built(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {select}")
-
-    def insert_select(self, expr: ir.Table, constants: Mapping[str, int] | None = None) -> tuple[list[str], str]:
-        """The columns and the SELECT that insert() writes: expr compiled, with the `constants` added around it."""
-        if not constants:
-            return list(expr.columns), self.compile(expr)
-        values = ", ".join(f"{int(value)} AS {self.quote(name)}" for name, value in constants.items())
-        return [*constants, *expr.columns], f"SELECT {values}, rf_inserted.* FROM ({self.compile(expr)}) AS rf_inserted"
+    def insert(self, schema: str, table: str, expr: ir.Table) -> int:
+        """INSERT INTO schema.table (expr's columns) SELECT expr; returns rows inserted. A value of the run in every
+        row (its change id) is a run value (run_values), so that the SQL is the same text every night."""
+        columns = ", ".join(self.quote(name) for name in expr.columns)
+        return self.execute_built(f"INSERT INTO {self.qualified(schema, table)} ({columns}) {self.compile(expr)}")
 
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         """Insert the SELECT's rows; a row whose key is already there replaces that row's other columns."""

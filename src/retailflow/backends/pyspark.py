@@ -490,9 +490,9 @@ class PySparkBackend(Backend):
         ordered.observe(counts, *(measure.alias(name) for name, measure in observed.items())).write.insertInto(target)
         return counts.get if measures else int(counts.get["rows"])
 
-    def insert(self, schema: str, table: str, expr: ir.Table, constants: Mapping[str, int] | None = None) -> int:
+    def insert(self, schema: str, table: str, expr: ir.Table) -> int:
         # Spark reports no row count for INSERT: an observed count on the written rows gives it in the same pass.
-        return self._append(self._session.sql(self.insert_select(expr, constants)[1]), schema, table)
+        return self._append(self._session.sql(self.compile(expr)), schema, table)
 
     def upsert(self, schema: str, table: str, columns: Sequence[str], key: Sequence[str], select_sql: str) -> None:
         """Rows whose key is new are added, rows whose key is there replace it: the table is re-written."""

@@ -22,8 +22,8 @@ import sqlglot.expressions as sge
 #: The text every slot starts with: a compiled statement without it has nothing to bind.
 SLOT_PREFIX = "rf0run0"
 #: A slot as it appears in compiled SQL, quoted or not (an engine that re-parses SQL may quote it).
-SLOT = re.compile(rf'["`]?{SLOT_PREFIX}([a-z]+)0["`]?')
-NAME = re.compile(r"[a-z]+")
+SLOT = re.compile(rf'["`]?{SLOT_PREFIX}([a-z_]+)0["`]?')
+NAME = re.compile(r"[a-z_]+")
 
 
 class RunValue(ops.Value):
@@ -38,9 +38,9 @@ class RunValue(ops.Value):
 
 def run_value(name: str, value: Any, dtype: str) -> ir.Scalar:
     """`value` as an Ibis scalar of `dtype` that compiles to the same SQL whatever the value (name: lowercase
-    letters; one value per name in a statement)."""
+    letters and underscores; one value per name in a statement)."""
     if not NAME.fullmatch(name):
-        raise ValueError(f"a run value's name is lowercase letters, not {name!r}")
+        raise ValueError(f"a run value's name is lowercase letters and underscores, not {name!r}")
     return RunValue(name, value, datatypes.dtype(dtype)).to_expr()
 
 

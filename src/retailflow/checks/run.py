@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 from retailflow import incremental
 from retailflow.analytics.sales import shifted
 from retailflow.backends import NOW, Backend
+from retailflow.backends.run_values import run_value
 from retailflow.catalog import (
     ANOMALIES,
     CHECK_RUNS,
@@ -234,12 +235,11 @@ def _record(backend: Backend, outcome: ChecksOutcome, latest: int, settings: Che
         ran_at=PARAMS_TABLE.now,
         last_batch_id=PARAMS_TABLE.last_batch_seen if backfill else ibis._._last.fill_null(0),
         settings_digest=ibis.literal(settings.digest()),
-        days_recomputed=ibis.literal(outcome.days_recomputed, "int64"))
+        # The counts are run values: the statement's text stays the same from one night to the next (sql_cache).
+        days_recomputed=ibis.null("int64") if outcome.days_recomputed is None
+        else run_value("days_recomputed", outcome.days_recomputed, "int64"),
+        **{name: run_value(name, value, "int64") for name, value in counts.items()})
     if exists:
-        # The counts go in as constants: the statement's text stays the same from one night to the next (sql_cache).
-        recomputed = {} if outcome.days_recomputed is None else {"days_recomputed": outcome.days_recomputed}
-        backend.insert(CHECK_RUNS.schema, CHECK_RUNS.name, row.drop("days_recomputed"),
-                       constants={**counts, **recomputed})
+        backend.insert(CHECK_RUNS.schema, CHECK_RUNS.name, row)
     else:
-        backend.replace_table(CHECK_RUNS.schema, CHECK_RUNS.name, CHECK_RUNS.cast(row.mutate(
-            **{name: ibis.literal(value, "int64") for name, value in counts.items()})))
+        backend.replace_table(CHECK_RUNS.schema, CHECK_RUNS.name, CHECK_RUNS.cast(row))

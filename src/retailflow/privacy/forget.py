@@ -20,6 +20,7 @@ import ibis.expr.types as ir
 from retailflow import catalog
 from retailflow.backends import Backend
 from retailflow.backends.base import SCHEMAS
+from retailflow.backends.run_values import run_value
 from retailflow.errors import UserError
 from retailflow.model import data_subject, person_references, personal_columns
 from retailflow.notify import outbox
@@ -101,7 +102,7 @@ def forget(backend: Backend, person_ids: Sequence[str], *, reason: str | None = 
             noted = ERASURE_ROWS.filter(ERASURE_ROWS.erasure_id == erasure_id).select("pseudonym").distinct()
             backend.insert("audit", "erasures", noted.select(
                 "pseudonym", erased_at=ibis.now().cast("timestamp"), reason=ibis.literal(reason, "string"),
-                key_check=ibis.literal(key_check(key))), constants={"erasure_id": erasure_id})
+                key_check=ibis.literal(key_check(key)), erasure_id=run_value("erasure_id", erasure_id, "int64")))
         earlier = {row[0] for row in backend.fetch(
             f"SELECT DISTINCT pseudonym FROM audit.erasures WHERE erasure_id < {erasure_id}")[1]}
         backend.drop_temp_tables(REQUEST)
@@ -156,8 +157,8 @@ def _record_rows(backend: Backend, erasure_id: int, label: str, matched: ir.Tabl
     """Add to audit.erasure_rows the rows of table `label` per person, `matched` holding one row (its pseudonym)
     for each."""
     counts = matched.group_by("pseudonym").aggregate(rows=matched.count())
-    backend.insert("audit", "erasure_rows", counts.select("pseudonym", "rows", table_name=ibis.literal(label)),
-                   constants={"erasure_id": erasure_id})
+    backend.insert("audit", "erasure_rows", counts.select("pseudonym", "rows", table_name=ibis.literal(label),
+                                                          erasure_id=run_value("erasure_id", erasure_id, "int64")))
 
 
 def _erased_quotes(text: ir.StringValue) -> ir.StringValue:
