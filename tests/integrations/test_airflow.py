@@ -12,15 +12,22 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("airflow", reason="Airflow is not installed: pip install -e '.[airflow]'")
-
-from helpers import SAMPLE_DIR  # noqa: E402
-from retailflow.backends import connect  # noqa: E402
-from retailflow.integrations.airflow import ingest_day, retailflow_dag, validate_day  # noqa: E402
+from helpers import SAMPLE_DIR
+from retailflow.backends import connect
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "airflow_dag.py"
 AIRFLOW = Path(sys.executable).with_name("airflow")
 STAGES = ["ingest", "validate", "checks", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"]
+
+
+@pytest.fixture
+def dags():
+    """retailflow.integrations.airflow, imported by the tests that use it: importing Airflow takes about 2 s, which
+    every pytest-xdist worker paid while collecting when this module imported it."""
+    pytest.importorskip("airflow", reason="Airflow is not installed: pip install -e '.[airflow]'")
+    from retailflow.integrations import airflow
+
+    return airflow
 
 
 def _airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -32,7 +39,7 @@ def _airflow(home: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 
 @pytest.mark.slow
-def test_airflow_runs_a_logical_day_through_every_stage(tmp_path):
+def test_airflow_runs_a_logical_day_through_every_stage(tmp_path, dags):
     home, landing = tmp_path / "airflow", tmp_path / "landing"
     (home / "dags").mkdir(parents=True)
     shutil.copy(EXAMPLE, home / "dags" / EXAMPLE.name)
@@ -54,8 +61,8 @@ def test_airflow_runs_a_logical_day_through_every_stage(tmp_path):
     assert (tmp_path / "report.html").exists()
 
 
-def test_the_dag_has_a_task_per_stage_and_retries_only_the_analytics(tmp_path):
-    dag = retailflow_dag("retailflow_shape", f"duckdb:///{tmp_path}/x.duckdb", tmp_path, retries=3)
+def test_the_dag_has_a_task_per_stage_and_retries_only_the_analytics(tmp_path, dags):
+    dag = dags.retailflow_dag("retailflow_shape", f"duckdb:///{tmp_path}/x.duckdb", tmp_path, retries=3)
     assert [task.task_id for task in sorted(dag.tasks, key=lambda task: STAGES.index(task.task_id))] == STAGES
     assert {task.task_id: task.retries for task in dag.tasks} == {stage: 0 if stage in ("ingest", "validate", "checks") else 3
                                                                 for stage in STAGES}
@@ -63,12 +70,12 @@ def test_the_dag_has_a_task_per_stage_and_retries_only_the_analytics(tmp_path):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
 
 
-def test_a_rule_over_its_threshold_fails_the_validation(tmp_path):
+def test_a_rule_over_its_threshold_fails_the_validation(tmp_path, dags):
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - id: store_sales_header.total_amount.positive\n    entity: store_sales_header\n"
                      "    kind: positive\n    column: total_amount\n    max_failed_pct: 1\n")
     url = f"duckdb:///{tmp_path}/shop.duckdb"
     day = dt.date(2024, 12, 1)
-    assert ingest_day(url, str(SAMPLE_DIR), day)
+    assert dags.ingest_day(url, str(SAMPLE_DIR), day)
     with pytest.raises(ValueError, match=r"store_sales_header.total_amount.positive: 1 of 18 rows failed"):
-        validate_day(url, str(rules), day)
+        dags.validate_day(url, str(rules), day)

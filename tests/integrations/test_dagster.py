@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-dg = pytest.importorskip("dagster", reason="Dagster is not installed: pip install -e '.[dagster]'")
-
-from helpers import SAMPLE_DIR  # noqa: E402
-from retailflow.backends import connect  # noqa: E402
-from retailflow.generate import GeneratorOptions, generate_dataset  # noqa: E402
-from retailflow.integrations.dagster import retailflow_definitions  # noqa: E402
+from helpers import SAMPLE_DIR
+from retailflow.backends import connect
+from retailflow.generate import GeneratorOptions, generate_dataset
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dagster_definitions.py"
 STAGES = {"raw", "staging", "checks", "purchases", "promotions", "inventory", "loyalty", "segments", "notify", "report"}
@@ -31,22 +28,34 @@ rules:
 """
 
 
+@pytest.fixture
+def dg():
+    """Dagster, imported by the tests that use it (each pytest-xdist worker paid 0.8 s for it while collecting)."""
+    return pytest.importorskip("dagster", reason="Dagster is not installed: pip install -e '.[dagster]'")
+
+
+def retailflow_definitions(*args, **kwargs):
+    from retailflow.integrations.dagster import retailflow_definitions
+
+    return retailflow_definitions(*args, **kwargs)
+
+
 def _materialised(result) -> set[str]:
     return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
 
 
-def _run(defs, day: str):
+def _run(dg, defs, day: str):
     return dg.materialize([*defs.assets, *defs.asset_checks], partition_key=day, raise_on_error=False)
 
 
 @pytest.mark.slow
-def test_a_day_runs_every_stage_and_a_blocking_check_stops_the_next(tmp_path):
+def test_a_day_runs_every_stage_and_a_blocking_check_stops_the_next(tmp_path, dg):
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE_DIR, landing, ignore=shutil.ignore_patterns("*.md"))
     database = tmp_path / "shop.duckdb"
     defs = retailflow_definitions(f"duckdb:///{database}", landing, start_date="2024-12-01",
                                   report=tmp_path / "report.html")
-    result = _run(defs, "2024-12-01")
+    result = _run(dg, defs, "2024-12-01")
     assert result.success and _materialised(result) == STAGES
     staging = next(event for event in result.get_asset_materialization_events()
                    if event.asset_key.to_user_string() == "staging").materialization.metadata
@@ -56,7 +65,7 @@ def test_a_day_runs_every_stage_and_a_blocking_check_stops_the_next(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(BLOCKING_RULES)
     blocked_db = tmp_path / "blocked.duckdb"
-    blocked = _run(retailflow_definitions(f"duckdb:///{blocked_db}", landing, rules, start_date="2024-12-01",
+    blocked = _run(dg, retailflow_definitions(f"duckdb:///{blocked_db}", landing, rules, start_date="2024-12-01",
                                           report=tmp_path / "blocked.html"), "2024-12-01")
     assert not blocked.success and _materialised(blocked) == {"raw", "staging"}
     [evaluation] = [check for check in blocked.get_asset_check_evaluations()
@@ -71,7 +80,7 @@ def test_a_day_runs_every_stage_and_a_blocking_check_stops_the_next(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_backfill_of_two_days_and_the_sensor(tmp_path):
+def test_a_backfill_of_two_days_and_the_sensor(tmp_path, dg):
     data = tmp_path / "data"
     generate_dataset(data, GeneratorOptions(seed=8, stores=2, products=15, customers=60, days=7))
     landing = tmp_path / "landing"
@@ -85,7 +94,7 @@ def test_a_backfill_of_two_days_and_the_sensor(tmp_path):
     requests = list(sensor(dg.build_sensor_context()))
     assert [request.partition_key for request in requests] == ["2024-12-01", "2024-12-02"]
     for request in requests:
-        assert _run(defs, request.partition_key).success
+        assert _run(dg, defs, request.partition_key).success
     backend = connect(f"duckdb:///{tmp_path}/shop.duckdb")
     try:
         days = backend.fetch("SELECT DISTINCT CAST(business_date AS VARCHAR) FROM audit.batch_dates ORDER BY 1")[1]
@@ -95,7 +104,7 @@ def test_a_backfill_of_two_days_and_the_sensor(tmp_path):
         backend.close()
 
 
-def test_dagster_accepts_the_example_definitions(tmp_path):
+def test_dagster_accepts_the_example_definitions(tmp_path, dg):
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run([str(dagster), "definitions", "validate", "-f", str(EXAMPLE)], capture_output=True,
                             text=True, timeout=300, cwd=tmp_path,
