@@ -331,6 +331,7 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
     _ensure_tables(backend)
     headers, customers = staging_table("store_sales_header"), staging_table("customer_details")
     run_id = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run = run_value("run", run_id, "string")
     with incremental.window(backend, STAGE, days=days, rebuild=rebuild) as changed:
         # Opening balances are the first staged export's points, kept so re-runs never compound,
         # and its last purchase date, which the write-back below replaces (the churn model needs it).
@@ -354,9 +355,9 @@ def run_loyalty(backend: Backend, *, policy: str = "best", tiers: tuple[tuple[st
         booked = booked.mutate(**{name: backend.parse(booked[name], "text", name) for name in LEDGER_KEY})
         new = ledger_changes(expected, booked, policy=policy)
         inserted = backend.insert("loyalty", "points_ledger", new.mutate(
-            run_id=run_value("run", run_id, "string"), recorded_at=ibis.now().cast("timestamp")))
+            run_id=run, recorded_at=ibis.now().cast("timestamp")))
         backend.drop_temp_tables(EXPECTED, AFFECTED)
-        summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run_value("run", run_id, "string")).aggregate(
+        summary = backend.fetch_dicts(LEDGER.filter(LEDGER.run_id == run).aggregate(
             transactions=ibis._.transaction_id.nunique(), points=ibis._.points.sum()))[0]
         # A run that credits nothing (a re-run, or one after a crash that had committed) leaves no
         # trace: runs and run_points keep pointing at the latest run that credited points, the one

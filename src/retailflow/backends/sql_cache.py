@@ -6,7 +6,9 @@ the same from one run to the next. The fingerprint is a digest of the whole expr
 (each node's type and arguments: table names, schemas, literals, columns), of the engine's
 compile key (dialect, and what else its SQL depends on, such as MySQL's database name) and of
 the code that compiles it (retailflow's own source, Ibis's and sqlglot's versions). Equal
-fingerprints mean equal SQL; an edit to retailflow's code starts a new cache.
+fingerprints mean equal SQL; an edit to retailflow's code starts a new cache. A run value's value
+(run_values.py) is left out of the fingerprint: the SQL kept has its slot, which Backend._compiled
+fills for each statement.
 
 On disk the entries live under RETAILFLOW_CACHE_DIR (default: $XDG_CACHE_HOME/retailflow, else
 ~/.cache/retailflow), one small file each, written atomically; past MAX_ENTRIES the oldest
