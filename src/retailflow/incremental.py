@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
 
@@ -111,9 +111,10 @@ def record(backend: Backend, entity: Entity, rows: ir.Table, change_id: int, *, 
         superseded_rows=counts._n if superseded else none, change_id=run_value("change_id", change_id, "int64")))
 
 
-def record_master(backend: Backend, entity: Entity, change_id: int, rows: int) -> None:
-    """Note in audit.master_changes that change `change_id` staged `rows` rows of master `entity`."""
-    backend.append_values(MASTER_CHANGES, [(change_id, entity.name, rows)])
+def record_masters(backend: Backend, change_id: int, staged: Mapping[str, int]) -> None:
+    """Note in audit.master_changes that change `change_id` staged rows of masters: `staged` rows per entity name."""
+    if staged:
+        backend.append_values(MASTER_CHANGES, [(change_id, name, rows) for name, rows in staged.items()])
 
 
 def masters_changed(backend: Backend, last: int, masters: tuple[str, ...]) -> bool:

@@ -9,7 +9,6 @@ import pytest
 
 from retailflow import catalog, incremental
 from retailflow.incremental import EVERY_DAY, DateRange
-from retailflow.model import ENTITIES
 
 BATCH_DATES = catalog.table("audit.batch_dates")
 
@@ -49,7 +48,7 @@ def test_a_master_change_recomputes_every_day(backend):
     _change(backend, 1, dt.date(2024, 12, 1))
     with incremental.window(backend, "test", masters=("products",)):
         pass
-    incremental.record_master(backend, ENTITIES["products"], 2, 5)
+    incremental.record_masters(backend, 2, {"products": 5})
     with incremental.window(backend, "test", masters=("products",)) as changed:
         assert changed is EVERY_DAY
 

@@ -277,9 +277,53 @@ def _clean_rows(backend: Backend, entity: Entity, typed: ir.Table, final: ir.Tab
                         _batch_id=clean._batch_id, _source_line=clean._source_line)
 
 
+@dataclass
+class Bookkeeping:
+    """What routing notes in audit.batches and audit.rule_results, gathered over the entities of a run and written
+    at its end, one statement each (Spark rewrites audit.batches for every UPDATE; per entity and per batch they
+    were a fifth of the sample's validation there).
+
+    `counters`: per batch, validate's staged, quarantined and warned rows, or a replay's promoted rows (first
+    value); `superseded`: rows of older batches a master's newer rows replaced; `results`: audit.rule_results rows;
+    `masters_staged`: rows staged per master entity (audit.master_changes).
+    """
+
+    counters: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    superseded: dict[int, int] = field(default_factory=dict)
+    results: list[tuple] = field(default_factory=list)
+    masters_staged: dict[str, int] = field(default_factory=dict)
+
+    def write(self, backend: Backend, phase: str, change_id: int, seconds: float) -> None:
+        if self.superseded:
+            backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0) + _per_batch(
+                {batch: (count,) for batch, count in self.superseded.items()}, 0)},
+                {"batch_id": list(self.superseded)})
+        if self.counters and phase == "validate":
+            backend.update_where(BATCHES, {
+                "status": "validated", "validated_at": NOW, "validate_seconds": round(seconds, 3),
+                **{column: _per_batch(self.counters, position)
+                   for position, column in enumerate(("staged_rows", "quarantined_rows", "warned_rows"))}},
+                {"batch_id": list(self.counters)})
+        elif self.counters:
+            promoted = _per_batch(self.counters, 0)
+            backend.update_where(BATCHES, {"staged_rows": BATCHES.staged_rows + promoted,
+                                           "quarantined_rows": BATCHES.quarantined_rows - promoted},
+                                 {"batch_id": list(self.counters)})
+        backend.append_values(RULE_RESULTS, [(batch, entity, rule_id, severity, phase, checked, failed, NOW)
+                                             for batch, entity, rule_id, severity, checked, failed in self.results])
+        incremental.record_masters(backend, change_id, self.masters_staged)
+
+
+def _per_batch(values: dict[int, tuple[int, ...]], position: int) -> ir.IntegerValue:
+    """Each batch's value at `position`, as one CASE over audit.batches.batch_id."""
+    return BATCHES.batch_id.cases(*((batch, row[position]) for batch, row in values.items()), else_=0)
+
+
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
-           raw_columns: list[str], typed: ir.Table, candidates: ir.Table, batch_rows: dict[int, int]) -> EntityOutcome:
-    """Write one entity's verdicts: staging, quarantine, warnings, rule results and batch counters.
+           raw_columns: list[str], typed: ir.Table, candidates: ir.Table, batch_rows: dict[int, int],
+           book: Bookkeeping) -> EntityOutcome:
+    """Write one entity's verdicts: staging, quarantine and warnings; its rule results and batch counters go to
+    `book`.
 
     `final` holds the verdicts of the rows that failed a rule or belong to a rejected transaction;
     every other candidate is clean and is staged as parsed. `batch_rows`: the rows of
@@ -291,7 +335,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
         int(row["_batch_id"]): int(row["_n"])
         for row in backend.fetch_dicts(candidates.group_by("_batch_id").aggregate(_n=candidates.count()))}
     if entity.master:
-        _upsert_master(backend, entity, _clean_rows(backend, entity, typed, final))
+        _upsert_master(backend, entity, _clean_rows(backend, entity, typed, final), book)
     else:
         backend.insert("staging", entity.name, _clean_rows(backend, entity, typed, final))
         if incremental.is_fact(entity):
@@ -300,12 +344,22 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
             incremental.record(backend, entity, incremental.dated(
                 entity, _clean_rows(backend, entity, typed, final, day_columns)), change_id)
     rejected = _with_cells(final.filter(final._rejected).select(*LINEAGE, "_rule_ids", "_reasons"), candidates)
-    # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
-    rejected = backend.create_temp_table("rf_quarantined", rejected.select(
-        *raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now()))
+    rejected = rejected.select(*raw_columns, "_rule_ids", "_reasons", _quarantined_at=ibis.now())
     if phase == "replay":
+        # A replay reads the cells from the quarantine it is about to empty: the rows are kept first.
+        rejected = backend.create_temp_table("rf_quarantined", rejected)
         backend.delete_where(backend.raw_table("quarantine", entity.name, raw_columns))
     backend.insert("quarantine", entity.name, rejected)
+    if any(rule.severity == "warn" for rule in rules):
+        _insert_warnings(backend, entity, final, view)
+    outcome = _record_counts(backend, entity, view, checked_rows, phase, list(batch_rows), book)
+    if entity.master and outcome.staged:
+        book.masters_staged[entity.name] = outcome.staged
+    return outcome
+
+
+def _insert_warnings(backend: Backend, entity: Entity, final: ir.Table, view: Checked) -> None:
+    """The rows staged with a failed warning rule, into audit.warnings."""
     warn_ids, warn_reasons = view.warn_ids_and_reasons()
     warned = final.mutate(_warn_ids=warn_ids, _warn_reasons=warn_reasons)
     keys = [TYPED_PREFIX + name for name in entity.primary_key]
@@ -316,13 +370,9 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("audit", "warnings", warned.select(
         entity=ibis.literal(entity.name), row_key=key, rule_ids=warned._warn_ids,
         reasons=warned._warn_reasons, _batch_id=warned._batch_id, _source_line=warned._source_line))
-    outcome = _record_counts(backend, entity, view, checked_rows, phase, list(batch_rows))
-    if entity.master and outcome.staged:
-        incremental.record_master(backend, entity, change_id, outcome.staged)
-    return outcome
 
 
-def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
+def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table, book: Bookkeeping) -> None:
     """Masters are snapshots: the newest batch's row for a key replaces the staged one."""
     keys = [clean[name] for name in entity.primary_key]
     ranked = clean.mutate(_newest=ibis.row_number().over(group_by=keys, order_by=clean._batch_id.desc()) == 0)
@@ -330,19 +380,17 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table) -> None:
     staged = staging_table(entity.name)
     new_keys = rows.select(*[rows[name].name(f"_k_{name}") for name in entity.primary_key])
     replaced = staged.join(new_keys, [staged[name] == new_keys[f"_k_{name}"] for name in entity.primary_key])
-    superseded = [(int(row["batch"]), int(row["n"])) for row in backend.fetch_dicts(
-        replaced.group_by(batch=replaced._batch_id).aggregate(n=replaced.count()))]
-    superseded += [(int(row["batch"]), int(row["n"])) for row in backend.fetch_dicts(
-        ranked.filter(~ranked._newest).group_by(batch=ibis._._batch_id).aggregate(n=ibis._.count()))]
-    for batch_id, count in superseded:
-        backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0) + count},
-                             {"batch_id": batch_id})
+    # Staged rows a new row replaces, and the batch's own older rows of a key: one query.
+    superseded = replaced.group_by(batch=replaced._batch_id).aggregate(n=replaced.count()).union(
+        ranked.filter(~ranked._newest).group_by(batch=ibis._._batch_id).aggregate(n=ibis._.count()), distinct=False)
+    for row in backend.fetch_dicts(superseded):
+        book.superseded[int(row["batch"])] = book.superseded.get(int(row["batch"]), 0) + int(row["n"])
     backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
 def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows: dict[int, int], phase: str,
-                   batch_ids: Sequence[int]) -> EntityOutcome:
-    """Per batch: checked and failed counts per rule (audit.rule_results) and the batch counters.
+                   batch_ids: Sequence[int], book: Bookkeeping) -> EntityOutcome:
+    """Per batch: checked and failed counts per rule and the batch counters, into `book`.
 
     `checked_rows` holds the candidates per batch; failures come from the verdicts, which hold every failing row.
     """
@@ -352,38 +400,21 @@ def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows
         _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
         _warned=(~table._rejected & view.failed("warn")).sum(), **sums))}
     sibling_id = f"{entity.name}.transaction.atomic"
-    results = []
-    counters: dict[int, tuple[int, int, int]] = {}
     outcome = EntityOutcome(entity.name)
+    if phase == "validate":
+        # Every pending batch is marked validated, an empty one too.
+        book.counters.update((batch, (0, 0, 0)) for batch in batch_ids)
     for batch, checked in checked_rows.items():
         row = failures.get(batch, {})
         quarantined = int(row.get("_quarantined") or 0)
-        results += [(batch, rule.id, rule.severity, checked, int(row.get(f"c{index}") or 0))
-                    for index, rule in enumerate(view.rules)]
-        results.append((batch, sibling_id, "reject", checked, int(row.get("_sibling") or 0)))
+        book.results += [(batch, entity.name, rule.id, rule.severity, checked, int(row.get(f"c{index}") or 0))
+                         for index, rule in enumerate(view.rules)]
+        book.results.append((batch, entity.name, sibling_id, "reject", checked, int(row.get("_sibling") or 0)))
         outcome.checked += checked
         outcome.quarantined += quarantined
         outcome.staged += checked - quarantined
         outcome.warned += int(row.get("_warned") or 0)
-        counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
-        if phase != "validate":
-            promoted = checked - quarantined
-            backend.update_where(BATCHES, {"staged_rows": BATCHES.staged_rows + promoted,
-                                           "quarantined_rows": BATCHES.quarantined_rows - promoted},
-                                 {"batch_id": batch})
-    if phase == "validate" and batch_ids:
-        # One statement for every batch of the entity (on Spark each UPDATE rewrites the table).
-        def per_batch(position: int) -> ir.IntegerValue:
-            if not counters:
-                return ibis.literal(0, "int64")
-            return BATCHES.batch_id.cases(*((batch, values[position]) for batch, values in counters.items()),
-                                          else_=0)
-
-        backend.update_where(BATCHES, {"status": "validated", "validated_at": NOW, "staged_rows": per_batch(0),
-                                       "quarantined_rows": per_batch(1), "warned_rows": per_batch(2)},
-                             {"batch_id": list(batch_ids)})
-    backend.append_values(RULE_RESULTS, [(batch, entity.name, rule_id, severity, phase, checked, failed, NOW)
-                                         for batch, rule_id, severity, checked, failed in results])
+        book.counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
     return outcome
 
 
@@ -441,6 +472,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             stage_implied_masters(backend, typed)
         pending = {name: typed[name] for name in atomic if name in typed}
         held: dict[str, Checked] = {}
+        book = Bookkeeping()
         for name in checked_names:
             entity = ENTITIES[name]
             entity_rules = [rule for rule in rules if rule.entity == name]
@@ -456,19 +488,16 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
                 parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, typed)
                 outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
                                                raw_columns[parent.entity.name], typed[parent.entity.name],
-                                               *candidates[parent.entity.name]))
+                                               *candidates[parent.entity.name], book))
                 outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
-                                               raw_columns[name], typed[name], *candidates[name]))
+                                               raw_columns[name], typed[name], *candidates[name], book))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
                 outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
-                                               raw_columns[name], typed[name], *candidates[name]))
+                                               raw_columns[name], typed[name], *candidates[name], book))
         backend.drop_temp_tables(
             *(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
             *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES)
         outcome.seconds = time.perf_counter() - started
-        if phase == "validate" and outcome.entities:
-            backend.update_where(BATCHES, {"validate_seconds": round(outcome.seconds, 3)}, {
-                "entity": [entity_outcome.entity for entity_outcome in outcome.entities], "validate_seconds": None,
-                "status": "validated"})
+        book.write(backend, phase, change_id, outcome.seconds)
     return outcome
