@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
@@ -65,3 +66,18 @@ def matching_rows(table: ir.Table, keys: ir.Table, on: Sequence[tuple[str, str]]
     joined = table.left_join(marked, [table[left] == marked[f"_m_{right}"] for left, right in on])
     joined = joined.select(*table.columns, "_matched")
     return joined.filter(joined._matched.notnull() if keep else joined._matched.isnull()).drop("_matched")
+
+
+@contextlib.contextmanager
+def indexed_where_needed(backend: Backend, name: str, table: ir.Table, *keys: Sequence[str]) -> Iterator[ir.Table]:
+    """`table`, or where the engine joins a derived table by scanning it once per row of the other side
+    (`Capabilities.joins_exists_per_row`: MariaDB, which has no index on a derived table and hashed some on a
+    two-byte key), `table` kept as the temporary table `name` with an index on each of `keys`, dropped on exit.
+    """
+    if not backend.capabilities.joins_exists_per_row:
+        yield table
+        return
+    try:
+        yield backend.create_temp_table(name, table, indexed=[list(key) for key in keys])
+    finally:
+        backend.drop_temp_tables(name)

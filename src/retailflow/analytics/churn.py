@@ -39,6 +39,7 @@ hypergeometric function, which neither DuckDB nor PostgreSQL has.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -53,7 +54,7 @@ from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
-from retailflow.tables import matching_rows, staging_table
+from retailflow.tables import indexed_where_needed, matching_rows, staging_table
 
 CHURN = catalog.table("analytics.customer_churn")
 MODEL = catalog.stored("analytics.churn_model")
@@ -130,7 +131,7 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
 
     `opening` (loyalty.opening_balances) keeps the export's own last purchase date, which the loyalty
     write-back replaces by the last staged sale once a customer buys again. `exists_per_row`: the engine's
-    Capabilities.joins_exists_per_row (tables.matching says why); `store` (store_indexed) keeps the joined pieces
+    Capabilities.joins_exists_per_row (tables.matching says why); `store` (tables.indexed_where_needed) keeps the joined pieces
     as indexed tables there.
     """
     def kept(name: str, table: ir.Table, *key: str) -> ir.Table:
@@ -172,24 +173,9 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
         first_to_as_of_days=(reference - spans.first_day).cast("int64"))
 
 
-#: Keeps a piece of an expression as a table indexed on the key columns it is joined on, and returns it.
+#: Keeps a piece of an expression (by name) as a table indexed on the key columns it is joined on where the engine
+#: needs it, and returns it.
 Store = Callable[[str, ir.Table, Sequence[str]], ir.Table]
-
-
-#: The tables store_indexed keeps for one churn run.
-CHURN_SCRATCH = ("rf_churn_recorded", "rf_churn_bought", "rf_churn_added", "rf_churn_staged", "rf_churn_summary")
-
-
-def store_indexed(backend: Backend) -> Store:
-    """For an engine that joins derived tables by scanning one for every row of the other (MariaDB: no index on a
-    derived table, so a block nested loop; the churn summary at 200k line items took 197 s, joining 116k recorded
-    days to 61k staged ones twice over in its full-join emulation, whose NOT EXISTS then scanned the 26k customers'
-    spans once per customer): each piece kept as an indexed temporary table.
-    """
-    def store(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:
-        return backend.create_temp_table(name, table, indexed=[list(key)])
-
-    return store
 
 
 def summary_counts(summary: ir.Table) -> ir.Table:
@@ -380,18 +366,18 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
     day = as_of_day(backend, as_of)
     customers = staging_table("customer_details")
     opening = OPENING if "last_purchase_date" in backend.table_columns("loyalty", "opening_balances") else None
-    # Every staged day counts when the as-of date is the last one (the default): the kept per-customer spans serve.
-    store = store_indexed(backend) if backend.capabilities.joins_exists_per_row else None
-    summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening,
-                               staged=PURCHASES if as_of is None else None,
-                               exists_per_row=backend.capabilities.joins_exists_per_row, store=store)
-    if store:
-        summary = store("rf_churn_summary", summary, ("customer_id",))
-    try:
-        return _score(backend, customers, summary, day, model, refit)
-    finally:
-        if store:
-            backend.drop_temp_tables(*CHURN_SCRATCH)
+    with contextlib.ExitStack() as scratch:
+        # MariaDB joins derived tables by scanning one for every row of the other: the summary at 200k line items
+        # took 197 s, joining 116k recorded days to 61k staged ones twice over in its full-join emulation, whose
+        # NOT EXISTS then scanned the 26k customers' spans once per customer. There each piece is an indexed table.
+        def store(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:
+            return scratch.enter_context(indexed_where_needed(backend, name, table, key))
+
+        # Every staged day counts when the as-of date is the last one (the default): the kept per-customer spans serve.
+        summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening,
+                                   staged=PURCHASES if as_of is None else None,
+                                   exists_per_row=backend.capabilities.joins_exists_per_row, store=store)
+        return _score(backend, customers, store("rf_churn_summary", summary, ("customer_id",)), day, model, refit)
 
 
 def _score(backend: Backend, customers: ir.Table, summary: ir.Table, day: dt.date | None, model: str,

@@ -27,7 +27,7 @@ from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
 from retailflow.errors import UserError
 from retailflow.notify.senders import SendError
-from retailflow.tables import staging_table
+from retailflow.tables import indexed_where_needed, staging_table
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 SENDER_ADDRESS = "loyalty@retailflow.example"
@@ -52,6 +52,8 @@ EXAMPLE_ROW = {name: None for name in DECLARED.column_names} | {
     "status": "queued", "attempts": 0, "message_id": "<C01.run@retailflow>", "queued_at": dt.datetime(2024, 12, 7)}
 
 
+#: The temporary table of a queue's points per customer, where the engine needs it indexed (indexed_where_needed).
+EARNED = "rf_notify_earned"
 #: Statuses of messages not sent yet: an erased customer's are cancelled.
 UNSENT = ("queued", "failed")
 #: Characters a message id does not keep from the outbox key.
@@ -90,7 +92,16 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
     run = run_value("run", run_id, "string")
     earned = LEDGER.filter(LEDGER.run_id == run).group_by("customer_id").aggregate(
         points_earned=LEDGER.points.sum(), transactions=LEDGER.transaction_id.nunique())
-    earned = earned.filter(earned.points_earned != 0)
+    # MariaDB hashed this aggregate on a two-byte key: 52 s to join 26k customers' points at 200k line items.
+    with indexed_where_needed(backend, EARNED, earned.filter(earned.points_earned != 0), ("customer_id",)) as earned:
+        inserted = _queue_new(backend, earned, run)
+    counts = {row["status"]: row["n"] for row in backend.fetch_dicts(
+        OUTBOX.filter(OUTBOX.run_id == run).group_by("status").aggregate(n=ibis._.count()))}
+    return {"run_id": run_id, "new": inserted, "queued": counts.get("queued", 0), "skipped": counts.get("skipped", 0)}
+
+
+def _queue_new(backend: Backend, earned: ir.Table, run: ir.StringValue) -> int:
+    """Insert the messages of `earned` (points and transactions per customer of run `run`) not queued yet."""
     customers = staging_table("customer_details")
     rows = earned.join(customers, earned.customer_id == customers.customer_id).select(
         earned, customers.email, customers.first_name, customers.segment_id)
@@ -110,10 +121,7 @@ def queue(backend: Backend, run_id: str | None = None) -> dict:
         message_id="<" + key.re_replace(NOT_IN_TOKEN, ".") + "@retailflow>",
         queued_at=ibis.now().cast("timestamp"))
     with backend.transaction():
-        inserted = backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))
-    counts = {row["status"]: row["n"] for row in backend.fetch_dicts(
-        OUTBOX.filter(OUTBOX.run_id == run).group_by("status").aggregate(n=ibis._.count()))}
-    return {"run_id": run_id, "new": inserted, "queued": counts.get("queued", 0), "skipped": counts.get("skipped", 0)}
+        return backend.insert("notifications", "outbox", candidates.anti_join(OUTBOX, "message_key"))
 
 
 def templates(folder: Path | None = None) -> Environment:
