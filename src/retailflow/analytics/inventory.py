@@ -34,7 +34,7 @@ from retailflow.analytics.returns import RETURNS, return_rates, returns_daily
 from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
-from retailflow.tables import staging_table
+from retailflow.tables import indexed_where_needed, staging_table
 
 
 def top_products(product_days: ir.Table, products: ir.Table, *, top: int = 5) -> ir.Table:
@@ -48,14 +48,20 @@ def top_products(product_days: ir.Table, products: ir.Table, *, top: int = 5) ->
         average_price=safe_ratio(named.revenue, named.units).round(2)).order_by("rank")
 
 
-def _top_cells(lines, product_days, products, stores, inventory, top: int) -> ir.Table:
-    chosen = top_products(product_days, products, top=top).select("product_id", "rank")
+def _top_cells(lines, product_days, products, stores, inventory, top: int, chosen: ir.Table | None = None) -> ir.Table:
+    """The top products' store-days; `chosen`: their product_id and rank, when already computed."""
+    chosen = top_chosen(product_days, products, top) if chosen is None else chosen
     # The grid is built for the top products alone (the engine does not push the product filter
     # through the grid's outer joins); trading days are every day with a sale.
     cells = store_product_days(stores, products.semi_join(chosen, "product_id"), lines.semi_join(chosen, "product_id"),
                                inventory.semi_join(chosen, "product_id"),
                                days=product_days.select("sale_date").distinct())
     return cells.join(chosen, "product_id").filter(lambda t: t.has_snapshot)
+
+
+def top_chosen(product_days: ir.Table, products: ir.Table, top: int) -> ir.Table:
+    """The top products' product_id and rank."""
+    return top_products(product_days, products, top=top).select("product_id", "rank")
 
 
 def stockouts(lines, product_days, products, stores, inventory, *, top: int = 5,
@@ -183,8 +189,12 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
                                                min_days=phantom_min_days)
         backend.replace_table("analytics", "top_products", top_products(tables["product_days"], tables["products"],
                                                                         top=top))
-        # The top products' store-days feed both tables: computed once.
-        cells = backend.create_temp_table("rf_top_cells", _top_cells(**tables, top=top))
+        # The top products' store-days feed both tables: computed once. MariaDB ran each semi-join on the ranking
+        # as a subquery per inventory row, scanning the ranking every time (19 s at 200k line items): there the
+        # chosen products are an indexed table.
+        chosen = top_chosen(tables["product_days"], tables["products"], top)
+        with indexed_where_needed(backend, "rf_top_chosen", chosen, ("product_id",)) as chosen:
+            cells = backend.create_temp_table("rf_top_cells", _top_cells(**tables, top=top, chosen=chosen))
         backend.replace_table("analytics", "stockouts", stockouts(**tables, top=top, cells=cells))
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top, cells=cells))
         backend.drop_temp_tables("rf_top_cells")
