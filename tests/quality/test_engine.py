@@ -204,3 +204,47 @@ def test_cells_are_trimmed_alike_on_every_engine(backend, tmp_path):
     found = backend.fetch_dicts(trimmed)
     assert [row["engine"] for row in found] == [row["portable"] for row in found]
     assert [row["engine"] for row in found] == [cell.strip(" \t\n\r\x0b\x0c") or None for cell in CELLS]
+
+
+@pytest.mark.engines("duckdb")
+def test_a_validation_notes_its_counters_once_whatever_the_entities_and_batches(backend, tmp_path, monkeypatch):
+    """audit.batches is updated once per validation (twice when a re-sent master supersedes rows), and the rule
+    results are one insert: on Spark each UPDATE rewrites the table. The counters are those worked out by hand."""
+    from helpers import write_small_shop
+
+    write_small_shop(tmp_path / "day1", ["P1,Pen,Office,5.00,10"],
+                     ["T1,C1,ST1,2024-12-01 10:00:00,10.00", "T2,,ST2,2024-12-01 11:00:00,5.00",
+                      "T3,C1,ST9,2024-12-01 12:00:00,5.00"],  # anonymous; an unknown store
+                     ["1,T1,P1,,2,10.00", "2,T2,P1,,1,5.00", "3,T3,P1,,1,5.00"], ["2024-12-01,ST1,P1,4"])
+    write_csv(tmp_path / "day2", "products.csv", "product_id,product_name,product_category,unit_price,"
+              "current_stock_level\nP1,Pen,Office,5.50,9")
+    write_csv(tmp_path / "day2", "store_sales_header_2024-12-02.csv",
+              "transaction_id,customer_id,store_id,transaction_date,total_amount\nT4,C1,ST1,2024-12-02 09:00:00,5.50")
+    write_csv(tmp_path / "day2", "store_sales_line_items_2024-12-02.csv",
+              "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount\n4,T4,P1,,1,5.50")
+    statements: list[str] = []
+    execute = backend.execute
+    monkeypatch.setattr(backend, "execute", lambda sql: statements.append(sql) or execute(sql))
+
+    def counted(day: str) -> tuple[int, int]:
+        statements.clear()
+        load_and_validate(backend, tmp_path / day)
+        updates = [sql for sql in statements if sql.startswith("UPDATE") and "batches" in sql]
+        results = [sql for sql in statements if sql.startswith("INSERT") and "rule_results" in sql]
+        return len(updates), len(results)
+
+    assert counted("day1") == (1, 1)
+    assert counted("day2") == (2, 1)  # the first products batch's row superseded, then every batch's counters
+    rows = {(row[0], row[1]): row[2:] for row in backend.fetch(
+        "SELECT entity, source_file, staged_rows, quarantined_rows, coalesce(superseded_rows, 0), status, "
+        "validate_seconds IS NOT NULL FROM audit.batches")[1]}
+    day1, day2 = str(tmp_path / "day1"), str(tmp_path / "day2")
+    counters = {(entity, name.removeprefix(day1 + "/").removeprefix(day2 + "/"), day2 in name): values[:4]
+                for (entity, name), values in rows.items()}
+    assert counters[("products", "products.csv", False)] == (1, 0, 1, "validated")
+    assert counters[("products", "products.csv", True)] == (1, 0, 0, "validated")
+    assert counters[("store_sales_header", "store_sales_header.csv", False)] == (2, 1, 0, "validated")
+    assert counters[("store_sales_line_items", "store_sales_line_items.csv", False)] == (2, 1, 0, "validated")
+    assert counters[("store_sales_header", "store_sales_header_2024-12-02.csv", True)] == (1, 0, 0, "validated")
+    assert all(values[4] for values in rows.values()), "every batch has its validation's seconds"
+    assert _balanced(backend)
