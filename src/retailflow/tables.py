@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import ibis
@@ -81,3 +81,16 @@ def indexed_where_needed(backend: Backend, name: str, table: ir.Table, *keys: Se
         yield backend.create_temp_table(name, table, indexed=[list(key) for key in keys])
     finally:
         backend.drop_temp_tables(name)
+
+
+#: Keeps a piece of an expression (by name) as a table indexed on the key columns it is joined on where the engine
+#: needs it (indexed_where_needed), and returns it.
+Store = Callable[[str, ir.Table, Sequence[str]], ir.Table]
+
+
+def indexed_store(backend: Backend, scratch: contextlib.ExitStack) -> Store:
+    """A Store keeping each piece with indexed_where_needed, dropped when `scratch` closes."""
+    def store(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:
+        return scratch.enter_context(indexed_where_needed(backend, name, table, key))
+
+    return store

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import ibis
@@ -54,7 +53,7 @@ from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
-from retailflow.tables import indexed_where_needed, matching_rows, staging_table
+from retailflow.tables import Store, indexed_store, matching_rows, staging_table
 
 CHURN = catalog.table("analytics.customer_churn")
 MODEL = catalog.stored("analytics.churn_model")
@@ -171,11 +170,6 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
         "customer_id", repeat_purchases=spans.purchase_days - 1,
         first_to_last_days=(spans.last_day - spans.first_day).cast("int64"),
         first_to_as_of_days=(reference - spans.first_day).cast("int64"))
-
-
-#: Keeps a piece of an expression (by name) as a table indexed on the key columns it is joined on where the engine
-#: needs it, and returns it.
-Store = Callable[[str, ir.Table, Sequence[str]], ir.Table]
 
 
 def summary_counts(summary: ir.Table) -> ir.Table:
@@ -370,9 +364,7 @@ def run_churn(backend: Backend, *, as_of: dt.date | None = None, model: str = DE
         # MariaDB joins derived tables by scanning one for every row of the other: the summary at 200k line items
         # took 197 s, joining 116k recorded days to 61k staged ones twice over in its full-join emulation, whose
         # NOT EXISTS then scanned the 26k customers' spans once per customer. There each piece is an indexed table.
-        def store(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:
-            return scratch.enter_context(indexed_where_needed(backend, name, table, key))
-
+        store = indexed_store(backend, scratch)
         # Every staged day counts when the as-of date is the last one (the default): the kept per-customer spans serve.
         summary = purchase_summary(staging_table("store_sales_header"), DAILY, customers, as_of=day, opening=opening,
                                    staged=PURCHASES if as_of is None else None,
