@@ -53,7 +53,8 @@ class Capabilities:
     #: A median aggregate exists (Ibis compiles `median()`); without it the checks take the middle values by row
     #: number (checks.anomalies.medians).
     has_median: bool = True
-    #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
+    #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching), and a
+    #: derived table is joined without an index (tables.indexed_where_needed keeps such pieces as indexed tables).
     joins_exists_per_row: bool = False
     #: try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
     temporal_cast_checks_pattern: bool = False
