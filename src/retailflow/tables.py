@@ -88,6 +88,11 @@ def indexed_where_needed(backend: Backend, name: str, table: ir.Table, *keys: Se
 Store = Callable[[str, ir.Table, Sequence[str]], ir.Table]
 
 
+def as_is(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:
+    """The Store that keeps nothing: every piece stays part of the expression (the default of those that take one)."""
+    return table
+
+
 def indexed_store(backend: Backend, scratch: contextlib.ExitStack) -> Store:
     """A Store keeping each piece with indexed_where_needed, dropped when `scratch` closes."""
     def store(name: str, table: ir.Table, key: Sequence[str]) -> ir.Table:

@@ -53,7 +53,7 @@ from retailflow.analytics.purchases import DAILY, PURCHASES, purchases
 from retailflow.analytics.purchases import update as update_purchases
 from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
-from retailflow.tables import Store, indexed_store, matching_rows, staging_table
+from retailflow.tables import Store, as_is, indexed_store, matching_rows, staging_table
 
 CHURN = catalog.table("analytics.customer_churn")
 MODEL = catalog.stored("analytics.churn_model")
@@ -120,7 +120,7 @@ class ChurnFit:
 
 def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *, as_of: dt.date | None = None,
                      opening: ir.Table | None = None, staged: ir.Table | None = None,
-                     exists_per_row: bool = False, store: Store | None = None) -> ir.Table:
+                     exists_per_row: bool = False, store: Store = as_is) -> ir.Table:
     """One row per customer with a purchase by the as-of date: repeat purchase days x, t_x and T in days.
 
     The purchase days are the staged ones (`daily`: analytics.customer_daily) and the last purchase date each
@@ -130,12 +130,9 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
 
     `opening` (loyalty.opening_balances) keeps the export's own last purchase date, which the loyalty
     write-back replaces by the last staged sale once a customer buys again. `exists_per_row`: the engine's
-    Capabilities.joins_exists_per_row (tables.matching says why); `store` (tables.indexed_where_needed) keeps the joined pieces
-    as indexed tables there.
+    Capabilities.joins_exists_per_row (tables.matching says why); `store` (tables.indexed_store) keeps the joined
+    pieces as indexed tables there.
     """
-    def kept(name: str, table: ir.Table, *key: str) -> ir.Table:
-        return store(name, table, key) if store else table
-
     reference = (run_value("asof", as_of, "date") if as_of else headers.transaction_date.max().date().as_scalar()
                  ).cast("date")
     if staged is None:
@@ -146,17 +143,17 @@ def purchase_summary(headers: ir.Table, daily: ir.Table, customers: ir.Table, *,
             "customer_id", day=source.last_purchase_date.cast("date"))
         recorded = days if recorded is None else recorded.union(days, distinct=True)
     # Distinct: the customers' days by their key, and the union of the sources.
-    recorded = kept("rf_churn_recorded", recorded.filter(recorded.day <= reference), "customer_id", "day")
+    recorded = store("rf_churn_recorded", recorded.filter(recorded.day <= reference), ("customer_id", "day"))
     # A day of returns only is no purchase day: a recorded date on it still counts.
     bought = daily.filter(daily.transactions > 0)
-    bought = kept("rf_churn_bought", bought.select("customer_id", "sale_date").distinct(), "customer_id", "sale_date")
+    bought = store("rf_churn_bought", bought.select("customer_id", "sale_date").distinct(), ("customer_id", "sale_date"))
     # MariaDB ran this NOT EXISTS once per recorded day, each a scan of the staged days (50k line items: 322 s).
     unstaged = matching_rows(recorded, bought, [("customer_id", "customer_id"), ("day", "sale_date")], keep=False,
                              exists_per_row=exists_per_row)
-    added = kept("rf_churn_added", unstaged.group_by("customer_id").aggregate(
-        added_days=unstaged.count(), added_first=unstaged.day.min(), added_last=unstaged.day.max()), "customer_id")
-    staged = kept("rf_churn_staged", staged.select("customer_id", "purchase_days", "first_day", "last_day"),
-                  "customer_id")
+    added = store("rf_churn_added", unstaged.group_by("customer_id").aggregate(
+        added_days=unstaged.count(), added_first=unstaged.day.min(), added_last=unstaged.day.max()), ("customer_id",))
+    staged = store("rf_churn_staged", staged.select("customer_id", "purchase_days", "first_day", "last_day"),
+                   ("customer_id",))
     joined = staged.outer_join(added, staged.customer_id == added.customer_id)
     first = joined.first_day.fill_null(joined.added_first)
     last = joined.last_day.fill_null(joined.added_last)

@@ -32,7 +32,7 @@ from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
 from retailflow.config import env
 from retailflow.errors import UserError
-from retailflow.tables import Store, indexed_store, matching, staging_table
+from retailflow.tables import Store, as_is, indexed_store, matching, staging_table
 
 POLICIES = ("best", "stack")
 DEFAULT_TIERS = (("Bronze", 0), ("Silver", 500), ("Gold", 1500), ("Platinum", 4000))
@@ -120,7 +120,7 @@ def _ledger_rows(earned: ir.Table, headers: ir.Table, reason: str) -> ir.Table:
 
 def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, loyalty_rules: ir.Table, *,
                   policy: str = "best", originals: ir.Table | None = None, returns: bool = True,
-                  exists_per_row: bool = False, store: Store | None = None) -> ir.Table:
+                  exists_per_row: bool = False, store: Store = as_is) -> ir.Table:
     """One row per transaction × rule whose points change a loyalty customer's balance: base, bonus, total, reason.
 
     A purchase (net total above 0) earns (reason 'earned'). A return (net total below 0) claws back (reason
@@ -166,9 +166,7 @@ def points_ledger(headers: ir.Table, line_items: ir.Table, products: ir.Table, l
                                | ((siblings._sibling_date == siblings._this_date)
                                   & (siblings._sibling <= siblings._this)))
     returned = siblings.group_by("transaction_id").aggregate(_returned_so_far=siblings._sibling_total.sum())
-    linked = linked.join(returned, "transaction_id")
-    if store:
-        linked = store(LINKED, linked, ("transaction_id",))
+    linked = store(LINKED, linked.join(returned, "transaction_id"), ("transaction_id",))
     net_after = linked._original_total + linked._returned_so_far
     net_before = net_after - linked.total_amount
 

@@ -44,7 +44,7 @@ from retailflow.analytics.sales import ASSORTMENT_WINDOW_DAYS, safe_ratio, sales
 from retailflow.backends import Backend
 from retailflow.errors import UserError
 from retailflow.id_lists import JOINED, holds, normalised
-from retailflow.tables import Store, indexed_store, staging_table
+from retailflow.tables import Store, as_is, indexed_store, staging_table
 
 CATEGORY, PRODUCT = "category", "product"
 def _scoped(promotions: ir.Table) -> ir.Table:
@@ -343,19 +343,17 @@ def _covered(days: incremental.Days) -> ir.Table:
 
 
 def inputs(days: incremental.Days = incremental.EVERY_DAY, *, window_days: int = ASSORTMENT_WINDOW_DAYS,
-           covered: ir.Table | None = None, store: Store | None = None) -> dict[str, ir.Table]:
+           covered: ir.Table | None = None, store: Store = as_is) -> dict[str, ir.Table]:
     """The stage's inputs over staging, the sales and snapshots of `days` only (the assortments read the sales
     within `window_days` as well): credited_days, discounts_daily, sales_lines, products, promotions; `covered`
     holds covered_cells when the caller made them. `store` (tables.indexed_store) keeps the sales lines where the
     engine needs them kept: MariaDB joined headers, line items and products again at each of the eight readings
     of the promotion_daily statement (12.8 s at 200k line items)."""
-    def kept(name: str, table: ir.Table) -> ir.Table:
-        return store(name, table, ("store_id", "product_id", "sale_date")) if store else table
-
+    cell = ("store_id", "product_id", "sale_date")
     products, promotions = staging_table("products"), staging_table("promotion_details")
     stores, inventory = staging_table("stores"), staging_table("inventory_daily")
-    lines = kept(SALES, _sales(days))
-    around = None if days is incremental.EVERY_DAY else kept(SALES_AROUND, _sales(within(days, window_days)))
+    lines = store(SALES, _sales(days), cell)
+    around = None if days is incremental.EVERY_DAY else store(SALES_AROUND, _sales(within(days, window_days)), cell)
     covered = _covered(days) if covered is None else covered
     inventory = incremental.on_days(inventory, inventory.snapshot_date, days)
     return dict(days=credited_days(lines, products, promotions, stores, inventory, covered, around=around,
