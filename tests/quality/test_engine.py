@@ -223,18 +223,44 @@ def test_a_validation_notes_its_counters_once_whatever_the_entities_and_batches(
     write_csv(tmp_path / "day2", "store_sales_line_items_2024-12-02.csv",
               "line_item_id,transaction_id,product_id,promotion_id,quantity,line_item_amount\n4,T4,P1,,1,5.50")
     statements: list[str] = []
-    execute = backend.execute
+    queries: list[str] = []
+    execute, fetch = backend.execute, backend.fetch
     monkeypatch.setattr(backend, "execute", lambda sql: statements.append(sql) or execute(sql))
+    monkeypatch.setattr(backend, "fetch", lambda sql: queries.append(sql) or fetch(sql))
 
-    def counted(day: str) -> tuple[int, int]:
+    def counted(day: str) -> tuple[int, int, int]:
         statements.clear()
+        queries.clear()
         load_and_validate(backend, tmp_path / day)
         updates = [sql for sql in statements if sql.startswith("UPDATE") and "batches" in sql]
         results = [sql for sql in statements if sql.startswith("INSERT") and "rule_results" in sql]
-        return len(updates), len(results)
+        verdict_counts = [sql for sql in queries if '"_quarantined"' in sql]
+        return len(updates), len(results), len(verdict_counts)
 
-    assert counted("day1") == (1, 1)
-    assert counted("day2") == (2, 1)  # the first products batch's row superseded, then every batch's counters
+    # One query counts the verdicts of every entity (products, headers, lines, inventory the first day).
+    assert counted("day1") == (1, 1, 1)
+    assert counted("day2") == (2, 1, 1)  # the first products batch's row superseded, then every batch's counters
+    failed = {(row[0], row[1].removeprefix(str(tmp_path) + "/")): row[2:] for row in backend.fetch(
+        "SELECT r.rule_id, b.source_file, r.checked, r.failed FROM audit.rule_results r "
+        "JOIN audit.batches b ON b.batch_id = r.batch_id WHERE r.failed > 0 OR r.rule_id LIKE '%.exists'")[1]}
+    # Each entity's counts went to its own rules: ST9 is unknown (the header's store), its line is rejected with it.
+    assert failed == {
+        ("store_sales_header.store_id.exists", "day1/store_sales_header.csv"): (3, 1),
+        ("store_sales_header.customer_id.exists", "day1/store_sales_header.csv"): (3, 0),
+        ("store_sales_header.original_transaction_id.exists", "day1/store_sales_header.csv"): (3, 0),
+        ("store_sales_line_items.transaction.atomic", "day1/store_sales_line_items.csv"): (3, 1),
+        ("store_sales_line_items.transaction_id.exists", "day1/store_sales_line_items.csv"): (3, 0),
+        ("store_sales_line_items.product_id.exists", "day1/store_sales_line_items.csv"): (3, 0),
+        ("store_sales_line_items.promotion_id.exists", "day1/store_sales_line_items.csv"): (3, 0),
+        ("inventory_daily.store_id.exists", "day1/inventory_daily.csv"): (1, 0),
+        ("inventory_daily.product_id.exists", "day1/inventory_daily.csv"): (1, 0),
+        ("store_sales_header.store_id.exists", "day2/store_sales_header_2024-12-02.csv"): (1, 0),
+        ("store_sales_header.customer_id.exists", "day2/store_sales_header_2024-12-02.csv"): (1, 0),
+        ("store_sales_header.original_transaction_id.exists", "day2/store_sales_header_2024-12-02.csv"): (1, 0),
+        ("store_sales_line_items.transaction_id.exists", "day2/store_sales_line_items_2024-12-02.csv"): (1, 0),
+        ("store_sales_line_items.product_id.exists", "day2/store_sales_line_items_2024-12-02.csv"): (1, 0),
+        ("store_sales_line_items.promotion_id.exists", "day2/store_sales_line_items_2024-12-02.csv"): (1, 0),
+    }
     rows = {(row[0], row[1]): row[2:] for row in backend.fetch(
         "SELECT entity, source_file, staged_rows, quarantined_rows, coalesce(superseded_rows, 0), status, "
         "validate_seconds IS NOT NULL FROM audit.batches")[1]}

@@ -321,9 +321,9 @@ def _per_batch(values: dict[int, tuple[int, ...]], position: int) -> ir.IntegerV
 
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
            raw_columns: list[str], typed: ir.Table, candidates: ir.Table, batch_rows: dict[int, int],
-           book: Bookkeeping) -> EntityOutcome:
-    """Write one entity's verdicts: staging, quarantine and warnings; its rule results and batch counters go to
-    `book`.
+           book: Bookkeeping) -> Counting:
+    """Write one entity's verdicts: staging, quarantine and warnings; returns what its counts are taken from (one
+    query for every entity at the end of the run: `_count`).
 
     `final` holds the verdicts of the rows that failed a rule or belong to a rejected transaction;
     every other candidate is clean and is staged as parsed. `batch_rows`: the rows of
@@ -352,10 +352,7 @@ def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule],
     backend.insert("quarantine", entity.name, rejected)
     if any(rule.severity == "warn" for rule in rules):
         _insert_warnings(backend, entity, final, view)
-    outcome = _record_counts(backend, entity, view, checked_rows, phase, list(batch_rows), book)
-    if entity.master and outcome.staged:
-        book.masters_staged[entity.name] = outcome.staged
-    return outcome
+    return Counting(view, checked_rows, list(batch_rows))
 
 
 def _insert_warnings(backend: Backend, entity: Entity, final: ir.Table, view: Checked) -> None:
@@ -388,34 +385,59 @@ def _upsert_master(backend: Backend, entity: Entity, clean: ir.Table, book: Book
     backend.upsert("staging", entity.name, list(clean.columns), entity.primary_key, backend.compile(rows))
 
 
-def _record_counts(backend: Backend, entity: Entity, view: Checked, checked_rows: dict[int, int], phase: str,
-                   batch_ids: Sequence[int], book: Bookkeeping) -> EntityOutcome:
-    """Per batch: checked and failed counts per rule and the batch counters, into `book`.
+@dataclass
+class Counting:
+    """One routed entity's verdicts (which hold every failing row), its candidates per batch (`checked_rows`) and
+    its pending batches."""
 
-    `checked_rows` holds the candidates per batch; failures come from the verdicts, which hold every failing row.
-    """
-    table = view.table
-    sums = {f"c{index}": table[f"_fail{index}"].sum() for index in range(len(view.rules))}
-    failures = {int(row["_batch_id"]): row for row in backend.fetch_dicts(table.group_by("_batch_id").aggregate(
-        _sibling=table._sibling.sum(), _quarantined=table._rejected.sum(),
-        _warned=(~table._rejected & view.failed("warn")).sum(), **sums))}
-    sibling_id = f"{entity.name}.transaction.atomic"
-    outcome = EntityOutcome(entity.name)
-    if phase == "validate":
-        # Every pending batch is marked validated, an empty one too.
-        book.counters.update((batch, (0, 0, 0)) for batch in batch_ids)
-    for batch, checked in checked_rows.items():
-        row = failures.get(batch, {})
-        quarantined = int(row.get("_quarantined") or 0)
-        book.results += [(batch, entity.name, rule.id, rule.severity, checked, int(row.get(f"c{index}") or 0))
-                         for index, rule in enumerate(view.rules)]
-        book.results.append((batch, entity.name, sibling_id, "reject", checked, int(row.get("_sibling") or 0)))
-        outcome.checked += checked
-        outcome.quarantined += quarantined
-        outcome.staged += checked - quarantined
-        outcome.warned += int(row.get("_warned") or 0)
-        book.counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
-    return outcome
+    view: Checked
+    checked_rows: dict[int, int]
+    batch_ids: list[int]
+
+    def failures(self, position: int, width: int) -> ir.Table:
+        """Per batch: the rows quarantined, warned and rejected as siblings, and the rows failing each rule; padded
+        with NULL counts to `width` rules, so that every entity's counts have one shape."""
+        table, rules = self.view.table, self.view.rules
+        counts = {"_quarantined": table._rejected.sum(), "_warned": (~table._rejected & self.view.failed("warn")).sum(),
+                  "_sibling": table._sibling.sum(),
+                  **{f"c{index}": table[f"_fail{index}"].sum() for index in range(len(rules))}}
+        counts.update({f"c{index}": ibis.null("int64") for index in range(len(rules), width)})
+        per_batch = table.group_by("_batch_id").aggregate(**{name: count.cast("int64") for name, count in counts.items()})
+        return per_batch.mutate(_entity=ibis.literal(position, "int64"))
+
+
+def _count(backend: Backend, countings: Sequence[Counting], phase: str, book: Bookkeeping) -> list[EntityOutcome]:
+    """Per entity and batch: checked and failed counts per rule and the batch counters, into `book`, from one query
+    over every entity's verdicts (per entity, it was one more statement each: 0.2-0.4 s on Spark)."""
+    width = max((len(counting.view.rules) for counting in countings), default=0)
+    parts = [counting.failures(position, width) for position, counting in enumerate(countings)]
+    failures: dict[tuple[int, int], dict] = {}
+    if parts:
+        union = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+        failures = {(int(row["_entity"]), int(row["_batch_id"])): row for row in backend.fetch_dicts(union)}
+    outcomes = []
+    for position, counting in enumerate(countings):
+        entity = counting.view.entity
+        sibling_id = f"{entity.name}.transaction.atomic"
+        outcome = EntityOutcome(entity.name)
+        if phase == "validate":
+            # Every pending batch is marked validated, an empty one too.
+            book.counters.update((batch, (0, 0, 0)) for batch in counting.batch_ids)
+        for batch, checked in counting.checked_rows.items():
+            row = failures.get((position, batch), {})
+            quarantined = int(row.get("_quarantined") or 0)
+            book.results += [(batch, entity.name, rule.id, rule.severity, checked, int(row.get(f"c{index}") or 0))
+                             for index, rule in enumerate(counting.view.rules)]
+            book.results.append((batch, entity.name, sibling_id, "reject", checked, int(row.get("_sibling") or 0)))
+            outcome.checked += checked
+            outcome.quarantined += quarantined
+            outcome.staged += checked - quarantined
+            outcome.warned += int(row.get("_warned") or 0)
+            book.counters[batch] = (checked - quarantined, quarantined, int(row.get("_warned") or 0))
+        if entity.master and outcome.staged:
+            book.masters_staged[entity.name] = outcome.staged
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _pending_batches(backend: Backend) -> dict[str, dict[int, int]]:
@@ -473,6 +495,7 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
         pending = {name: typed[name] for name in atomic if name in typed}
         held: dict[str, Checked] = {}
         book = Bookkeeping()
+        countings: list[Counting] = []
         for name in checked_names:
             entity = ENTITIES[name]
             entity_rules = [rule for rule in rules if rule.entity == name]
@@ -486,15 +509,16 @@ def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") 
             if parent_key:
                 parent = held.pop(parent_key.references)
                 parent_final, child_final = _atomic_verdicts(backend, parent, checked, parent_key, typed)
-                outcome.entities.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
-                                               raw_columns[parent.entity.name], typed[parent.entity.name],
-                                               *candidates[parent.entity.name], book))
-                outcome.entities.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
-                                               raw_columns[name], typed[name], *candidates[name], book))
+                countings.append(_route(backend, parent.entity, parent_final, parent.rules, phase, change_id,
+                                        raw_columns[parent.entity.name], typed[parent.entity.name],
+                                        *candidates[parent.entity.name], book))
+                countings.append(_route(backend, entity, child_final, entity_rules, phase, change_id,
+                                        raw_columns[name], typed[name], *candidates[name], book))
             else:
                 final = _verdict(checked, ibis.literal(False), NULL_TEXT)
-                outcome.entities.append(_route(backend, entity, final, entity_rules, phase, change_id,
-                                               raw_columns[name], typed[name], *candidates[name], book))
+                countings.append(_route(backend, entity, final, entity_rules, phase, change_id,
+                                        raw_columns[name], typed[name], *candidates[name], book))
+        outcome.entities = _count(backend, countings, phase, book)
         backend.drop_temp_tables(
             *(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects") for entity in ENTITIES),
             *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES)
