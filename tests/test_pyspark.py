@@ -211,7 +211,8 @@ class _Killed(Exception):
 
 def test_a_replace_killed_at_any_point_leaves_a_whole_table(spark, monkeypatch):
     """replace_table writes the new rows aside and swaps them in; killed before the swap the old rows stay, killed
-    between its drop and its rename the next connection gives the new table its name (finish_swaps)."""
+    between its drop and its rename the next connection gives the new table its name (finish_swaps). A new table is
+    written under its own name."""
     spark.execute("CREATE TABLE analytics.numbers (n BIGINT)")
     spark.execute("INSERT INTO analytics.numbers VALUES (1), (2), (3), (4), (5)")
     numbers = ibis.table({"n": "int64"}, name="numbers", database="analytics")
@@ -222,19 +223,20 @@ def test_a_replace_killed_at_any_point_leaves_a_whole_table(spark, monkeypatch):
     def stored() -> list[int]:
         return sorted(row[0] for row in spark.fetch("SELECT n FROM analytics.t")[1])
 
-    assert spark.replace_table("analytics", "t", values(1, 2)) == 2
-
     def swap_never_starts(schema, name):
         raise _Killed
 
+    # A table written for the first time has no previous rows to keep whole: it is written under its name, no swap.
     monkeypatch.setattr(spark, "_swap", swap_never_starts)
+    assert spark.replace_table("analytics", "t", values(1, 2)) == 2
+    assert stored() == [1, 2] and spark.tables("analytics") == ["numbers", "t"]
     with pytest.raises(_Killed):
         spark.replace_table("analytics", "t", values(3, 4, 5))
     assert stored() == [1, 2]
     assert spark.finish_swaps() == ["analytics.t"] and stored() == [1, 2]
 
     def swap_killed_after_the_drop(schema, name):
-        spark._sql(f"DROP TABLE {spark.qualified(schema, name)}").collect()
+        spark.execute(f"DROP TABLE {spark.qualified(schema, name)}")
         raise _Killed
 
     monkeypatch.setattr(spark, "_swap", swap_killed_after_the_drop)

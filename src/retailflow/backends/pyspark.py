@@ -513,15 +513,25 @@ class PySparkBackend(Backend):
     def replace_table(self, schema: str, name: str, expr: ir.Table) -> int:
         """Write the new table aside (name + SWAP_SUFFIX), then swap it in (_swap): a process killed while the
         rows are written leaves the previous table whole; one killed during the swap leaves the new one for the
-        next connection to finish (finish_swaps)."""
+        next connection to finish (finish_swaps). A table not there yet has nothing to keep whole: it is written
+        under its own name, without the swap's drop and rename (0.35 s of the 0.7 s a small table's replace took,
+        and a first run replaces some 25 tables)."""
+        target = self.qualified(schema, name)
+        if self._schema(target) is None:
+            return self._save_new(target, expr)
         fresh = self.qualified(schema, name + SWAP_SUFFIX)
         self._sql(f"DROP TABLE IF EXISTS {fresh}").collect()
-        counts = Observation()
-        self._session.sql(self.compile(expr)).observe(
-            counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.saveAsTable(fresh)
-        rows = int(counts.get["rows"])
+        rows = self._save_new(fresh, expr)
         self._swap(schema, name)
         return rows
+
+    def _save_new(self, qualified_name: str, expr: ir.Table) -> int:
+        """Write `expr` as the new table `qualified_name`; returns its rows (counted as they are written)."""
+        counts = Observation()
+        self._session.sql(self.compile(expr)).observe(
+            counts, spark_functions.count(spark_functions.lit(1)).alias("rows")).write.saveAsTable(qualified_name)
+        self._forget(sge.to_table(qualified_name, dialect=_Written))
+        return int(counts.get["rows"])
 
     def _swap(self, schema: str, name: str) -> None:
         """Give schema.name + SWAP_SUFFIX, complete, the name schema.name: two metastore operations (drop, rename)."""
