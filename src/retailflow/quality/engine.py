@@ -295,17 +295,16 @@ class Bookkeeping:
 
     def write(self, backend: Backend, phase: str, change_id: int, seconds: float) -> None:
         if self.superseded:
-            backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0) + _per_batch(
-                {batch: (count,) for batch, count in self.superseded.items()}, 0)},
-                {"batch_id": list(self.superseded)})
+            backend.update_where(BATCHES, {"superseded_rows": BATCHES.superseded_rows.fill_null(0)
+                                           + _per_batch(self.superseded)}, {"batch_id": list(self.superseded)})
         if self.counters and phase == "validate":
             backend.update_where(BATCHES, {
                 "status": "validated", "validated_at": NOW, "validate_seconds": round(seconds, 3),
-                **{column: _per_batch(self.counters, position)
+                **{column: _per_batch({batch: row[position] for batch, row in self.counters.items()})
                    for position, column in enumerate(("staged_rows", "quarantined_rows", "warned_rows"))}},
                 {"batch_id": list(self.counters)})
         elif self.counters:
-            promoted = _per_batch(self.counters, 0)
+            promoted = _per_batch({batch: row[0] for batch, row in self.counters.items()})
             backend.update_where(BATCHES, {"staged_rows": BATCHES.staged_rows + promoted,
                                            "quarantined_rows": BATCHES.quarantined_rows - promoted},
                                  {"batch_id": list(self.counters)})
@@ -314,9 +313,9 @@ class Bookkeeping:
         incremental.record_masters(backend, change_id, self.masters_staged)
 
 
-def _per_batch(values: dict[int, tuple[int, ...]], position: int) -> ir.IntegerValue:
-    """Each batch's value at `position`, as one CASE over audit.batches.batch_id."""
-    return BATCHES.batch_id.cases(*((batch, row[position]) for batch, row in values.items()), else_=0)
+def _per_batch(values: dict[int, int]) -> ir.IntegerValue:
+    """Each batch's value, as one CASE over audit.batches.batch_id."""
+    return BATCHES.batch_id.cases(*values.items(), else_=0)
 
 
 def _route(backend: Backend, entity: Entity, final: ir.Table, rules: list[Rule], phase: str, change_id: int,
