@@ -29,21 +29,24 @@ import ibis.expr.types as ir
 
 from retailflow.analytics.sales import shifted
 from retailflow.catalog import EXPECTED_DELIVERIES
-from retailflow.checks.anomalies import holiday_days
+from retailflow.checks.anomalies import Keep, computed, holiday_days
 from retailflow.checks.settings import SALES_ENTITY, ChecksSettings
 
 #: A store-weekday is judged once the store has been open on it this many times.
 WEEKDAY_MIN_DAYS = 3
 KEYS = ["store_id", "entity", "business_date"]
+#: The temporary tables `expected_deliveries` keeps through its `keep`: the stores with their bounds, the closures.
+KEPT_EXPECTED = ("rf_checks_stores", "rf_checks_closures")
 
 
 def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Table, params: ir.Table,
-                        settings: ChecksSettings) -> ir.Table:
+                        settings: ChecksSettings, keep: Keep = computed) -> ir.Table:
     """One row per store × entity × day expected or delivered, and per store closure (EXPECTED_DELIVERIES).
 
     `deliveries` is analytics.store_day_deliveries, `stores` staging.stores, `previous` the table's last state
     (empty on the first run), `params` one row: now (timestamp), first_check_at (the first checks run, NULL
-    before it) and last_due (the last business date due, NULL without a cut-off).
+    before it) and last_due (the last business date due, NULL without a cut-off). `keep(name, table)` may
+    materialise the stores' bounds and their closures (KEPT_EXPECTED), each read three times.
     """
     closed_after = settings.closed_after_days
     sales = deliveries.filter(deliveries.entity == SALES_ENTITY).select("store_id", "business_date")
@@ -58,11 +61,16 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
     last_day = entity_ends.aggregate(last_day=entity_ends._entity_end.max())
     # The calendar: every day within `closed_after` days after a day with a delivery (a longer gap without any
     # delivery closes every store), up to the last day expected.
+    # One read of the delivered days, crossed with the offsets (a union of one-row selects: every engine has
+    # them, arrays not): Spark computed each shifted copy of the days as its own scan and aggregate.
     delivered_days = deliveries.select("business_date").distinct().union(
         params.filter(params.last_due.notnull()).select(business_date=params.last_due))
-    calendar = ibis.union(*(delivered_days.select(day=shifted(delivered_days.business_date, offset))
-                            for offset in range(closed_after)), distinct=True)
-    calendar = calendar.cross_join(last_day).filter(lambda t: t.day <= t.last_day).select("day")
+    offsets = ibis.union(*(params.select(_offset=ibis.literal(offset, "int64")) for offset in range(closed_after)),
+                         distinct=False)
+    calendar = delivered_days.cross_join(offsets).cross_join(last_day)
+    calendar = calendar.select(day=(calendar.business_date + calendar._offset.as_interval("D")).cast("timestamp").date(),
+                               last_day=calendar.last_day)
+    calendar = calendar.filter(calendar.day <= calendar.last_day).select("day").distinct()
 
     per_store = sales.group_by("store_id").aggregate(first_sale=sales.business_date.min(),
                                                      last_sale=sales.business_date.max())
@@ -75,7 +83,7 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
     # The earlier of the first sale and the opening date (either may be unknown), never before the data's first day.
     opened, first_sale = known.opening_date.cast("date"), known.first_sale
     earliest = ibis.least(first_sale.fill_null(opened), opened.fill_null(first_sale)).fill_null(known.data_first)
-    known = known.mutate(start=ibis.greatest(known.data_first, earliest))
+    known = keep(KEPT_EXPECTED[0], known.mutate(start=ibis.greatest(known.data_first, earliest)))
 
     gaps = sales.mutate(next_sale=sales.business_date.lead().over(
         ibis.window(group_by=sales.store_id, order_by=sales.business_date)))
@@ -92,6 +100,7 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
         closures = closures.union(ends.select("store_id", closed_from=shifted(ibis.cases(
             *((ends.store_id == store, day) for store, day in settings.store_end_dates.items())), 1),
             reopened_on=ibis.null("date")))
+    closures = keep(KEPT_EXPECTED[1], closures)
 
     store_days = known.select("store_id", "start").cross_join(calendar).filter(lambda t: t.day >= t.start)
     open_days = store_days.anti_join(closures, [
@@ -100,13 +109,14 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
     open_days = open_days.mutate(weekday=open_days.day.day_of_week.index())
     sold = sales.select(_store=sales.store_id, _day=sales.business_date, _sold=ibis.literal(1))
     marked = open_days.left_join(sold, [open_days.store_id == sold._store, open_days.day == sold._day]).select(
-        "store_id", "weekday", sold=ibis._._sold.fill_null(0))
-    weekdays = marked.group_by(["store_id", "weekday"]).aggregate(days=marked.count(), sold=marked.sold.sum())
-    weekdays = weekdays.mutate(store_sold=weekdays.sold.sum().over(group_by=weekdays.store_id))
-    trading = weekdays.filter((weekdays.days < WEEKDAY_MIN_DAYS) | (weekdays.sold * 2 >= weekdays.days)
-                              | (weekdays.store_sold == 0))
-    trading_days = open_days.semi_join(trading, ["store_id", "weekday"])
-    trading_days = trading_days.rename(business_date="day")
+        "store_id", "day", "weekday", sold=ibis._._sold.fill_null(0))
+    # Each open day with its store-weekday's counts beside it (windows, not an aggregate joined back: the open
+    # days are then computed once, where a join back read them, and the calendar under them, twice).
+    store_weekday = ibis.window(group_by=[marked.store_id, marked.weekday])
+    marked = marked.mutate(_days=marked.count().over(store_weekday), _sold=marked.sold.sum().over(store_weekday),
+                           _store_sold=marked.sold.sum().over(group_by=marked.store_id))
+    trading_days = marked.filter((marked._days < WEEKDAY_MIN_DAYS) | (marked._sold * 2 >= marked._days)
+                                 | (marked._store_sold == 0)).select("store_id", business_date=marked.day)
     trading_days = trading_days.filter(~holiday_days(trading_days, settings.holidays, closed_only=True))
 
     if settings.entities is None:
@@ -135,15 +145,22 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
 def _judged(expected: ir.Table, deliveries: ir.Table, events: ir.Table, previous: ir.Table, params: ir.Table,
             settings: ChecksSettings) -> ir.Table:
     """Every key expected, delivered or with a store event, with its status, finding and severity."""
-    keys = ibis.union(expected.select(*KEYS), deliveries.select(*KEYS), events.select(*KEYS), distinct=True)
+    # Each of the three is unique on KEYS: stacked and grouped, every column comes from the one source that has
+    # it. (A union of their keys joined back to each read `expected` and `events` twice; on Spark, whose plans
+    # inline every reference, that doubled the statement.)
+    delivered = ["staged_rows", "quarantined_rows", "restated_rows", "first_loaded_at"]
+    undelivered = {name: ibis.null(deliveries[name].type()) for name in delivered}
+    stacked = ibis.union(
+        expected.select(*KEYS, _expected=ibis.literal(1, "int64"), **undelivered, event=ibis.null("string")),
+        deliveries.select(*KEYS, _expected=ibis.null("int64"), **{name: deliveries[name] for name in delivered},
+                          event=ibis.null("string")),
+        events.select(*KEYS, _expected=ibis.null("int64"), **undelivered, event=events.event),
+        distinct=False)
+    keys = stacked.group_by(KEYS).aggregate(_expected=stacked._expected.max() == 1,
+                                            **{name: stacked[name].max() for name in delivered},
+                                            event=stacked.event.max())
     before = previous.select(*KEYS, _reported=previous.reported_missing_at, _first_seen=previous.first_loaded_at)
-    rows = (keys.left_join(expected, KEYS).select(*KEYS, "_expected")
-            .left_join(deliveries, KEYS).select(*KEYS, "_expected", "staged_rows", "quarantined_rows", "restated_rows",
-                                                "first_loaded_at")
-            .left_join(events, KEYS).select(*KEYS, "_expected", "staged_rows", "quarantined_rows", "restated_rows",
-                                             "first_loaded_at", "event")
-            .left_join(before, KEYS).select(*KEYS, "_expected", "staged_rows", "quarantined_rows", "restated_rows",
-                                            "first_loaded_at", "event", "_reported", "_first_seen")
+    rows = (keys.left_join(before, KEYS).select(*KEYS, "_expected", *delivered, "event", "_reported", "_first_seen")
             .cross_join(params))
     cutoff = settings.cutoff_minutes
     due_at = rows.business_date.cast("timestamp") + ibis.interval(minutes=24 * 60 + (cutoff or 0))

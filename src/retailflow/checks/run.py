@@ -28,7 +28,7 @@ from retailflow.catalog import (
     StoredTable,
 )
 from retailflow.checks.anomalies import KEPT, Keep, anomalies, computed
-from retailflow.checks.expected import expected_deliveries
+from retailflow.checks.expected import KEPT_EXPECTED, expected_deliveries
 from retailflow.checks.findings import RECORDED, ChecksOutcome, finding_rows, to_findings
 from retailflow.checks.metrics import (
     HEADER,
@@ -191,11 +191,12 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
             previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
                         else empty(EXPECTED_DELIVERIES))
             judged = backend.create_temp_table(JUDGED, expected_deliveries(
-                STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings))
+                STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
+                backend.create_temp_table))
             backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
             outcome = _outcome(backend, recomputed)
             _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
-        for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
+        for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT, *KEPT_EXPECTED):
             backend.execute(f"DROP TABLE IF EXISTS {name}")
     outcome.seconds = time.perf_counter() - started
     return outcome
