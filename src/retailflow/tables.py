@@ -70,11 +70,12 @@ def matching_rows(table: ir.Table, keys: ir.Table, on: Sequence[tuple[str, str]]
 
 @contextlib.contextmanager
 def indexed_where_needed(backend: Backend, name: str, table: ir.Table, *keys: Sequence[str]) -> Iterator[ir.Table]:
-    """`table`, or where the engine joins a derived table by scanning it once per row of the other side
-    (`Capabilities.joins_exists_per_row`: MariaDB, which has no index on a derived table and hashed some on a
-    two-byte key), `table` kept as the temporary table `name` with an index on each of `keys`, dropped on exit.
+    """`table`, or where the engine would compute it again at each reading or join it without an index
+    (`Capabilities.keeps_shared_pieces`: MariaDB, which has no index on a derived table and hashed some on a
+    two-byte key; Spark, whose plans repeat a piece at each reference), `table` kept as the temporary table `name`
+    with an index on each of `keys` where the engine has indexes, dropped on exit.
     """
-    if not backend.capabilities.joins_exists_per_row:
+    if not backend.capabilities.keeps_shared_pieces:
         yield table
         return
     try:

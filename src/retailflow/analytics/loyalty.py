@@ -305,7 +305,7 @@ def _affected(backend: Backend, headers: ir.Table, changed: incremental.Days) ->
     returns = headers.join(touched, headers.original_transaction_id == touched._sale).select(*headers.columns)
     affected = on_days.union(returns, distinct=True)
     on_id = [("transaction_id", "transaction_id")]
-    if backend.capabilities.joins_exists_per_row:
+    if backend.capabilities.keeps_shared_pieces:
         # MariaDB estimates this UNION of a join at the product of its sides (10k headers: 380M rows), so points_ledger
         # joined it last, after a join of headers without a condition: a 30-day backfill of 20k line items took 88 s
         # for the expected ledger, growing with the square of the headers. Stored, the rows are counted as they are,

@@ -279,14 +279,18 @@ def promotion_effectiveness(days: ir.Table, discounts: ir.Table, products: ir.Ta
             else_="ok"),
         expected_units=rows.expected_units.round(2), expected_revenue=rows.expected_revenue.round(2))
 
-    eligible = rows.filter(rows.status == "ok")
-    totals = eligible.group_by("promotion_id").aggregate(
-        promotion_lift_pct=((eligible.promoted_units.sum().cast("float64") / eligible.expected_units.sum() - 1)
-                            * 100).round(2))
-    totals = totals.mutate(rank=ibis.dense_rank().over(order_by=[totals.promotion_lift_pct.desc(),
-                                                                  totals.promotion_id]) + 1)
-    return rows.left_join(totals, "promotion_id").select(rows, totals.promotion_lift_pct, totals.rank).order_by(
-        [ibis._.rank.asc(nulls_first=False), "promotion_id", "product_category", "product_id"])
+    # A promotion's lift over its eligible rows, beside each of its rows (a window: a total joined back read the
+    # rows twice, and Spark computed them twice); NULL without any.
+    eligible = rows.status == "ok"
+    per_promotion = ibis.window(group_by=rows.promotion_id)
+    rows = rows.mutate(promotion_lift_pct=((
+        eligible.ifelse(rows.promoted_units, ibis.null("int64")).sum().over(per_promotion).cast("float64")
+        / eligible.ifelse(rows.expected_units, ibis.null("float64")).sum().over(per_promotion) - 1) * 100).round(2))
+    # Ranked among the promotions with a lift: those sort first whichever end an engine puts NULLs at.
+    unranked = rows.promotion_lift_pct.isnull()
+    rank = ibis.dense_rank().over(order_by=[unranked, rows.promotion_lift_pct.desc(), rows.promotion_id]) + 1
+    rows = rows.mutate(rank=unranked.ifelse(ibis.null("int64"), rank))
+    return rows.order_by([rows.rank.asc(nulls_first=False), "promotion_id", "product_category", "product_id"])
 
 
 def promotion_daily(days: ir.Table) -> ir.Table:

@@ -53,9 +53,12 @@ class Capabilities:
     #: A median aggregate exists (Ibis compiles `median()`); without it the checks take the middle values by row
     #: number (checks.anomalies.medians).
     has_median: bool = True
-    #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching), and a
-    #: derived table is joined without an index (tables.indexed_where_needed keeps such pieces as indexed tables).
+    #: EXISTS / NOT EXISTS runs as a subquery per row rather than as a semi- or anti-join (tables.matching).
     joins_exists_per_row: bool = False
+    #: A piece a statement reads several times is computed again at each reading, or joined without an index
+    #: (MariaDB: a derived table; Spark: every reference is its own subplan), so tables.indexed_where_needed keeps
+    #: such pieces as (indexed) temporary tables.
+    keeps_shared_pieces: bool = False
     #: try_cast_temporal already returns NULL for text not of the type's pattern (model.TYPE_PATTERNS).
     temporal_cast_checks_pattern: bool = False
     #: Rows are updated in place inside a transaction, so that an erasure is all or nothing (an engine without it

@@ -164,6 +164,8 @@ class MySQLBackend(Backend):
         compares_text_bytewise=True,
         # Semi-join rewrites are off (see the optimizer switches below): EXISTS is a subquery per row.
         joins_exists_per_row=True,
+        # A derived table has no index, and some were hashed on a two-byte key (tables.indexed_where_needed).
+        keeps_shared_pieces=True,
         supports_roles=True,
         # Backslash escapes in string literals.
         standard_string_literals=False,

@@ -154,6 +154,8 @@ class PySparkBackend(Backend):
         updates_in_place=False,
         # Backslash escapes in string literals.
         standard_string_literals=False,
+        # Each reference to a piece is its own subplan: kept once instead (tables.indexed_where_needed).
+        keeps_shared_pieces=True,
     )
 
     def __init__(self, url: str) -> None:
