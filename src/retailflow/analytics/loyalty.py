@@ -312,6 +312,7 @@ def _affected(backend: Backend, headers: ir.Table, changed: incremental.Days) ->
         # computed once (not at each of the UNION's ~40 readings) and indexed for the ledger rows' join, which hashed
         # staged headers (no key on MariaDB) in a buffer sized for the 2 rows it expected, one scan per 25 returns
         # (50k line items: 5 s). Headers matching the ids: a UNION's NOT NULL DATETIME makes CREATE … AS SELECT fail.
+        # Spark, which computes the UNION again at each reading, keeps it for the same reason.
         ids = affected.select("transaction_id").distinct()
         affected = backend.create_temp_table(AFFECTED, matching(backend, headers, ids, on_id),
                                              indexed=[("transaction_id",), ("original_transaction_id",)])

@@ -285,8 +285,10 @@ def promotion_effectiveness(days: ir.Table, discounts: ir.Table, products: ir.Ta
     per_promotion = ibis.window(group_by=rows.promotion_id)
     rows = rows.mutate(promotion_lift_pct=((
         eligible.ifelse(rows.promoted_units, ibis.null("int64")).sum().over(per_promotion).cast("float64")
-        / eligible.ifelse(rows.expected_units, ibis.null("float64")).sum().over(per_promotion) - 1) * 100).round(2))
-    # Ranked among the promotions with a lift: those sort first whichever end an engine puts NULLs at.
+        / eligible.ifelse(rows.expected_units, ibis.null("float64")).sum().over(per_promotion).nullif(0) - 1)
+        * 100).round(2))
+    # Ranked among the promotions with a lift (expected units that round to 0.00 give none, and no division by
+    # zero on PostgreSQL): those sort first whichever end an engine puts NULLs at.
     unranked = rows.promotion_lift_pct.isnull()
     rank = ibis.dense_rank().over(order_by=[unranked, rows.promotion_lift_pct.desc(), rows.promotion_id]) + 1
     rows = rows.mutate(rank=unranked.ifelse(ibis.null("int64"), rank))

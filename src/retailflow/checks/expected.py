@@ -46,7 +46,7 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
     `deliveries` is analytics.store_day_deliveries, `stores` staging.stores, `previous` the table's last state
     (empty on the first run), `params` one row: now (timestamp), first_check_at (the first checks run, NULL
     before it) and last_due (the last business date due, NULL without a cut-off). `keep(name, table)` may
-    materialise the stores' bounds and their closures (KEPT_EXPECTED), each read three times.
+    materialise the stores' bounds and their closures (KEPT_EXPECTED), each read several times.
     """
     closed_after = settings.closed_after_days
     sales = deliveries.filter(deliveries.entity == SALES_ENTITY).select("store_id", "business_date")
@@ -148,19 +148,19 @@ def _judged(expected: ir.Table, deliveries: ir.Table, events: ir.Table, previous
     # Each of the three is unique on KEYS: stacked and grouped, every column comes from the one source that has
     # it. (A union of their keys joined back to each read `expected` and `events` twice; on Spark, whose plans
     # inline every reference, that doubled the statement.)
-    delivered = ["staged_rows", "quarantined_rows", "restated_rows", "first_loaded_at"]
-    undelivered = {name: ibis.null(deliveries[name].type()) for name in delivered}
+    delivery_columns = ["staged_rows", "quarantined_rows", "restated_rows", "first_loaded_at"]
+    undelivered = {name: ibis.null(deliveries[name].type()) for name in delivery_columns}
     stacked = ibis.union(
         expected.select(*KEYS, _expected=ibis.literal(1, "int64"), **undelivered, event=ibis.null("string")),
-        deliveries.select(*KEYS, _expected=ibis.null("int64"), **{name: deliveries[name] for name in delivered},
+        deliveries.select(*KEYS, _expected=ibis.null("int64"), **{name: deliveries[name] for name in delivery_columns},
                           event=ibis.null("string")),
         events.select(*KEYS, _expected=ibis.null("int64"), **undelivered, event=events.event),
         distinct=False)
     keys = stacked.group_by(KEYS).aggregate(_expected=stacked._expected.max() == 1,
-                                            **{name: stacked[name].max() for name in delivered},
+                                            **{name: stacked[name].max() for name in delivery_columns},
                                             event=stacked.event.max())
     before = previous.select(*KEYS, _reported=previous.reported_missing_at, _first_seen=previous.first_loaded_at)
-    rows = (keys.left_join(before, KEYS).select(*KEYS, "_expected", *delivered, "event", "_reported", "_first_seen")
+    rows = (keys.left_join(before, KEYS).select(*KEYS, "_expected", *delivery_columns, "event", "_reported", "_first_seen")
             .cross_join(params))
     cutoff = settings.cutoff_minutes
     due_at = rows.business_date.cast("timestamp") + ibis.interval(minutes=24 * 60 + (cutoff or 0))

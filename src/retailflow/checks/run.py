@@ -192,7 +192,7 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
                         else empty(EXPECTED_DELIVERIES))
             judged = backend.create_temp_table(JUDGED, expected_deliveries(
                 STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
-                backend.create_temp_table))
+                backend.create_temp_table if backend.capabilities.keeps_shared_pieces else computed))
             backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
             outcome = _outcome(backend, recomputed)
             _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
