@@ -132,3 +132,18 @@ def test_tables_piped_to_a_log_keep_their_natural_width(tmp_path):
     lines = listed.stdout.splitlines()
     assert all(any(rule.id in line for line in lines) for rule in load_rules(None))
     assert not any(line != line.rstrip() for line in lines)
+
+
+def test_messages_piped_to_a_log_stay_on_one_line():
+    """A message line (a path, a URL, a command to run) piped without COLUMNS is not broken at 80 columns; with
+    COLUMNS, as on a terminal, it wraps to that width."""
+    database = "duckdb:///" + "/".join(["a-long-folder-name"] * 8) + "/retailflow.duckdb"
+    script = (f"from retailflow.output import console, errors\nconsole.print('database: {database} (retailflow --db "
+              f"{database} quarantine)')\nerrors.print('error: {database} cannot be opened')")
+    env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
+    piped = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert piped.stdout.splitlines() == [f"database: {database} (retailflow --db {database} quarantine)"]
+    assert piped.stderr.splitlines() == [f"error: {database} cannot be opened"]
+    narrow = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            env={**env, "COLUMNS": "60"}, timeout=60)
+    assert len(narrow.stdout.splitlines()) > 1 and max(map(len, narrow.stdout.splitlines())) <= 60

@@ -15,8 +15,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-errors = Console(stderr=True)
+
+def _console(stderr: bool = False) -> Console:
+    """A console that wraps lines at the terminal's width on a terminal, and not at all piped to a file or a CI log
+    (unless COLUMNS is set): a path, a database URL or a command in a message stays on one line, greppable."""
+    made = Console(stderr=stderr)
+    made.soft_wrap = _unbounded(made)
+    return made
+
+
+def _unbounded(target: Console) -> bool:
+    """Whether output to `target` has no width to fit: not a terminal, and no COLUMNS given."""
+    return not target.is_terminal and not os.environ.get("COLUMNS")
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 class Format(str, Enum):
@@ -72,7 +86,7 @@ def render_listings(listings: dict[str, tuple[Sequence[str], Sequence[dict]]], o
 def _show(table: Table) -> None:
     """A table on a terminal fits the terminal; piped to a file or a CI log (and no COLUMNS set) it keeps its
     natural width, so a rule id or a database URL is never broken across lines and logs stay greppable."""
-    if console.is_terminal or os.environ.get("COLUMNS"):
+    if not _unbounded(console):
         console.print(table)
     else:
         wide = Console(width=_UNBOUNDED, color_system=None)
