@@ -43,10 +43,12 @@ def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> 
     )
 
 
-def shifted(day: ir.DateValue, days: int) -> ir.DateValue:
-    """`day` moved by `days` days (negative: back), typed DATE on every engine (DuckDB's date + interval is a
-    timestamp, which a cast to date alone would not change: Ibis types the sum as a date already)."""
-    return (day + ibis.interval(days=days)).cast("timestamp").date()
+def shifted(day: ir.DateValue, days: int | ir.IntegerValue) -> ir.DateValue:
+    """`day` moved by `days` days (a number or an integer column; negative: back), typed DATE on every engine
+    (DuckDB's date + interval is a timestamp, which a cast to date alone would not change: Ibis types the sum as a
+    date already)."""
+    interval = ibis.interval(days=days) if isinstance(days, int) else days.as_interval("D")
+    return (day + interval).cast("timestamp").date()
 
 
 def observed_assortment(lines: ir.Table, store_days: ir.Table, *,

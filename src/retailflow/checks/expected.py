@@ -68,8 +68,7 @@ def expected_deliveries(deliveries: ir.Table, stores: ir.Table, previous: ir.Tab
     offsets = ibis.union(*(params.select(_offset=ibis.literal(offset, "int64")) for offset in range(closed_after)),
                          distinct=False)
     calendar = delivered_days.cross_join(offsets).cross_join(last_day)
-    calendar = calendar.select(day=(calendar.business_date + calendar._offset.as_interval("D")).cast("timestamp").date(),
-                               last_day=calendar.last_day)
+    calendar = calendar.select(day=shifted(calendar.business_date, calendar._offset), last_day=calendar.last_day)
     calendar = calendar.filter(calendar.day <= calendar.last_day).select("day").distinct()
 
     per_store = sales.group_by("store_id").aggregate(first_sale=sales.business_date.min(),

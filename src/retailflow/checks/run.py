@@ -8,6 +8,7 @@ row touched). A killed run leaves the previous state whole; the next run starts 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from retailflow.catalog import (
     StoredTable,
 )
 from retailflow.checks.anomalies import KEPT, Keep, anomalies, computed
-from retailflow.checks.expected import KEPT_EXPECTED, expected_deliveries
+from retailflow.checks.expected import expected_deliveries
 from retailflow.checks.findings import RECORDED, ChecksOutcome, finding_rows, to_findings
 from retailflow.checks.metrics import (
     HEADER,
@@ -41,7 +42,7 @@ from retailflow.checks.metrics import (
 )
 from retailflow.checks.settings import ChecksSettings, load_checks
 from retailflow.incremental import EVERY_DAY, DateRange, Days
-from retailflow.tables import staging_table
+from retailflow.tables import indexed_store, staging_table
 
 STAGE = "checks"
 #: Temporary tables of a run: its parameters, the days it recomputes, the days whose anomalies it recomputes,
@@ -190,13 +191,16 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
             incremental.replace_days(backend, ANOMALIES.schema, ANOMALIES.name, "business_date", found, reach)
             previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
                         else empty(EXPECTED_DELIVERIES))
-            judged = backend.create_temp_table(JUDGED, expected_deliveries(
-                STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
-                backend.create_temp_table if backend.capabilities.keeps_shared_pieces else computed))
+            with contextlib.ExitStack() as scratch:
+                # The stores' bounds and closures, kept (indexed on the store) where the engine needs them kept.
+                store = indexed_store(backend, scratch)
+                judged = backend.create_temp_table(JUDGED, expected_deliveries(
+                    STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
+                    lambda name, table: store(name, table, ("store_id",))))
             backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
             outcome = _outcome(backend, recomputed)
             _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
-        for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT, *KEPT_EXPECTED):
+        for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
             backend.execute(f"DROP TABLE IF EXISTS {name}")
     outcome.seconds = time.perf_counter() - started
     return outcome
