@@ -18,11 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import ibis
-import ibis.expr.types as ir
-
+from retailflow.lazy import LazyModule
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPES, Column, data_subject
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+# Imported at the first table built: the declarations alone need no Ibis (lazy.py).
+ibis = LazyModule("ibis")
 
 #: How a run changes a stored table (StoredTable.scope).
 PER_DAY, PER_CUSTOMER, GLOBAL, LOG = "per day", "per customer", "global", "append-only"

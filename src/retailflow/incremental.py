@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Union
@@ -31,6 +30,7 @@ from retailflow import catalog
 from retailflow.backends import Backend
 from retailflow.backends.run_values import run_value
 from retailflow.errors import UserError
+from retailflow.marks import digest, latest_change, mark
 from retailflow.model import ENTITIES, Entity, atomic_parent
 from retailflow.tables import staging_table
 
@@ -89,11 +89,6 @@ def is_fact(entity: Entity) -> bool:
 
 # -- changes ------------------------------------------------------------------------------
 
-def latest_change(backend: Backend) -> int:
-    return int(backend.scalar("SELECT coalesce(max(change_id), 0) FROM (SELECT change_id FROM audit.batch_dates "
-                              "UNION ALL SELECT change_id FROM audit.master_changes) AS changes"))
-
-
 def next_change_id(backend: Backend) -> int:
     return latest_change(backend) + 1
 
@@ -133,40 +128,6 @@ def changed_since(change_id: int) -> ir.Table:
 
 # -- stage marks ----------------------------------------------------------------------------
 
-def _mark_row(backend: Backend, stage: str) -> tuple[int, str | None] | None:
-    """`stage`'s row of audit.stage_marks: (change id, parameters digest), or None when it has never run."""
-    rows = backend.fetch(f"SELECT change_id, parameters FROM audit.stage_marks WHERE stage = {backend.literal(stage)}")[1]
-    return (int(rows[0][0]), rows[0][1]) if rows else None
-
-
-def mark(backend: Backend, stage: str) -> int | None:
-    """The last change id `stage` has processed; None when it has never run (or was asked to rebuild)."""
-    row = _mark_row(backend, stage)
-    return None if row is None else row[0]
-
-
-def up_to_date(backend: Backend, stage: str) -> bool:
-    """Whether `stage` has processed every change there is."""
-    return mark(backend, stage) == latest_change(backend)
-
-
-def digest(stage: str, parameters: dict[str, object]) -> str:
-    """What a stage's stored results depend on besides the data: its parameters and the code that made them (an
-    upgrade or an edit of retailflow recomputes once)."""
-    from retailflow.backends.sql_cache import code_version
-
-    text = f"{stage} {sorted(parameters.items())!r} {code_version()}"
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def current(backend: Backend, stage: str, parameters: dict[str, object]) -> bool:
-    """Whether `stage`'s stored results already answer a run with these `parameters`: it has processed every change
-    there is, and its last run over the changed days used the same parameters and code (window(parameters=...)).
-    Two small reads: a stage with nothing new to do returns its stored results without recomputing anything."""
-    row = _mark_row(backend, stage)
-    return row is not None and row[1] == digest(stage, parameters) and row[0] == latest_change(backend)
-
-
 def set_mark(backend: Backend, stage: str, change_id: int, days: DateRange | None, recomputed: Days,
              parameters: str | None = None) -> None:
     """Record, inside the stage's transaction, that `stage` has processed every change up to `change_id` with the
@@ -198,7 +159,7 @@ def window(backend: Backend, stage: str, *, days: DateRange | None = None, rebui
     """The days `stage` recomputes (days_to_recompute), in one transaction that marks the changes up to now as
     processed once the stage's work inside it succeeds (set_mark): a failure leaves them due. A stage that gives
     its `parameters` records their digest, so that a later run with nothing new can be answered from what it
-    stored (current)."""
+    stored (marks.current)."""
     with backend.transaction():
         latest = latest_change(backend)
         changed = days_to_recompute(backend, stage, days, rebuild, masters)

@@ -1,5 +1,5 @@
 """A promotions or inventory run with nothing new to do, with the parameters of the last run, answers from the
-tables it stored instead of recomputing them (incremental.current); other parameters, a new change, a rebuild or
+tables it stored instead of recomputing them (marks.current); other parameters, a new change, a rebuild or
 a backfill since make it recompute. The shop is test_product_promotions' hand-written export (guests, no line ids,
 discount column): a stored cell set to -1 by hand shows whether a call recomputed (it is gone) or not."""
 

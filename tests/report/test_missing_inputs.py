@@ -119,3 +119,13 @@ def test_a_loaded_file_whose_rows_were_all_quarantined_is_named_as_such(staged_s
 
 def test_every_section_says_what_it_needs():
     assert [spec.key for spec in SECTIONS] == list(STAGES)
+
+
+def test_each_stage_mark_is_its_analytics_stage():
+    """inputs.STAGES names the stage marks as text (no analytics import, so no Ibis, for the idle commands): they
+    are the analytics modules' STAGE."""
+    from retailflow.analytics import inventory, loyalty, promotions
+    from retailflow.checks import run
+
+    assert {name: stage.mark for name, stage in STAGES.items() if stage.mark} == {
+        "checks": run.STAGE, "promotions": promotions.STAGE, "loyalty": loyalty.STAGE, "inventory": inventory.STAGE}

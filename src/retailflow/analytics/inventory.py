@@ -27,8 +27,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import catalog, incremental
-from retailflow.analytics import phantom_state
+from retailflow import catalog, incremental, marks
+from retailflow.analytics import answers, phantom_state
 from retailflow.analytics.phantom_state import PHANTOM_ORDER, phantom_inventory  # noqa: F401 (the stage's outputs)
 from retailflow.analytics.returns import RETURNS, return_rates, returns_daily
 from retailflow.analytics.sales import safe_ratio, sales_lines, store_product_days
@@ -165,14 +165,14 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
                   days: incremental.DateRange | None = None, rebuild: bool = False) -> dict[str, list[dict]]:
     """Bring store_product_daily up to date for the changed days (`days`; every day on the first run, with `rebuild`
     or after a master change), materialise top products, stock-outs, lost sales and phantom runs; return them. With
-    nothing new since the last run with the same parameters (incremental.current), the stored tables are the answer."""
+    nothing new since the last run with the same parameters (marks.current), the stored tables are the answer."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    parameters = {"top": top, "phantom_threshold": phantom_threshold, "phantom_min_days": phantom_min_days}
-    if days is None and not rebuild and incremental.current(backend, STAGE, parameters):
-        return _stored_results(backend, top)
+    answer = answers.inventory(top, phantom_threshold, phantom_min_days)
+    if days is None and not rebuild and marks.current(backend, STAGE, answer.parameters):
+        return _stored_results(backend, answer)
     with incremental.window(backend, STAGE, days=days, rebuild=rebuild, masters=MASTERS,
-                            parameters=parameters) as changed:
+                            parameters=answer.parameters) as changed:
         incremental.replace_days(backend, "analytics", "store_product_daily", "sale_date", inputs(changed)["lines"],
                                  changed)
         tables = stored_inputs()
@@ -199,24 +199,25 @@ def run_inventory(backend: Backend, *, top: int = 5, phantom_threshold: float = 
         backend.replace_table("analytics", "lost_sales", lost_sales(**tables, top=top, cells=cells))
         backend.drop_temp_tables("rf_top_cells")
         backend.replace_table("analytics", "phantom_inventory", phantom)
-    return _stored_results(backend, top)
+    return _stored_results(backend, answer)
 
 
-def _stored_results(backend: Backend, top: int) -> dict[str, list[dict]]:
-    """The stage's stored tables, as run_inventory returns them."""
+def _stored_results(backend: Backend, answer: answers.Answer) -> dict[str, list[dict]]:
+    """The stage's stored tables, as run_inventory returns them (each query kept: answers.py)."""
+    top = answer.parameters["top"]
     tables = {"product_days": catalog.table("analytics.product_daily"), "products": staging_table("products")}
     lost, outs = catalog.table("analytics.lost_sales"), catalog.table("analytics.stockouts")
     by_product = lost.group_by(["rank", "product_id"]).aggregate(
         stockout_days=lost.stockout_days.sum(), lost_units=lost.lost_units.sum().round(2),
         lost_revenue=lost.lost_revenue.sum().round(2)).order_by("rank")
     top_table, stored_phantom = catalog.table("analytics.top_products"), catalog.table("analytics.phantom_inventory")
-    return {
-        "top_products": backend.fetch_dicts(top_table.order_by("rank")),
-        "stockouts": backend.fetch_dicts(outs.order_by(["rank", "store_id"])),
-        "lost_by_product": backend.fetch_dicts(by_product),
-        "lost_total": backend.fetch_dicts(lost.aggregate(lost_units=lost.lost_units.sum().round(2),
-                                                         lost_revenue=lost.lost_revenue.sum().round(2))),
-        "phantom_runs": backend.fetch_dicts(stored_phantom.order_by(PHANTOM_ORDER)),
-        "most_returned": backend.fetch_dicts(return_rates(RETURNS, tables["product_days"], tables["products"],
-                                                          "product_id", top=top)),
+    queries = {
+        "top_products": top_table.order_by("rank"),
+        "stockouts": outs.order_by(["rank", "store_id"]),
+        "lost_by_product": by_product,
+        "lost_total": lost.aggregate(lost_units=lost.lost_units.sum().round(2),
+                                     lost_revenue=lost.lost_revenue.sum().round(2)),
+        "phantom_runs": stored_phantom.order_by(PHANTOM_ORDER),
+        "most_returned": return_rates(RETURNS, tables["product_days"], tables["products"], "product_id", top=top),
     }
+    return {name: answers.fetch(backend, answer, name, queries[name]) for name in answer.queries}

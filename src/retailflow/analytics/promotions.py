@@ -39,7 +39,8 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import catalog, incremental
+from retailflow import catalog, incremental, marks
+from retailflow.analytics import answers
 from retailflow.analytics.sales import ASSORTMENT_WINDOW_DAYS, safe_ratio, sales_lines, shifted, store_product_days
 from retailflow.backends import Backend
 from retailflow.errors import UserError
@@ -395,16 +396,16 @@ def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5
     """Bring the daily tables up to date for the changed days (`days`; every day on the first run, with `rebuild`,
     after a master change or when an earlier release made them) and those their sales reach (module docstring),
     re-derive promotion_effectiveness; return the top N ranked rows plus unranked ones. With nothing new since the
-    last run with the same parameters (incremental.current), the stored table is the answer."""
+    last run with the same parameters (marks.current), the stored table is the answer."""
     if not backend.scalar("SELECT count(*) FROM staging.store_sales_line_items"):
         raise UserError("no staged sales yet: run `retailflow run DIR` (or ingest + validate) first")
-    parameters = {"min_baseline_days": min_baseline_days, "window_days": window_days}
+    answer = answers.promotions(top, min_baseline_days, window_days)
     stored = stored_inputs()
     rebuild = rebuild or _made_before(backend, stored)
-    if days is None and not rebuild and incremental.current(backend, STAGE, parameters):
-        return _ranked(backend, top)
+    if days is None and not rebuild and marks.current(backend, STAGE, answer.parameters):
+        return _ranked(backend, answer)
     with incremental.window(backend, STAGE, days=days, rebuild=rebuild, masters=MASTERS,
-                            parameters=parameters) as changed:
+                            parameters=answer.parameters) as changed:
         recomputed = affected_days(changed, window_days=window_days)
         if isinstance(recomputed, ir.Table):
             # Read by every statement below, and widened again for the sales around them: computed once.
@@ -420,12 +421,13 @@ def run_promotions(backend: Backend, *, top: int = 3, min_baseline_days: int = 5
         backend.drop_temp_tables(RECOMPUTED_DAYS, COVERED_CELLS)
         backend.replace_table("analytics", "promotion_effectiveness",
                               promotion_effectiveness(**stored, min_baseline_days=min_baseline_days))
-    return _ranked(backend, top)
+    return _ranked(backend, answer)
 
 
-def _ranked(backend: Backend, top: int) -> list[dict]:
-    """The stored promotion_effectiveness: the top N ranked rows, then the unranked ones."""
+def _ranked(backend: Backend, answer: answers.Answer) -> list[dict]:
+    """The stored promotion_effectiveness: the top N ranked rows, then the unranked ones (kept: answers.py)."""
     table = catalog.table("analytics.promotion_effectiveness")
-    return backend.fetch_dicts(table.filter((table["rank"] <= top) | table["rank"].isnull())
-                               .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category",
-                                          "product_id"]))
+    return answers.fetch(backend, answer, "ranked", table.filter((table["rank"] <= answer.shape["top"])
+                                                                 | table["rank"].isnull())
+                         .order_by([table["rank"].asc(nulls_first=False), "promotion_id", "product_category",
+                                    "product_id"]))

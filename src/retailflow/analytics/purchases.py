@@ -14,7 +14,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import catalog, incremental
+from retailflow import catalog, incremental, marks
 from retailflow.analytics.transactions import counted_transactions
 from retailflow.backends import Backend
 from retailflow.tables import staging_table
@@ -55,7 +55,7 @@ def update(backend: Backend, days: incremental.DateRange | None = None, rebuild:
     """Bring customer_daily and customer_purchases in line with the staged headers, in the caller's transaction:
     the changed days (`days` when given, every day on the first run or with `rebuild`)."""
     kept = backend.has_table("analytics", "customer_purchases")
-    if kept and days is None and not rebuild and incremental.up_to_date(backend, STAGE):
+    if kept and days is None and not rebuild and marks.up_to_date(backend, STAGE):
         return
     with incremental.window(backend, STAGE, days=days, rebuild=rebuild) as changed:
         if changed is incremental.EVERY_DAY or not kept:

@@ -15,10 +15,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from retailflow.analytics import ASSORTMENT_WINDOW_DAYS
 from retailflow.analytics.transactions import counted_transactions
-
-#: Days either side of a store-day without snapshots in which a sale puts the product in the store's assortment.
-ASSORTMENT_WINDOW_DAYS = 14
 
 
 def sales_lines(line_items: ir.Table, headers: ir.Table, products: ir.Table) -> ir.Table:

@@ -9,23 +9,25 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 from urllib.parse import unquote, urlsplit
 
-import ibis
-import ibis.expr.datatypes as datatypes
-import ibis.expr.operations as ops
-import ibis.expr.rules as rlz
-import ibis.expr.types as ir
-import sqlglot
-import sqlglot.expressions as sge
-
 from retailflow import catalog
-from retailflow.backends.run_values import RunValues, bind
 from retailflow.catalog import ALWAYS, FACT, StoredTable, existing_table, in_schema
 from retailflow.errors import UserError
+from retailflow.lazy import LazyModule
 from retailflow.model import ENTITIES, IBIS_TYPES, TYPE_PATTERNS, Entity
-from retailflow.sources.parsing import FileRows
+
+if TYPE_CHECKING:
+    from retailflow.sources.parsing import FileRows
+
+# Imported at first use: a command that only reads stored tables never compiles (lazy.py).
+ibis = LazyModule("ibis")
+ops = LazyModule("ibis.expr.operations")
+ir = LazyModule("ibis.expr.types")
+sge = LazyModule("sqlglot.expressions")
+run_values = LazyModule("retailflow.backends.run_values")
+compiling = LazyModule("retailflow.backends.compiling")
 
 SCHEMAS = ("raw", "staging", "quarantine", "audit", "analytics", "loyalty", "notifications")
 
@@ -81,57 +83,13 @@ class _Now:
 #: CURRENT_TIMESTAMP among the plain values a row change writes.
 NOW = _Now()
 #: A value a row change writes: a plain value (None is NULL), NOW, or an Ibis expression over the target table.
-Value = Union[ir.Value, str, int, float, bool, dt.date, dt.datetime, _Now, None]
+Value = Union["ir.Value", str, int, float, bool, dt.date, dt.datetime, _Now, None]
 #: Which rows a row change touches: an Ibis condition over the target table, {column: value} (equal; a list or
 #: set: one of; None: NULL), or None for every row.
-Where = Union[ir.BooleanValue, Mapping[str, Any], None]
+Where = Union["ir.BooleanValue", Mapping[str, Any], None]
 #: How a source joins its target: (target column, source column) pairs, or a function of (target, source) giving
 #: the join conditions.
-JoinOn = Union[Sequence[tuple[str, str]], Callable[[ir.Table, ir.Table], Sequence[ir.BooleanValue]]]
-
-
-class EngineScalar(ops.Value):
-    """Text computed by SQL of the engine's own (Backend.engine_scalar): `template`, {value} standing for `arg`;
-    `secret` when the template holds one (an HMAC's key pads)."""
-
-    arg: ops.Value
-    template: str
-    secret: bool = False
-
-    dtype = datatypes.string
-    shape = rlz.shape_like("arg")
-
-
-#: What stands for the value while a template is parsed.
-_VALUE_SLOT = "rf0engine0value"
-
-
-class EngineScalars(RunValues):
-    """A compiler mixin: an EngineScalar is its template, parsed in the engine's dialect, around the value; a run
-    value is its slot (run_values)."""
-
-    def visit_EngineScalar(self, op, *, arg, template, secret):
-        tree = sqlglot.parse_one(template.replace("{value}", _VALUE_SLOT), dialect=self.dialect)
-        return tree.transform(lambda node: arg.copy() if isinstance(node, sge.Column) and node.name == _VALUE_SLOT
-                              else node)
-
-
-class IntegerSums:
-    """A compiler mixin: an integer SUM comes out with the 64-bit type Ibis gives it.
-
-    MySQL sums integers into DECIMAL and DuckDB into 128-bit HUGEINT, which a table then stores and
-    DuckDB scans several times slower (the units of 2.6M store-days: 0.47 s, as BIGINT 0.05 s).
-    """
-
-    def visit_Sum(self, op, *, arg, where):
-        total = super().visit_Sum(op, arg=arg, where=where)
-        return self.cast(total, op.dtype) if op.dtype.is_integer() else total
-
-    def visit_WindowFunction(self, op, *, func, **kwargs):
-        # An integer SUM over a window: the cast goes around the window, not inside OVER.
-        if isinstance(func, sge.Cast):
-            return func.__class__(this=super().visit_WindowFunction(op, func=func.this, **kwargs), to=func.to)
-        return super().visit_WindowFunction(op, func=func, **kwargs)
+JoinOn = Union[Sequence[tuple[str, str]], Callable[["ir.Table", "ir.Table"], Sequence["ir.BooleanValue"]]]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -282,10 +240,10 @@ class Backend(abc.ABC):
         """build(expr) (SQL of the `kind` of statement made from expr), kept by expr's fingerprint (sql_cache)."""
         from retailflow.backends import sql_cache
 
-        if any(node.secret for node in expr.op().find(EngineScalar)):
+        if self.holds_secret(expr):
             # The cache is a plain folder: SQL holding a secret (the pseudonym key's HMAC pads) is never kept.
-            return bind(build(expr), expr, self.sql_value)
-        return bind(sql_cache.compiled(expr, f"{self.compile_key}{kind}", build), expr, self.sql_value)
+            return run_values.bind(build(expr), expr, self.sql_value)
+        return run_values.bind(sql_cache.compiled(expr, f"{self.compile_key}{kind}", build), expr, self.sql_value)
 
     @property
     def compile_key(self) -> str:
@@ -311,13 +269,19 @@ class Backend(abc.ABC):
         if isinstance(sql_or_expr, str):
             names, rows = self.fetch(sql_or_expr)
             return [dict(zip(names, row)) for row in rows]
-        names, rows = self.fetch_built(self.compile(sql_or_expr))
-        # Engines without a boolean type (MySQL) return 0/1: the expression's types say which are flags.
-        flags = [index for index, dtype in enumerate(sql_or_expr.schema().types) if dtype.is_boolean()]
+        return self.fetch_compiled_dicts(self.compile(sql_or_expr), flag_positions(sql_or_expr))
+
+    def fetch_compiled_dicts(self, sql: str, flags: Sequence[int]) -> list[dict[str, Any]]:
+        """The rows of a query from compile(), as dicts, the columns at `flags` (flag_positions) as booleans."""
+        names, rows = self.fetch_built(sql)
         if flags:
             rows = [tuple(bool(value) if index in flags and value is not None else value
                           for index, value in enumerate(row)) for row in rows]
         return [dict(zip(names, row)) for row in rows]
+
+    def holds_secret(self, expr: ir.Expr) -> bool:
+        """Whether expr's SQL holds a secret (an engine scalar's HMAC key pads): never kept in a cache."""
+        return any(node.secret for node in expr.op().find(compiling.EngineScalar))
 
     def scalar(self, sql: str) -> Any:
         _, rows = self.fetch(sql)
@@ -575,7 +539,7 @@ class Backend(abc.ABC):
         """Text the engine computes from `value` with SQL of its own, `template` ({value} standing for the value):
         for what Ibis has no operation for, such as an HMAC (hmac_sha256). A `secret` template (a key in it) keeps
         the statements holding it out of the compiled-SQL cache."""
-        return EngineScalar(value, template, secret).to_expr()
+        return compiling.EngineScalar(value, template, secret).to_expr()
 
     @staticmethod
     def calendar_checked_cast(value: ir.StringValue, logical_type: str) -> ir.Value:
@@ -770,6 +734,11 @@ class Backend(abc.ABC):
             for name in names:
                 if name not in existing:
                     self.execute(f"ALTER TABLE {self.qualified(schema, table)} ADD COLUMN {self.quote(name)} VARCHAR")
+
+
+def flag_positions(expr: ir.Table) -> list[int]:
+    """The positions of expr's boolean columns: engines without a boolean type (MySQL) return 0/1."""
+    return [index for index, dtype in enumerate(expr.schema().types) if dtype.is_boolean()]
 
 
 def _table_name(table: ir.Table) -> tuple[str | None, str]:

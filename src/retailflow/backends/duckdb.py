@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import ibis.expr.types as ir
-import sqlglot.expressions as sge
-from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
-from retailflow.backends.base import Backend, Capabilities, EngineScalars, IntegerSums
+from retailflow.backends.base import Backend, Capabilities
 from retailflow.config import env
 from retailflow.errors import UserError
-from retailflow.sources import parsing
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import sqlglot.expressions as sge
+
+    from retailflow.sources import parsing
 
 #: DuckDB alone takes up to 80% of RAM; past this it spills to a folder beside the database file.
 #: 10M line items ran the whole pipeline within 3.5 GB of RSS; the cap cost a few seconds of
@@ -24,11 +28,18 @@ DEFAULT_MEMORY_LIMIT = "3GB"
 UPSERTED = "rf_upserted"
 
 
-class _Compiler(EngineScalars, IntegerSums, DuckDBCompiler):
-    """Ibis's DuckDB compiler, with integer sums kept BIGINT (IntegerSums) and engine scalars (EngineScalars)."""
+@functools.cache
+def _compiler():
+    """Ibis's DuckDB compiler, with integer sums kept BIGINT (IntegerSums) and engine scalars (EngineScalars); made
+    when the first statement is compiled (lazy.py)."""
+    from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 
+    from retailflow.backends.compiling import EngineScalars, IntegerSums
 
-_COMPILER = _Compiler()
+    class _Compiler(EngineScalars, IntegerSums, DuckDBCompiler):
+        pass
+
+    return _Compiler()
 
 
 def database_path(url: str) -> str:
@@ -53,7 +64,7 @@ class DuckDBBackend(Backend):
     )
 
     def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
-        return _COMPILER.to_sqlglot(expr.unbind())
+        return _compiler().to_sqlglot(expr.unbind())
 
     def _render(self, tree: sge.Expression) -> str:
         return tree.sql(self.dialect)
@@ -124,7 +135,9 @@ class DuckDBBackend(Backend):
         try:
             loaded = self.execute(f"INSERT INTO {target} ({columns}) {select}")
         except duckdb.Error as error:
-            raise parsing.explain_read_error(rows.path, error) from None
+            from retailflow.sources.parsing import explain_read_error
+
+            raise explain_read_error(rows.path, error) from None
         if rows.numbers_itself:
             return loaded
         self.execute(f"UPDATE {target} SET _source_line = rowid - (SELECT min(rowid) FROM {target} "

@@ -33,11 +33,10 @@ from retailflow.backends.base import (
     SCHEMAS,
     Backend,
     Capabilities,
-    EngineScalars,
-    IntegerSums,
     Value,
     hmac_pads,
 )
+from retailflow.backends.compiling import EngineScalars, IntegerSums
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import ENTITIES

@@ -18,7 +18,8 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.postgres import PostgresCompiler
 from psycopg import pq
 
-from retailflow.backends.base import Backend, Capabilities, EngineScalars, hmac_pads
+from retailflow.backends.base import Backend, Capabilities, hmac_pads
+from retailflow.backends.compiling import EngineScalars
 from retailflow.config import env
 from retailflow.errors import UserError
 from retailflow.model import TYPE_PATTERNS

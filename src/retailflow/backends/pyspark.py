@@ -53,7 +53,6 @@ from retailflow.backends.base import (
     SCHEMAS,
     Backend,
     Capabilities,
-    EngineScalars,
     JoinOn,
     Value,
     Where,
@@ -61,6 +60,7 @@ from retailflow.backends.base import (
     row_condition,
     typed_values,
 )
+from retailflow.backends.compiling import EngineScalars
 from retailflow.backends.run_values import bind
 from retailflow.errors import UserError
 from retailflow.sources import parsing

@@ -16,7 +16,7 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 
-from retailflow import incremental
+from retailflow import incremental, marks
 from retailflow.analytics.sales import shifted
 from retailflow.backends import NOW, Backend
 from retailflow.backends.run_values import run_value
@@ -165,7 +165,7 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
                                                     STORE_DAY_METRICS.qualified_name} <= stored
         with incremental.window(backend, STAGE, days=days, rebuild=fresh) as changed:
             # The change the window marks as processed: the same transaction reads the same one.
-            latest = incremental.latest_change(backend)
+            latest = marks.latest_change(backend)
             last_due = None
             if settings.cutoff_minutes is not None:
                 last_due = (now - dt.timedelta(minutes=settings.cutoff_minutes)).date() - dt.timedelta(days=1)

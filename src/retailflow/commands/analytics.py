@@ -43,11 +43,19 @@ def promotions_command(
     Without promotions loaded there is no lift to measure: a line says which file is missing, and
     --format json/csv gives one row holding only that status (a measured row's status is its own).
     """
-    from retailflow.analytics.promotions import run_promotions
+    from retailflow.analytics import answers
     from retailflow.report.inputs import OK, missing_inputs, output_statuses
 
     backend = open_backend(ctx, writes=True)
-    rows = run_promotions(backend, top=top, min_baseline_days=min_baseline_days, days=date_range(first, last))
+    days = date_range(first, last)
+    # With nothing new, what the stage stored answers, without importing Ibis (answers.py).
+    kept = answers.stored(backend, answers.promotions(top, min_baseline_days)) if days is None else None
+    if kept is not None:
+        rows = kept["ranked"]
+    else:
+        from retailflow.analytics.promotions import run_promotions
+
+        rows = run_promotions(backend, top=top, min_baseline_days=min_baseline_days, days=days)
     missing = missing_inputs(backend, "promotions")
     status = output_statuses(missing, ["promotion_effectiveness"])["promotion_effectiveness"]
     if status != OK and output_format is not Format.table:
@@ -77,12 +85,19 @@ def inventory_command(
     a line says which file is missing instead of zeros. With --format json/csv every row has a status, "ok" or
     that line, and an output that could not be computed has one row holding only its table and status.
     """
-    from retailflow.analytics.inventory import run_inventory
+    from retailflow.analytics import answers
     from retailflow.report.inputs import OK, missing_inputs, output_statuses
 
     backend = open_backend(ctx, writes=True)
-    result = run_inventory(backend, top=top, phantom_threshold=phantom_threshold, phantom_min_days=phantom_min_days,
-                           days=date_range(first, last))
+    days = date_range(first, last)
+    # With nothing new, what the stage stored answers, without importing Ibis (answers.py).
+    result = answers.stored(backend, answers.inventory(top, phantom_threshold, phantom_min_days)) if days is None \
+        else None
+    if result is None:
+        from retailflow.analytics.inventory import run_inventory
+
+        result = run_inventory(backend, top=top, phantom_threshold=phantom_threshold,
+                               phantom_min_days=phantom_min_days, days=days)
     missing = missing_inputs(backend, "inventory")
     statuses = output_statuses(missing, list(result))
     if output_format is not Format.table:

@@ -10,11 +10,13 @@ stock-outs, lost sales and phantom stock need them").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from retailflow import incremental
-from retailflow.analytics import inventory, loyalty, promotions
-from retailflow.backends import Backend
+from retailflow import marks
 from retailflow.model import ENTITIES
+
+if TYPE_CHECKING:
+    from retailflow.backends import Backend
 
 #: The status of an output computed from everything it needs.
 OK = "ok"
@@ -56,7 +58,8 @@ class Missing:
 
 @dataclass(frozen=True)
 class StageInputs:
-    """A stage's needs, and its name in audit.stage_marks when it keeps one (how the report knows it ran)."""
+    """A stage's needs, and its name in audit.stage_marks when it keeps one (how the report knows it ran: the
+    analytics module's STAGE, written out so that a command reading this needs no Ibis; tests/report checks them)."""
 
     needs: tuple[Need, ...]
     mark: str | None = None
@@ -73,18 +76,18 @@ STAGES: dict[str, StageInputs] = {
         Need("promotion_details", "promotion lift needs them", outputs=("promotion_effectiveness",)),
         Need("inventory_daily", "without them a store's cells are the products it sold within 14 days of the day, "
              "all counted in stock, so stock-outs are not set aside from the baseline", rows="snapshots"),
-    ), mark=promotions.STAGE),
+    ), mark="promotions"),
     "loyalty": StageInputs((
         Need("loyalty_rules", "points are earned by them", outputs=("points_ledger",)),
         Need("customer_details", "points and balances need them", outputs=("points_ledger", "balances")),
-    ), mark=loyalty.STAGE),
+    ), mark="loyalty"),
     "segments": StageInputs((
         Need("customer_details", "RFM segments and churn need them", outputs=("customer_rfm",)),
     )),
     "inventory": StageInputs((
         Need("inventory_daily", "stock-outs, lost sales and phantom stock need them",
              outputs=("stockouts", "lost_by_product", "lost_total", "phantom_runs"), rows="snapshots"),
-    ), mark=inventory.STAGE),
+    ), mark="inventory"),
 }
 
 
@@ -117,7 +120,7 @@ def missing_inputs(backend: Backend, stage: str) -> list[Missing]:
 def ran(backend: Backend, stage: str) -> bool | None:
     """Whether `stage` has run on this database: its mark in audit.stage_marks; None for a stage that keeps none."""
     mark = STAGES.get(stage, NOTHING).mark
-    return None if mark is None else incremental.mark(backend, mark) is not None
+    return None if mark is None else marks.mark(backend, mark) is not None
 
 
 def output_statuses(missing: list[Missing], outputs: list[str]) -> dict[str, str]:
