@@ -92,6 +92,17 @@ Where = Union["ir.BooleanValue", Mapping[str, Any], None]
 JoinOn = Union[Sequence[tuple[str, str]], Callable[["ir.Table", "ir.Table"], Sequence["ir.BooleanValue"]]]
 
 
+class DriverConnection:
+    """A database driver's connection (`con`), with the one method of an Ibis backend Backend calls (disconnect):
+    the engines connect through their drivers, as Ibis's connect would, without importing Ibis (lazy.py)."""
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def disconnect(self) -> None:
+        self.con.close()
+
+
 @functools.lru_cache(maxsize=4096)
 def _quoted(dialect: str, identifier: str) -> str:
     """An identifier quoted in `dialect` (a night quotes the same few hundred names, at 40 µs each through sqlglot)."""
@@ -125,7 +136,7 @@ class Backend(abc.ABC):
         return mask_url(self.url)
 
     @abc.abstractmethod
-    def _connect(self) -> ibis.BaseBackend: ...
+    def _connect(self) -> DriverConnection | ibis.BaseBackend: ...
 
     def server_address(self, default_port: int, default_user: str) -> dict[str, Any]:
         """host, port, user, password (None when absent) and database of a server URL, percent-decoded.

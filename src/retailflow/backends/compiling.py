@@ -4,13 +4,22 @@ integer sums kept 64-bit."""
 
 from __future__ import annotations
 
+import ibis.backends.sql.dialects  # noqa: F401 (its changes to sqlglot's dialects, below)
 import ibis.expr.datatypes as datatypes
 import ibis.expr.operations as ops
 import ibis.expr.rules as rlz
 import sqlglot
 import sqlglot.expressions as sge
+import sqlglot.generator
 
 from retailflow.backends.run_values import RunValues
+
+# Importing Ibis's dialects changes sqlglot's own MySQL and PostgreSQL generators (MySQL's regex match becomes
+# RLIKE, which MariaDB has where it lacks REGEXP_LIKE), and sqlglot builds a generator's dispatch table once, at
+# its first use. A process that quoted or translated SQL before compiling anything (lazy.py: a command reads
+# stored tables first) has built those tables without Ibis's changes: they are built again (sqlglot keeps them in
+# a private dict; the pin on sqlglot in pyproject.toml keeps it where it is).
+sqlglot.generator._DISPATCH_CACHE.clear()
 
 
 class EngineScalar(ops.Value):

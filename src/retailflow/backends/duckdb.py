@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from retailflow.backends.base import Backend, Capabilities
+from retailflow.backends.base import Backend, Capabilities, DriverConnection
 from retailflow.config import env
 from retailflow.errors import UserError
 
@@ -69,7 +69,7 @@ class DuckDBBackend(Backend):
     def _render(self, tree: sge.Expression) -> str:
         return tree.sql(self.dialect)
 
-    def _connect(self) -> "_Connection":
+    def _connect(self) -> DriverConnection:
         path = database_path(self.url) or ":memory:"
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ class DuckDBBackend(Backend):
         for setting, value in settings:
             literal = str(value).lower() if isinstance(value, bool) else self.literal(value)
             connection.execute(f"SET {setting} = {literal}")
-        return _Connection(connection)
+        return DriverConnection(connection)
 
     @property
     def _raw(self) -> duckdb.DuckDBPyConnection:
@@ -143,13 +143,3 @@ class DuckDBBackend(Backend):
         self.execute(f"UPDATE {target} SET _source_line = rowid - (SELECT min(rowid) FROM {target} "
                      f"WHERE _batch_id = {batch_id}) + {rows.first_line} WHERE _batch_id = {batch_id}")
         return loaded
-
-
-class _Connection:
-    """The DuckDB connection, with the one method of an Ibis backend that Backend calls (disconnect)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-
-    def disconnect(self) -> None:
-        self.con.close()

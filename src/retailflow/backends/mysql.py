@@ -1,4 +1,4 @@
-"""MySQL / MariaDB, reached with mysqlclient through Ibis.
+"""MySQL / MariaDB, reached with mysqlclient; statements compiled by Ibis's MySQL compiler.
 
 MySQL has no schemas inside a database: a schema *is* a database. retailflow's schemas become
 databases named after the URL's database (`mysql://root@host/shop` keeps staging in
@@ -12,20 +12,15 @@ UPDATE … FROM), DROP TEMPORARY TABLE (a plain DROP would commit the transactio
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import ibis
-import ibis.expr.datatypes as dt
-import ibis.expr.operations as ops
-import ibis.expr.types as ir
 import sqlglot
 import sqlglot.expressions as sge
-from ibis.backends.sql.compilers.mysql import MySQLCompiler
 from sqlglot.dialects.mysql import MySQL
 
 from retailflow.backends.base import (
@@ -33,19 +28,27 @@ from retailflow.backends.base import (
     SCHEMAS,
     Backend,
     Capabilities,
+    DriverConnection,
     Value,
     hmac_pads,
 )
-from retailflow.backends.compiling import EngineScalars, IntegerSums
 from retailflow.config import env
 from retailflow.errors import UserError
+from retailflow.lazy import LazyModule
 from retailflow.model import ENTITIES
-from retailflow.sources import parsing
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+# Imported at first use: a command that only reads stored tables never compiles nor loads a file (lazy.py).
+ibis = LazyModule("ibis")
+duckdb = LazyModule("duckdb")
+parsing = LazyModule("retailflow.sources.parsing")
 
 #: Key columns need a length in MySQL; 255 characters of utf8mb4 stay inside InnoDB's key limit.
 KEY_VARCHAR = "VARCHAR(255)"
-#: The same as an Ibis type, which the compiler writes as CAST(... AS CHAR(255)).
-KEY_STRING = dt.String(length=255)
+#: Its length, as an Ibis type's (String(length=KEY_LENGTH)), which the compiler writes as CAST(... AS CHAR(255)).
+KEY_LENGTH = 255
 #: Text columns that are a primary or foreign key in every entity that has them. Validation types
 #: them VARCHAR(255), not TEXT: MariaDB joins TEXT only by nested loops (a join of 100k TEXT keys
 #: took 368 s, of the same keys as VARCHAR(255) 3 s), while a VARCHAR key of a derived table gets an
@@ -87,68 +90,77 @@ class _Written(MySQL):
         IDENTIFIERS = ["`", '"']
 
 
-class _Compiler(EngineScalars, IntegerSums, MySQLCompiler):
-    """Ibis's MySQL compiler with the result types the other engines give.
+@functools.cache
+def _compiler():
+    """Ibis's MySQL compiler with the result types the other engines give (below); made when the first statement
+    is compiled (lazy.py)."""
+    import ibis.expr.datatypes as dt
+    import ibis.expr.operations as ops
+    from ibis.backends.sql.compilers.mysql import MySQLCompiler
 
-    MySQL sums integers into DECIMAL, and averages and divides integers into DECIMAL with 4
-    decimals (div_precision_increment); Ibis types these int64 / float64, so the SQL says so. Also
-    REGEXP_REPLACE, which MySQL 8 and MariaDB 10 both have.
-    """
+    from retailflow.backends.compiling import EngineScalars, IntegerSums
 
-    UNSUPPORTED_OPS = tuple(op for op in MySQLCompiler.UNSUPPORTED_OPS if op is not ops.RegexReplace)
+    class _Compiler(EngineScalars, IntegerSums, MySQLCompiler):
+        """Ibis's MySQL compiler with the result types the other engines give.
 
-    def visit_Equals(self, op, *, left, right):
-        # Ibis writes text equality as CAST(left AS BINARY) = right for MySQL's case-insensitive
-        # default collations. Every retailflow database and the connection compare byte for byte
-        # (MySQLBackend._connect), and the cast hid the join key: no index, no hash join.
-        return self.binop(sge.EQ, left, right)
+        MySQL sums integers into DECIMAL, and averages and divides integers into DECIMAL with 4
+        decimals (div_precision_increment); Ibis types these int64 / float64, so the SQL says so. Also
+        REGEXP_REPLACE, which MySQL 8 and MariaDB 10 both have.
+        """
 
-    def visit_Cast(self, op, *, arg, to):
-        # Ibis casts to any string as CHAR (TEXT); a length makes a VARCHAR(n), a joinable key.
-        # Text to text without a length changes nothing but would lose that length again.
-        if to.is_string() and to.length is not None:
-            return sge.Cast(this=arg, to=sge.DataType.build(f"CHAR({to.length})", dialect="mysql"))
-        if to.is_string() and op.arg.dtype.is_string():
-            return arg
-        return super().visit_Cast(op, arg=arg, to=to)
+        UNSUPPORTED_OPS = tuple(op for op in MySQLCompiler.UNSUPPORTED_OPS if op is not ops.RegexReplace)
 
-    def visit_Literal(self, op, *, value, dtype):
-        # Ibis writes a typed NULL bare, and CREATE TABLE … AS types a bare NULL column BINARY(0), where a later
-        # row's value is "too long": a date, time stamp or number says its type. (Text stays bare: CAST(NULL AS
-        # CHAR) makes a CHAR(0).)
-        if value is None and dtype.is_timestamp():
-            return sge.Cast(this=sge.Null(), to=sge.DataType.build("DATETIME(6)", dialect="mysql"))
-        if value is None and (dtype.is_date() or dtype.is_floating() or dtype.is_integer()):
-            return self.cast(sge.Null(), dtype)
-        return super().visit_Literal(op, value=value, dtype=dtype)
+        def visit_Equals(self, op, *, left, right):
+            # Ibis writes text equality as CAST(left AS BINARY) = right for MySQL's case-insensitive
+            # default collations. Every retailflow database and the connection compare byte for byte
+            # (MySQLBackend._connect), and the cast hid the join key: no index, no hash join.
+            return self.binop(sge.EQ, left, right)
 
-    def visit_TimestampNow(self, op):
-        # CURRENT_TIMESTAMP keeps whole seconds here: two writes in one second would look the same.
-        return sge.CurrentTimestamp(this=sge.convert(6))
+        def visit_Cast(self, op, *, arg, to):
+            # Ibis casts to any string as CHAR (TEXT); a length makes a VARCHAR(n), a joinable key.
+            # Text to text without a length changes nothing but would lose that length again.
+            if to.is_string() and to.length is not None:
+                return sge.Cast(this=arg, to=sge.DataType.build(f"CHAR({to.length})", dialect="mysql"))
+            if to.is_string() and op.arg.dtype.is_string():
+                return arg
+            return super().visit_Cast(op, arg=arg, to=to)
 
-    def visit_RegexReplace(self, op, *, arg, pattern, replacement):
-        return self.f.regexp_replace(arg, pattern, replacement)
+        def visit_Literal(self, op, *, value, dtype):
+            # Ibis writes a typed NULL bare, and CREATE TABLE … AS types a bare NULL column BINARY(0), where a later
+            # row's value is "too long": a date, time stamp or number says its type. (Text stays bare: CAST(NULL AS
+            # CHAR) makes a CHAR(0).)
+            if value is None and dtype.is_timestamp():
+                return sge.Cast(this=sge.Null(), to=sge.DataType.build("DATETIME(6)", dialect="mysql"))
+            if value is None and (dtype.is_date() or dtype.is_floating() or dtype.is_integer()):
+                return self.cast(sge.Null(), dtype)
+            return super().visit_Literal(op, value=value, dtype=dtype)
 
-    def visit_Mean(self, op, *, arg, where):
-        if op.arg.dtype.is_integer() or op.arg.dtype.is_boolean():
-            arg = self.cast(arg, dt.float64)
-        return self.agg.avg(arg, where=where)
+        def visit_TimestampNow(self, op):
+            # CURRENT_TIMESTAMP keeps whole seconds here: two writes in one second would look the same.
+            return sge.CurrentTimestamp(this=sge.convert(6))
 
-    def visit_Round(self, op, *, arg, digits):
-        # MySQL rounds a double's halves to even (5.625 -> 5.62); DuckDB and PostgreSQL round
-        # them away from zero, on the scaled double. Do the same: sign * floor(|x| * 10^d + 0.5) / 10^d.
-        if not op.arg.dtype.is_floating() or digits is None:
-            return super().visit_Round(op, arg=arg, digits=digits)
-        scale = self.f.pow(10, digits)
-        return self.f.sign(arg) * self.f.floor(self.f.abs(arg) * scale + 0.5) / scale
+        def visit_RegexReplace(self, op, *, arg, pattern, replacement):
+            return self.f.regexp_replace(arg, pattern, replacement)
 
-    def visit_Divide(self, op, *, left, right):
-        if op.dtype.is_floating():
-            left = self.cast(left, dt.float64)
-        return self.binop(sge.Div, left, right)
+        def visit_Mean(self, op, *, arg, where):
+            if op.arg.dtype.is_integer() or op.arg.dtype.is_boolean():
+                arg = self.cast(arg, dt.float64)
+            return self.agg.avg(arg, where=where)
 
+        def visit_Round(self, op, *, arg, digits):
+            # MySQL rounds a double's halves to even (5.625 -> 5.62); DuckDB and PostgreSQL round
+            # them away from zero, on the scaled double. Do the same: sign * floor(|x| * 10^d + 0.5) / 10^d.
+            if not op.arg.dtype.is_floating() or digits is None:
+                return super().visit_Round(op, arg=arg, digits=digits)
+            scale = self.f.pow(10, digits)
+            return self.f.sign(arg) * self.f.floor(self.f.abs(arg) * scale + 0.5) / scale
 
-_COMPILER = _Compiler()
+        def visit_Divide(self, op, *, left, right):
+            if op.dtype.is_floating():
+                left = self.cast(left, dt.float64)
+            return self.binop(sge.Div, left, right)
+
+    return _Compiler()
 
 
 class MySQLBackend(Backend):
@@ -170,7 +182,7 @@ class MySQLBackend(Backend):
         standard_string_literals=False,
     )
 
-    def _connect(self) -> ibis.BaseBackend:
+    def _connect(self) -> DriverConnection:
         address = self.server_address(3306, "root")
         self.database = address.pop("database")
         if not re.fullmatch(r"[A-Za-z0-9_]{1,48}", self.database):
@@ -182,12 +194,12 @@ class MySQLBackend(Backend):
         except ImportError:
             raise UserError("the MySQL driver is not installed: pip install 'retailflow[mysql]' "
                             "(it builds mysqlclient: needs libmariadb-dev and pkg-config)") from None
+        # As Ibis's MySQL connect: autocommit, and TCP to the local server rather than its socket. The session's zone
+        # is set below as an offset, which needs none of the server's zone tables.
+        if params["host"] == "localhost":
+            params["host"] = "127.0.0.1"
         try:
-            with warnings.catch_warnings():
-                # Ibis asks for the zone 'UTC', which needs the server's zone tables; the
-                # offset below needs none.
-                warnings.filterwarnings("ignore", "Unable to set session timezone")
-                connection = ibis.mysql.connect(**params)
+            connection = DriverConnection(MySQLdb.connect(**params, autocommit=True))
         except MySQLdb.Error as error:
             raise UserError(f"cannot connect to {self.display_url}: {error.args[-1]}") from None
         with connection.con.cursor() as cursor:
@@ -248,7 +260,7 @@ class MySQLBackend(Backend):
         return super()._compiled(expr, kind, build).replace(f"`{DATABASE_TOKEN}_", f"`{self.database}_")
 
     def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
-        return self._mapped(_COMPILER.to_sqlglot(expr.unbind()), DATABASE_TOKEN)
+        return self._mapped(_compiler().to_sqlglot(expr.unbind()), DATABASE_TOKEN)
 
     def _render(self, tree: sge.Expression) -> str:
         return tree.sql("mysql")
@@ -387,7 +399,7 @@ class MySQLBackend(Backend):
         # Key cells become VARCHAR(255) (see TEXT_KEY_COLUMNS); ingest refuses longer keys, so nothing is cut.
         if logical_type == "text" and column in TEXT_KEY_COLUMNS:
             # Typed as plain text for Ibis (unions with staging's keys), VARCHAR(255) in the SQL.
-            return trimmed.cast(KEY_STRING).cast("string")
+            return trimmed.cast(ibis.expr.datatypes.String(length=KEY_LENGTH)).cast("string")
         return super().parse(trimmed, logical_type, column)
 
     def delete_matching(self, table: ir.Table, keys: ir.Table, columns: Sequence[str] | None = None) -> int:
@@ -438,7 +450,7 @@ class MySQLBackend(Backend):
                 if long_key:
                     line, name, size = long_key.groups()
                     raise UserError(f"{path}:{line}: {name} is {size} characters long; keys on MySQL / MariaDB "
-                                    f"hold at most {KEY_STRING.length}: shorten it, or use DuckDB or PostgreSQL") from None
+                                    f"hold at most {KEY_LENGTH}: shorten it, or use DuckDB or PostgreSQL") from None
                 raise parsing.explain_read_error(path, error) from None
             target = ", ".join(self.quote(name) for name in columns)
             return int(self.execute_built(
@@ -462,7 +474,7 @@ def _refusing_long_keys(select: str, keys: Sequence[str]) -> str:
         trimmed = f'"{name}"'
         for blank in (32, 9, 10, 13, 11, 12):
             trimmed = f"trim({trimmed}, chr({blank}))"
-        limit = KEY_STRING.length
+        limit = KEY_LENGTH
         # Trimmed only where the cell itself is too long; a NULL cell is never too long.
         replaced.append(f'CASE WHEN length("{name}") > {limit} AND length({trimmed}) > {limit} '
                         f"THEN error(concat('{LONG_KEY}', _source_line, ' {name} ', length({trimmed}))) "

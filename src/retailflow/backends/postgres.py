@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import ibis
-import ibis.expr.datatypes as dt
-import ibis.expr.types as ir
 import psycopg
-import sqlglot.expressions as sge
-from ibis.backends.sql.compilers.postgres import PostgresCompiler
 from psycopg import pq
 
-from retailflow.backends.base import Backend, Capabilities, hmac_pads
-from retailflow.backends.compiling import EngineScalars
+from retailflow.backends.base import Backend, Capabilities, DriverConnection, hmac_pads
 from retailflow.config import env
 from retailflow.errors import UserError
+from retailflow.lazy import LazyModule
 from retailflow.model import TYPE_PATTERNS
-from retailflow.sources import parsing
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+    import sqlglot.expressions as sge
+
+# Imported at first use: a command that only reads stored tables never compiles nor loads a file (lazy.py).
+ibis = LazyModule("ibis")
+dt = LazyModule("ibis.expr.datatypes")
+duckdb = LazyModule("duckdb")
+parsing = LazyModule("retailflow.sources.parsing")
 
 COPY_CHUNK = 1 << 20
 #: pg_advisory_lock key of retailflow writers (any constant shared by all retailflow processes).
@@ -82,19 +87,31 @@ _CLOCK_CHECK = """
 _SAFE_CAST_CHECKS = {"date": _CALENDAR_CHECK, "timestamp": _CALENDAR_CHECK + _CLOCK_CHECK}
 
 
-class _Compiler(EngineScalars, PostgresCompiler):
-    """Ibis's PostgreSQL compiler, with engine scalars (EngineScalars)."""
+@functools.cache
+def _compiler():
+    """Ibis's PostgreSQL compiler, with engine scalars (EngineScalars); made when the first statement is compiled
+    (lazy.py)."""
+    from ibis.backends.sql.compilers.postgres import PostgresCompiler
+
+    from retailflow.backends.compiling import EngineScalars
+
+    class _Compiler(EngineScalars, PostgresCompiler):
+        pass
+
+    return _Compiler()
 
 
-_COMPILER = _Compiler()
+@functools.cache
+def _safe_casts() -> dict[str, Callable]:
+    """The SAFE_CAST_FUNCTIONS as Ibis functions, by logical type (their return types read through the lazy `dt`,
+    as Ibis evaluates the annotations in this module)."""
+    @ibis.udf.scalar.builtin(name="rf_try_date", database="audit")
+    def _rf_try_date(value: str) -> dt.date: ...
 
+    @ibis.udf.scalar.builtin(name="rf_try_timestamp", database="audit")
+    def _rf_try_timestamp(value: str) -> dt.timestamp: ...
 
-@ibis.udf.scalar.builtin(name="rf_try_date", database="audit")
-def _rf_try_date(value: str) -> dt.date: ...
-
-
-@ibis.udf.scalar.builtin(name="rf_try_timestamp", database="audit")
-def _rf_try_timestamp(value: str) -> dt.timestamp: ...
+    return {"date": _rf_try_date, "timestamp": _rf_try_timestamp}
 
 
 def _batch_index(table: str) -> str:
@@ -133,11 +150,11 @@ class PostgresBackend(Backend):
         self._duckdb: duckdb.DuckDBPyConnection | None = None
         super().__init__(url)
 
-    def _connect(self) -> ibis.BaseBackend:
+    def _connect(self) -> DriverConnection:
         params = self.server_address(5432, "postgres")
         database = params["database"]
         try:
-            return self._with_session_settings(ibis.postgres.connect(**params))
+            return self._with_session_settings(self._driver_connection(params))
         except psycopg.OperationalError as error:
             if f'database "{database}" does not exist' not in str(error):
                 raise UserError(f"cannot connect to {self.display_url}: {str(error).strip().splitlines()[-1]}") from None
@@ -150,9 +167,18 @@ class PostgresBackend(Backend):
         except psycopg.Error as error:
             raise UserError(f"database {database!r} does not exist on {self.display_url} and cannot be created "
                             f"({str(error).strip().splitlines()[0]}); create it or ask for CREATEDB") from None
-        return self._with_session_settings(ibis.postgres.connect(**params))
+        return self._with_session_settings(self._driver_connection(params))
 
-    def _with_session_settings(self, connection: ibis.BaseBackend) -> ibis.BaseBackend:
+    @staticmethod
+    def _driver_connection(params: dict) -> DriverConnection:
+        """psycopg's connection as Ibis's PostgreSQL connect made it (autocommit, the session in UTC), without
+        importing Ibis: a command that only reads stored tables never needs it (lazy.py)."""
+        connection = psycopg.connect(host=params["host"], port=params["port"], user=params["user"],
+                                     password=params["password"], dbname=params["database"], autocommit=True)
+        connection.execute("SET TIMEZONE = UTC")
+        return DriverConnection(connection)
+
+    def _with_session_settings(self, connection: DriverConnection) -> DriverConnection:
         for name, value in SESSION_SETTINGS.items():
             connection.con.execute(f"SET {name} = {self.literal(value)}")
         work_mem = env("RETAILFLOW_POSTGRES_WORK_MEM") or DEFAULT_WORK_MEM
@@ -165,7 +191,7 @@ class PostgresBackend(Backend):
         return connection
 
     def _sql_tree(self, expr: ir.Expr) -> sge.Expression:
-        return _COMPILER.to_sqlglot(expr.unbind())
+        return _compiler().to_sqlglot(expr.unbind())
 
     @property
     def _raw(self) -> psycopg.Connection:
@@ -248,7 +274,7 @@ class PostgresBackend(Backend):
         return ibis.ifelse(edge, cell.strip().nullif(""), cell)
 
     def try_cast_temporal(self, value: ir.StringValue, logical_type: str) -> ir.Value:
-        return _rf_try_date(value) if logical_type == "date" else _rf_try_timestamp(value)
+        return _safe_casts()[logical_type](value)
 
     def insert(self, schema: str, table: str, expr: ir.Table) -> int:
         """INSERT ... SELECT; into staging, foreign keys are checked once for the whole set, not row by row."""
