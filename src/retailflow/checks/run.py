@@ -156,54 +156,66 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
     """
     started = time.perf_counter()
     settings = settings or load_checks(rules_path)
-    with backend.transaction():
-        # The engine's NOW, with the fractions of a second every engine keeps (MariaDB's bare CURRENT_TIMESTAMP has none).
-        now = now or backend.scalar(f"SELECT CAST({backend.sql_value(NOW)} AS TIMESTAMP)")
-        stored = _stored(backend)
-        last_run = _last_run(backend, stored)
-        fresh = rebuild or last_run is None or not {STORE_DAY_DELIVERIES.qualified_name,
-                                                    STORE_DAY_METRICS.qualified_name} <= stored
-        with incremental.window(backend, STAGE, days=days, rebuild=fresh) as changed:
-            # The change the window marks as processed: the same transaction reads the same one.
-            latest = marks.latest_change(backend)
-            last_due = None
-            if settings.cutoff_minutes is not None:
-                last_due = (now - dt.timedelta(minutes=settings.cutoff_minutes)).date() - dt.timedelta(days=1)
-            _write_params(backend, now, last_run and last_run["first_ran_at"], last_due,
-                          int(last_run["last_batch_id"]) if last_run else 0)
-            quarantined = _quarantined(backend)
-            if isinstance(changed, ir.Table):
-                changed = backend.create_temp_table(DAYS, changed.union(
-                    _days_quarantined_since(quarantined, PARAMS_TABLE), distinct=True))
-            recomputed = None if changed is EVERY_DAY or isinstance(changed, DateRange) else int(
-                backend.scalar(f"SELECT count(*) FROM {DAYS}"))
-            _keep_open_findings(backend, stored)
-            for name, rows in per_day_tables(quarantined, changed, backend.create_temp_table).items():
-                incremental.replace_days(backend, "analytics", name, "business_date", rows, changed)
-            reach = EVERY_DAY
-            if not (fresh or last_run["settings_digest"] != settings.digest() or ANOMALIES.qualified_name not in stored):
-                reach = _anomaly_days(changed, settings)
-            if isinstance(reach, ir.Table):
-                reach = backend.create_temp_table(ANOMALY_DAYS, reach)
-            # MySQL / MariaDB have no median aggregate: the middle values by row number instead.
-            found = anomalies(STORE_DAY_METRICS.table(), reach if isinstance(reach, ir.Table) else None, settings,
-                              backend.create_temp_table, windowed_median=not backend.capabilities.has_median)
-            incremental.replace_days(backend, ANOMALIES.schema, ANOMALIES.name, "business_date", found, reach)
-            previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
-                        else empty(EXPECTED_DELIVERIES))
-            with contextlib.ExitStack() as scratch:
-                # The stores' bounds and closures, kept (indexed on the store) where the engine needs them kept.
-                store = indexed_store(backend, scratch)
-                judged = backend.create_temp_table(JUDGED, expected_deliveries(
-                    STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
-                    lambda name, table: store(name, table, ("store_id",))))
-            backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
-            outcome = _outcome(backend, recomputed)
-            _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
-        for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
-            backend.execute(f"DROP TABLE IF EXISTS {name}")
+    try:
+        with backend.transaction():
+            # The engine's NOW, with the fractions of a second every engine keeps (MariaDB's bare CURRENT_TIMESTAMP has none).
+            now = now or backend.scalar(f"SELECT CAST({backend.sql_value(NOW)} AS TIMESTAMP)")
+            stored = _stored(backend)
+            last_run = _last_run(backend, stored)
+            fresh = rebuild or last_run is None or not {STORE_DAY_DELIVERIES.qualified_name,
+                                                        STORE_DAY_METRICS.qualified_name} <= stored
+            with incremental.window(backend, STAGE, days=days, rebuild=fresh) as changed:
+                # The change the window marks as processed: the same transaction reads the same one.
+                latest = marks.latest_change(backend)
+                last_due = None
+                if settings.cutoff_minutes is not None:
+                    last_due = (now - dt.timedelta(minutes=settings.cutoff_minutes)).date() - dt.timedelta(days=1)
+                _write_params(backend, now, last_run and last_run["first_ran_at"], last_due,
+                              int(last_run["last_batch_id"]) if last_run else 0)
+                quarantined = _quarantined(backend)
+                if isinstance(changed, ir.Table):
+                    changed = backend.create_temp_table(DAYS, changed.union(
+                        _days_quarantined_since(quarantined, PARAMS_TABLE), distinct=True))
+                recomputed = None if changed is EVERY_DAY or isinstance(changed, DateRange) else int(
+                    backend.scalar(f"SELECT count(*) FROM {DAYS}"))
+                _keep_open_findings(backend, stored)
+                for name, rows in per_day_tables(quarantined, changed, backend.create_temp_table).items():
+                    incremental.replace_days(backend, "analytics", name, "business_date", rows, changed)
+                reach = EVERY_DAY
+                if not (fresh or last_run["settings_digest"] != settings.digest() or ANOMALIES.qualified_name not in stored):
+                    reach = _anomaly_days(changed, settings)
+                if isinstance(reach, ir.Table):
+                    reach = backend.create_temp_table(ANOMALY_DAYS, reach)
+                # MySQL / MariaDB have no median aggregate: the middle values by row number instead.
+                found = anomalies(STORE_DAY_METRICS.table(), reach if isinstance(reach, ir.Table) else None, settings,
+                                  backend.create_temp_table, windowed_median=not backend.capabilities.has_median)
+                incremental.replace_days(backend, ANOMALIES.schema, ANOMALIES.name, "business_date", found, reach)
+                previous = (EXPECTED_DELIVERIES.table() if EXPECTED_DELIVERIES.qualified_name in stored
+                            else empty(EXPECTED_DELIVERIES))
+                with contextlib.ExitStack() as scratch:
+                    # The stores' bounds and closures, kept (indexed on the store) where the engine needs them kept.
+                    store = indexed_store(backend, scratch)
+                    judged = backend.create_temp_table(JUDGED, expected_deliveries(
+                        STORE_DAY_DELIVERIES.table(), staging_table("stores"), previous, PARAMS_TABLE, settings,
+                        lambda name, table: store(name, table, ("store_id",))))
+                backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
+                outcome = _outcome(backend, recomputed)
+                _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
+    except BaseException:
+        # A failed run leaves none of its temporary tables behind either (MariaDB and Spark keep them past a
+        # rollback, for the session of a scheduler's worker); a failure to drop them must not hide the first.
+        with contextlib.suppress(Exception):
+            _drop_scratch(backend)
+        raise
+    _drop_scratch(backend)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _drop_scratch(backend: Backend) -> None:
+    """Drop the run's temporary tables (the anomalies' kept pieces among them)."""
+    for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
+        backend.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _keep_open_findings(backend: Backend, stored: set[str]) -> None:

@@ -1,0 +1,36 @@
+"""A checks run that fails part way leaves none of its temporary tables in the session: MariaDB (and Spark) keep a
+temporary table past a rollback, and a scheduler's worker keeps its session from one run to the next."""
+
+from __future__ import annotations
+
+import pytest
+
+from retailflow.checks import run
+from retailflow.checks.anomalies import KEPT
+
+
+def _exists(backend, name: str) -> bool:
+    try:
+        backend.fetch(f"SELECT 1 FROM {name} LIMIT 1")
+    except Exception:  # noqa: BLE001 (each driver raises its own "no such table")
+        return False
+    return True
+
+
+@pytest.mark.engines("duckdb", "mysql")
+def test_a_failed_checks_run_drops_its_temporary_tables(staged_sample, monkeypatch):
+    made: list[str] = []
+
+    def fail(*args, **kwargs):
+        # By now the anomalies' pieces are kept: note which exist, then fail as a lost connection would.
+        made.extend(name for name in (run.PARAMS, run.BEFORE, *KEPT) if _exists(staged_sample, name))
+        raise RuntimeError("the judged deliveries failed")
+
+    monkeypatch.setattr(run, "expected_deliveries", fail)
+    with pytest.raises(RuntimeError, match="judged deliveries failed"):
+        run.run_checks(staged_sample)
+    assert run.PARAMS in made and KEPT[0] in made, made
+    assert [name for name in made if _exists(staged_sample, name)] == []
+    # The next run starts clean and completes.
+    monkeypatch.undo()
+    assert run.run_checks(staged_sample).seconds > 0
