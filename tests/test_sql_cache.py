@@ -151,3 +151,13 @@ def test_run_values_compile_once_and_each_statement_gets_its_own(backend, monkey
     assert len(calls) == 2
     with pytest.raises(ValueError, match="two values of run value 'mark'"):
         backend.compile(changed_since(1).union(changed_since(2)))
+
+
+def test_the_code_version_reads_the_compilers_versions_without_importing_them():
+    """From the installed metadata (importing Ibis is what an idle command avoids); from the module where a
+    checkout has no metadata."""
+    version = sql_cache._version("ibis-framework", "ibis")
+    assert version == ibis.__version__
+    assert sql_cache._version("no-such-distribution", "ibis") == ibis.__version__
+    script = "import sys; from retailflow.backends import sql_cache; sql_cache.code_version(); print('ibis' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout == "False\n"

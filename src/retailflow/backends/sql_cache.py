@@ -44,12 +44,23 @@ _memory: dict[str, str] = {}
 def code_version() -> str:
     """Digest of retailflow's source and the compiler libraries' versions (read from their installed metadata:
     importing them costs a command that compiles nothing 0.4 s)."""
-    versions = " ".join(metadata.version(name) for name in ("ibis-framework", "sqlglot"))
+    versions = " ".join(_version(distribution, module) for distribution, module in (("ibis-framework", "ibis"),
+                                                                                    ("sqlglot", "sqlglot")))
     digest = hashlib.blake2b(versions.encode(), digest_size=16)
     package = Path(__file__).resolve().parents[1]
     for path in sorted(package.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _version(distribution: str, module: str) -> str:
+    """An installed library's version from its metadata; from the module itself where there is none (a checkout)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        import importlib
+
+        return importlib.import_module(module).__version__
 
 
 def fingerprint(expr: ir.Expr) -> str:
