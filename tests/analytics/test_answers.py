@@ -114,9 +114,6 @@ def test_without_a_cache_the_stage_answers(db_url, tmp_path):
     first, imported = command(url, "promotions", env=nowhere)
     assert imported and ranked(first)[0] == (1, "PR_P", "P1", 125.0, 3)
     assert command(url, "promotions", env=nowhere) == (first, True)
-    fresh = {"RETAILFLOW_CACHE_DIR": str(tmp_path / "cache")}
-    assert command(url, "promotions", env=fresh) == (first, True), "kept by this call"
-    assert command(url, "promotions", env=fresh) == (first, False)
 
 
 @pytest.mark.engines("duckdb", "mysql")

@@ -17,7 +17,8 @@ def _exists(backend, name: str) -> bool:
     return True
 
 
-@pytest.mark.engines("duckdb", "mysql")
+# MariaDB alone: DuckDB and PostgreSQL drop a temporary table with the rollback that made it (suite time).
+@pytest.mark.engines("mysql")
 def test_a_failed_checks_run_drops_its_temporary_tables(staged_sample, monkeypatch):
     made: list[str] = []
 
