@@ -21,7 +21,7 @@ from helpers import load_and_validate
 from retailflow.analytics import answers
 from retailflow.analytics.inventory import STAGE as INVENTORY_STAGE
 from retailflow.analytics.promotions import STAGE as PROMOTIONS_STAGE
-from retailflow.backends import connect, sql_cache
+from retailflow.backends import connect
 
 
 def command(db_url: str, *args: str, env: dict[str, str] | None = None) -> tuple[object, bool]:
@@ -126,7 +126,7 @@ def test_a_kept_query_says_which_columns_are_flags(backend, tmp_path):
     load_and_validate(backend, tmp_path / "data")
     run_inventory(backend)
     answer = answers.inventory(5, 0.001, 3)
-    kept = sql_cache.named(backend.compile_key, answer.name("phantom_runs"))
+    kept = answers.kept(backend, answer, "phantom_runs")
     columns = backend.fetch(kept["sql"])[0]
     assert kept["flags"] == [columns.index("ongoing")]
 
@@ -151,3 +151,19 @@ backend.close()
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert ("RLIKE" if db_url.startswith("mysql") else "POW(") in result.stdout.upper(), result.stdout
+
+
+@pytest.mark.engines("mysql")
+def test_each_database_keeps_its_own_answers(engine, db_url, tmp_path):
+    """MySQL writes the database's name into compiled SQL (each retailflow schema is a database named after it): the
+    queries kept for one database must not answer for another on the same server."""
+    other = engine.url(engine.fresh())
+    write_shop(tmp_path / "both", DAYS)
+    write_shop(tmp_path / "first", DAYS[:9])
+    in_process(db_url, lambda backend: load_and_validate(backend, tmp_path / "both"))
+    in_process(other, lambda backend: load_and_validate(backend, tmp_path / "first"))
+    mine, _ = command(db_url, "promotions")
+    theirs, _ = command(other, "promotions")
+    assert ranked(mine) != ranked(theirs)
+    assert command(db_url, "promotions") == (mine, False)
+    assert command(other, "promotions") == (theirs, False)

@@ -65,7 +65,7 @@ def fetch(backend: Backend, answer: Answer, query: str, expr: ir.Table) -> Rows:
 
     sql, flags = backend.compile(expr), flag_positions(expr)
     if not backend.holds_secret(expr):
-        sql_cache.keep_named(backend.compile_key, answer.name(query), {"sql": sql, "flags": flags})
+        sql_cache.keep_named(_key(backend), answer.name(query), {"sql": sql, "flags": flags})
     return backend.fetch_compiled_dicts(sql, flags)
 
 
@@ -74,7 +74,20 @@ def stored(backend: Backend, answer: Answer) -> dict[str, Rows] | None:
     query is kept; else None (the stage must run, or answer through Ibis)."""
     if not marks.current(backend, answer.stage, answer.parameters):
         return None
-    entries = {query: sql_cache.named(backend.compile_key, answer.name(query)) for query in answer.queries}
+    entries = {query: kept(backend, answer, query) for query in answer.queries}
     if any(entry is None for entry in entries.values()):
         return None
     return {query: backend.fetch_compiled_dicts(entry["sql"], entry["flags"]) for query, entry in entries.items()}
+
+
+def kept(backend: Backend, answer: Answer, query: str) -> dict | None:
+    """The answer's `query` as kept for this database and code: its SQL ("sql") and the positions of its boolean
+    columns ("flags"); None when it is not kept."""
+    return sql_cache.named(_key(backend), answer.name(query))
+
+
+def _key(backend: Backend) -> str:
+    """What a kept query depends on besides its name and the code: the engine, and the database, whose name the
+    compiled SQL may hold (MySQL keeps each schema as a database named after it: another database's query would
+    read that database's tables)."""
+    return f"{backend.compile_key} {backend.url}"

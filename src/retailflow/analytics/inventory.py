@@ -117,7 +117,7 @@ def daily_sales(lines: ir.Table) -> ir.Table:
     """One row per store, product and day with a sale or a return (`lines` from sales_lines): net units and
     revenue, and sales (transactions that sold it). Every output of the stage reads sales in this shape."""
     # Revenue kept DECIMAL(18, 2), which a day's sum fits: a sum is DECIMAL(38, 2), 128-bit on DuckDB, which it
-    # reads back several times slower (see backends.base.IntegerSums for the units).
+    # reads back several times slower (see backends.compiling.IntegerSums for the units).
     # A sale sold the product: a line taking units back is a return, not a sale (phantom stock's rate).
     return lines.group_by(["store_id", "product_id", "product_category", "sale_date"]).aggregate(
         units=lines.units.sum(), revenue=lines.revenue.sum().cast("decimal(18, 2)"),

@@ -18,8 +18,8 @@ from retailflow.backends.run_values import RunValues
 # RLIKE, which MariaDB has where it lacks REGEXP_LIKE), and sqlglot builds a generator's dispatch table once, at
 # its first use. A process that quoted or translated SQL before compiling anything (lazy.py: a command reads
 # stored tables first) has built those tables without Ibis's changes: they are built again (sqlglot keeps them in
-# a private dict; the pin on sqlglot in pyproject.toml keeps it where it is).
-sqlglot.generator._DISPATCH_CACHE.clear()
+# a private dict, absent from older sqlglot, which looked each expression up at every use).
+getattr(sqlglot.generator, "_DISPATCH_CACHE", {}).clear()
 
 
 class EngineScalar(ops.Value):

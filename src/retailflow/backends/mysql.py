@@ -285,7 +285,11 @@ class MySQLBackend(Backend):
             return names, [tuple(row) for row in cursor.fetchall()]
 
     def translate(self, sql: str) -> str:
-        """retailflow's SQL (portable text and Ibis's MySQL output) as MySQL runs it."""
+        """retailflow's SQL (portable text and Ibis's MySQL output) as MySQL runs it.
+
+        Written by sqlglot's MySQL dialect, which Ibis changes when it is imported (lazy.py: a command may run plain
+        SQL first): `length`, `stddev`, `bool_or`/`bool_and` and REGEXP come out differently before and after, so
+        portable text for MySQL avoids them (an Ibis expression says them the same way every time)."""
         statements = []
         for tree in sqlglot.parse(sql, read=_Written):
             tree = self._mapped(tree)
