@@ -41,6 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "engines(*names): the engines the test runs on (default: duckdb, postgres, "
                                        "mysql)")
     config.addinivalue_line("markers", "gap(*names, reason): a known gap on those engines, a strict xfail there")
+    config.addinivalue_line("markers", "one_worker(group): run in the worker that runs the rest of `group` (tests "
+                                       "sharing an expensive module-scoped fixture build it once)")
     # One id for the run, which pytest-xdist hands its workers: the databases built once are named after it.
     if not hasattr(config, "workerinput") and getattr(config.option, "testrunuid", None) is None:
         config.option.testrunuid = uuid.uuid4().hex
@@ -83,6 +85,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _engine_name(item) == "pyspark" or "local_spark" in getattr(item, "fixturenames", ()):
             _one_worker(item, "spark")
+        elif marker := item.get_closest_marker("one_worker"):
+            _one_worker(item, marker.args[0])
 
 
 def _one_worker(item: pytest.Item, group: str) -> None:

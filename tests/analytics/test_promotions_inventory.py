@@ -85,6 +85,8 @@ def generated_run(tmp_path_factory) -> tuple[Path, object]:
     backend.close()
 
 
+# The generated run takes 15 s: the two tests that read it share one worker, which builds it once.
+@pytest.mark.one_worker("generated_run")
 def test_promotion_lift_matches_the_planted_uplift(generated_run):
     data, backend = generated_run
     truth = {row["promotion_id"]: float(row["true_uplift"]) * 100
@@ -102,6 +104,7 @@ def test_promotion_lift_matches_the_planted_uplift(generated_run):
             assert abs(estimated[promotion] - planted) <= 10, (promotion, estimated[promotion], planted)
 
 
+@pytest.mark.one_worker("generated_run")
 def test_lost_sales_match_the_planted_unmet_demand(generated_run):
     data, backend = generated_run
     lost = {row["product_id"]: row["lost_units"] for row in backend.fetch_dicts(
