@@ -11,8 +11,8 @@ fingerprints mean equal SQL; an edit to retailflow's code starts a new cache. A 
 fills for each statement.
 
 A query can also be kept under a name (`keep_named`, `named`): what a stage's stored tables answer a command with
-(answers.py), found again by that name, the engine's compile key and the code version, without building the
-expression (and so without importing Ibis).
+(answers.py), found again by that name, a key its caller gives (the engine and the database) and the code version,
+without building the expression (and so without importing Ibis).
 
 On disk the entries live under RETAILFLOW_CACHE_DIR (default: $XDG_CACHE_HOME/retailflow, else
 ~/.cache/retailflow), one small file each, written atomically; past MAX_ENTRIES the oldest
@@ -120,22 +120,23 @@ def compiled(expr: ir.Expr, compile_key: str, compile_fn: Callable[[ir.Expr], st
     return sql
 
 
-def _named_path(compile_key: str, name: str) -> Path:
-    key = hashlib.blake2b(f"{code_version()} {compile_key} named {name}".encode(), digest_size=20).hexdigest()
-    return cache_dir() / "named" / f"{key}.json"
+def _named_path(key: str, name: str) -> Path:
+    digest = hashlib.blake2b(f"{code_version()} {key} named {name}".encode(), digest_size=20).hexdigest()
+    return cache_dir() / "named" / f"{digest}.json"
 
 
-def named(compile_key: str, name: str) -> dict | None:
-    """The entry kept as `name` for this engine (compile key) and code, None when there is none."""
+def named(key: str, name: str) -> dict | None:
+    """The entry kept as `name` under `key` (what the SQL depends on besides the code) for this code, None when
+    there is none."""
     try:
-        return json.loads(_named_path(compile_key, name).read_text(encoding="utf-8"))
+        return json.loads(_named_path(key, name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def keep_named(compile_key: str, name: str, entry: dict) -> None:
-    """Keep `entry` (JSON: compiled SQL and what reading it needs) as `name` for this engine and code."""
-    path = _named_path(compile_key, name)
+def keep_named(key: str, name: str, entry: dict) -> None:
+    """Keep `entry` (JSON: compiled SQL and what reading it needs) as `name` under `key` for this code."""
+    path = _named_path(key, name)
     _store(path.parent, path, json.dumps(entry))
 
 
