@@ -48,10 +48,15 @@ def __getattr__(name: str) -> str | None:
 #: once (multiprocessing's fork server), not in new interpreters that import them each time: `ingest` of the
 #: sample took 0.9-1.4 s this way and 2.6-4.2 s as `python -m retailflow` (load 7, 2 cores), and test_crash.py
 #: runs 48 commands. A forked process dies by SIGKILL exactly as a new one does. Its working directory is the
-#: fork server's: give paths in full.
+#: fork server's: give paths in full. The backends import Ibis's compilers at the first statement (lazy.py), so they
+#: are named here with every stage a `run` imports (the churn fit's scipy among them): 0.9 s less per command.
 COMMANDS = multiprocessing.get_context("forkserver")
-COMMANDS.set_forkserver_preload(["helpers", "retailflow.cli", "retailflow.pipeline", "retailflow.backends.duckdb",
-                                 "retailflow.backends.postgres", "retailflow.report.dashboard"])
+COMMANDS.set_forkserver_preload([
+    "helpers", "retailflow.cli", "retailflow.pipeline", "retailflow.backends.duckdb", "retailflow.backends.postgres",
+    "retailflow.report.dashboard", "ibis.backends.sql.compilers", "retailflow.backends.compiling", "retailflow.stages",
+    "retailflow.quality.engine", "retailflow.checks.run", "retailflow.analytics.promotions",
+    "retailflow.analytics.inventory", "retailflow.analytics.loyalty", "retailflow.analytics.segmentation",
+    "retailflow.notify.outbox", "scipy.optimize"])
 
 
 def start_command(args: list[str], output: Path, columns: int = 300) -> BaseProcess:

@@ -251,9 +251,7 @@ class Backend(abc.ABC):
         """build(expr) (SQL of the `kind` of statement made from expr), kept by expr's fingerprint (sql_cache)."""
         from retailflow.backends import sql_cache
 
-        if self.holds_secret(expr):
-            # The cache is a plain folder: SQL holding a secret (the pseudonym key's HMAC pads) is never kept.
-            return run_values.bind(build(expr), expr, self.sql_value)
+        # SQL holding a secret (the pseudonym key's HMAC pads) is never kept: sql_cache builds it each time.
         return run_values.bind(sql_cache.compiled(expr, f"{self.compile_key}{kind}", build), expr, self.sql_value)
 
     @property

@@ -63,15 +63,22 @@ def _version(distribution: str, module: str) -> str:
         return importlib.import_module(module).__version__
 
 
-def fingerprint(expr: ir.Expr) -> str:
-    """A digest of the expression graph, the same in every process for the same expression.
+class _HoldsSecret(Exception):
+    """Raised inside fingerprint's walk at a node whose SQL holds a secret."""
+
+
+def fingerprint(expr: ir.Expr) -> str | None:
+    """A digest of the expression graph, the same in every process for the same expression; None when its SQL
+    would hold a secret (an engine scalar's HMAC key pads: never kept, the cache being a plain folder).
 
     Each node's digest covers its type and arguments in order: child nodes by their digests, the rest (names,
     dtypes, schemas, literal values) by repr; a run value's value is left out (it is not part of the SQL:
     run_values). Written as a walk of its own, memoised per node: Ibis's Node.map took twice as long (0.29 s of
-    a 14-day shop's two nights, 238 statements)."""
+    a 14-day shop's two nights, 238 statements). The secret is looked for in the same walk: a second walk of
+    every statement (Backend.holds_secret) was a third of the time a small run spent keeping its SQL."""
     from ibis.common.graph import Node
 
+    from retailflow.backends.compiling import EngineScalar
     from retailflow.backends.run_values import RunValue
 
     digests: dict[int, str] = {}
@@ -80,6 +87,8 @@ def fingerprint(expr: ir.Expr) -> str:
         if isinstance(value, Node):
             found = digests.get(id(value))
             if found is None:
+                if isinstance(value, EngineScalar) and value.secret:
+                    raise _HoldsSecret
                 parts = [type(value).__module__, type(value).__qualname__]
                 for name, argument in zip(value.__argnames__, value.__args__):
                     if not (name == "value" and isinstance(value, RunValue)):
@@ -92,7 +101,10 @@ def fingerprint(expr: ir.Expr) -> str:
             return "{" + ",".join(f"{key!r}:{digest(item)}" for key, item in value.items()) + "}"
         return repr(value)
 
-    return digest(expr.op())
+    try:
+        return digest(expr.op())
+    except _HoldsSecret:
+        return None
 
 
 def cache_dir() -> Path:
@@ -104,9 +116,12 @@ def cache_dir() -> Path:
 
 
 def compiled(expr: ir.Expr, compile_key: str, compile_fn: Callable[[ir.Expr], str]) -> str:
-    """The SQL of expr: from the process's memory, the disk cache, or compile_fn (then kept in both)."""
-    key = hashlib.blake2b(f"{code_version()} {compile_key} {fingerprint(expr)}".encode(),
-                          digest_size=20).hexdigest()
+    """The SQL of expr: from the process's memory, the disk cache, or compile_fn (then kept in both; never where
+    the SQL holds a secret)."""
+    printed = fingerprint(expr)
+    if printed is None:
+        return compile_fn(expr)
+    key = hashlib.blake2b(f"{code_version()} {compile_key} {printed}".encode(), digest_size=20).hexdigest()
     if key in _memory:
         return _memory[key]
     folder = cache_dir() / "sql"

@@ -37,6 +37,13 @@ def lacking(backend: Backend, typed: ir.Table, column: str) -> bool:
     return bool(backend.scalar(backend.compile(typed.filter(typed[TRIMMED_PREFIX + column].isnull()).count())))
 
 
+def lacking_cells(backend: Backend, candidates: ir.Table, column: str) -> bool:
+    """Whether some candidate row (as written) has no value of `column`: one count over the cells, not over their
+    typed row (where an engine computes every typed cell once per row, `Backend.computed_once`, counting the typed
+    rows computed them all: 1.5 s of 200k line items' validation on MariaDB)."""
+    return bool(backend.scalar(backend.compile(candidates.filter(backend.trimmed(candidates[column]).isnull()).count())))
+
+
 def _set(table: ir.Table, column: str, derived: ir.Value, text: ir.StringValue) -> ir.Table:
     """`table` with an empty cell of `column` replaced by `derived` (typed) and `text` (as if written)."""
     empty = table[TRIMMED_PREFIX + column].isnull()
