@@ -125,3 +125,12 @@ def after_one_run(engine: Engine, data: Path) -> Backend:
 def column(backend: Backend, sql: str) -> list:
     """The first column of a query, as a list."""
     return [row[0] for row in backend.fetch(sql)[1]]
+
+
+def table_exists(backend: Backend, name: str) -> bool:
+    """Whether `name` (a temporary table too) can be read in the backend's session."""
+    try:
+        backend.fetch(f"SELECT 1 FROM {name} LIMIT 1")
+    except Exception:  # noqa: BLE001 (each driver raises its own "no such table")
+        return False
+    return True

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import table_exists
 from retailflow.checks import run
 from retailflow.checks.anomalies import KEPT
-
-
-def _exists(backend, name: str) -> bool:
-    try:
-        backend.fetch(f"SELECT 1 FROM {name} LIMIT 1")
-    except Exception:  # noqa: BLE001 (each driver raises its own "no such table")
-        return False
-    return True
 
 
 # MariaDB alone: DuckDB and PostgreSQL drop a temporary table with the rollback that made it (suite time).
@@ -24,14 +17,14 @@ def test_a_failed_checks_run_drops_its_temporary_tables(staged_sample, monkeypat
 
     def fail(*args, **kwargs):
         # By now the anomalies' pieces are kept: note which exist, then fail as a lost connection would.
-        made.extend(name for name in (run.PARAMS, run.BEFORE, *KEPT) if _exists(staged_sample, name))
+        made.extend(name for name in (run.PARAMS, run.BEFORE, *KEPT) if table_exists(staged_sample, name))
         raise RuntimeError("the judged deliveries failed")
 
     monkeypatch.setattr(run, "expected_deliveries", fail)
     with pytest.raises(RuntimeError, match="judged deliveries failed"):
         run.run_checks(staged_sample)
     assert run.PARAMS in made and KEPT[0] in made, made
-    assert [name for name in made if _exists(staged_sample, name)] == []
+    assert [name for name in made if table_exists(staged_sample, name)] == []
     # The next run starts clean and completes.
     monkeypatch.undo()
     assert run.run_checks(staged_sample).seconds > 0
