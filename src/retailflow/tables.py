@@ -84,6 +84,20 @@ def indexed_where_needed(backend: Backend, name: str, table: ir.Table, *keys: Se
         backend.drop_temp_tables(name)
 
 
+@contextlib.contextmanager
+def scratch_tables(backend: Backend, *names: str) -> Iterator[None]:
+    """A run that makes the temporary tables `names`: they are dropped when it ends, and when it fails too (MariaDB
+    and Spark keep a temporary table past a rollback, for the session of a scheduler's worker); a failure to drop
+    them after an error (in a transaction the error aborted) does not hide that error."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            backend.drop_temp_tables(*names)
+        raise
+    backend.drop_temp_tables(*names)
+
+
 #: Keeps a piece of an expression (by name) as a table indexed on the key columns it is joined on where the engine
 #: needs it (indexed_where_needed), and returns it.
 Store = Callable[[str, ir.Table, Sequence[str]], ir.Table]

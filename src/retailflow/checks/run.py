@@ -42,7 +42,7 @@ from retailflow.checks.metrics import (
 )
 from retailflow.checks.settings import ChecksSettings, load_checks
 from retailflow.incremental import EVERY_DAY, DateRange, Days
-from retailflow.tables import indexed_store, staging_table
+from retailflow.tables import indexed_store, scratch_tables, staging_table
 
 STAGE = "checks"
 #: Temporary tables of a run: its parameters, the days it recomputes, the days whose anomalies it recomputes,
@@ -156,7 +156,7 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
     """
     started = time.perf_counter()
     settings = settings or load_checks(rules_path)
-    try:
+    with scratch_tables(backend, PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
         with backend.transaction():
             # The engine's NOW, with the fractions of a second every engine keeps (MariaDB's bare CURRENT_TIMESTAMP has none).
             now = now or backend.scalar(f"SELECT CAST({backend.sql_value(NOW)} AS TIMESTAMP)")
@@ -201,21 +201,8 @@ def run_checks(backend: Backend, *, settings: ChecksSettings | None = None, rule
                 backend.replace_table(EXPECTED_DELIVERIES.schema, EXPECTED_DELIVERIES.name, judged)
                 outcome = _outcome(backend, recomputed)
                 _record(backend, outcome, latest, settings, CHECK_RUNS.qualified_name in stored, backfill=days is not None)
-    except BaseException:
-        # A failed run leaves none of its temporary tables behind either (MariaDB and Spark keep them past a
-        # rollback, for the session of a scheduler's worker); a failure to drop them must not hide the first.
-        with contextlib.suppress(Exception):
-            _drop_scratch(backend)
-        raise
-    _drop_scratch(backend)
     outcome.seconds = time.perf_counter() - started
     return outcome
-
-
-def _drop_scratch(backend: Backend) -> None:
-    """Drop the run's temporary tables (the anomalies' kept pieces among them)."""
-    for name in (PARAMS, DAYS, ANOMALY_DAYS, BEFORE, JUDGED, LINES_TABLE, *KEPT):
-        backend.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _keep_open_findings(backend: Backend, stored: set[str]) -> None:

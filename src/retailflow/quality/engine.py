@@ -12,7 +12,6 @@ quarantine (`replay`); both go through the same `route_all`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from retailflow.quality.derived import TEMPORARY_TABLES as DERIVED_TABLES
 from retailflow.quality.kinds import KINDS, sentence, shown
 from retailflow.quality.restate import restating_batches, supersede
 from retailflow.quality.rules import Rule
-from retailflow.tables import matching, staging_table
+from retailflow.tables import matching, scratch_tables, staging_table
 
 NULL_TEXT = ibis.null("string")
 #: What identifies a candidate row: its batch and line (unique in raw and in quarantine).
@@ -472,27 +471,16 @@ def _has_pending(name: str, candidates: dict[str, tuple[ir.Table, dict[int, int]
     return any(candidates[other][1] for other in related)
 
 
-#: Every temporary table a validate or replay run may make: dropped at its end, and when it fails (MariaDB and Spark
-#: keep a temporary table past a rollback, for the session of a scheduler's worker).
+#: Every temporary table a validate or replay run may make (tables.scratch_tables drops them).
 SCRATCH_TABLES = (*(f"rf_{kind}_{entity}" for kind in ("typed", "findings", "suspects", "verdicts") for entity in ENTITIES),
                   *DERIVED_TABLES, "rf_bad_parents", "rf_bad_children", "rf_quarantined", PENDING_BATCHES)
 
 
 def route_all(backend: Backend, rules: Sequence[Rule], phase: str = "validate") -> RouteOutcome:
     """Validate pending batches (phase 'validate') or re-validate quarantine ('replay'), in one transaction."""
-    try:
-        return _route_all(backend, rules, phase)
-    except BaseException:
-        # A failure to drop them (a transaction the error aborted) must not hide the first error.
-        with contextlib.suppress(Exception):
-            backend.drop_temp_tables(*SCRATCH_TABLES)
-        raise
-
-
-def _route_all(backend: Backend, rules: Sequence[Rule], phase: str) -> RouteOutcome:
     started = time.perf_counter()
     outcome = RouteOutcome(phase)
-    with backend.transaction():
+    with scratch_tables(backend, *SCRATCH_TABLES), backend.transaction():
         pending_batches = _pending_batches(backend) if phase == "validate" else {}
         change_id = incremental.next_change_id(backend)
         if phase == "validate":
@@ -542,7 +530,6 @@ def _route_all(backend: Backend, rules: Sequence[Rule], phase: str) -> RouteOutc
                 countings.append(_route(backend, entity, final, entity_rules, phase, change_id,
                                         raw_columns[name], typed[name], *candidates[name], book))
         outcome.entities = _count(backend, countings, phase, book)
-        backend.drop_temp_tables(*SCRATCH_TABLES)
         outcome.seconds = time.perf_counter() - started
         book.write(backend, phase, change_id, outcome.seconds)
     return outcome
